@@ -1,0 +1,148 @@
+"""Baseline entropy coders: raw UTF-8, zlib and brotli for text; PNG and raw bits for masks."""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import brotli
+import numpy as np
+from PIL import Image
+from pydantic import Field
+
+from sedic_kit.container import Reader, put_bytes, put_varint
+from sedic_kit.errors import FormatError
+from sedic_kit.hookspecs import hookimpl
+from sedic_kit.masks import grid_size, to_grid
+from sedic_kit.roles import MaskCoder, Options, TextCoder
+
+
+def join_texts(texts: list[str]) -> bytes:
+    """Count, then each string's UTF-8 bytes with a varint length."""
+    out = bytearray()
+    put_varint(out, len(texts))
+    for t in texts:
+        put_bytes(out, t.encode("utf-8"))
+    return bytes(out)
+
+
+def split_texts(data: bytes) -> list[str]:
+    r = Reader(data)
+    count = r.varint("text count")
+    if count > len(data):
+        raise FormatError("corrupt text section (string count)")
+    texts = [r.blob("text").decode("utf-8") for _ in range(count)]
+    if r.pos != len(data):
+        raise FormatError("corrupt text section (trailing bytes)")
+    return texts
+
+
+class Utf8TextCoder(TextCoder):
+    """Uncompressed UTF-8 with varint lengths (a reference point, not a real coder)."""
+
+    name = "utf8"
+
+    def encode(self, texts: list[str]) -> bytes:
+        return join_texts(texts)
+
+    def decode(self, data: bytes) -> list[str]:
+        return split_texts(data)
+
+
+class ZlibTextCoder(TextCoder):
+    """zlib (deflate, level 9, raw stream)."""
+
+    name = "zlib"
+
+    def encode(self, texts: list[str]) -> bytes:
+        c = zlib.compressobj(9, zlib.DEFLATED, -15)
+        return c.compress(join_texts(texts)) + c.flush()
+
+    def decode(self, data: bytes) -> list[str]:
+        return split_texts(zlib.decompress(data, -15))
+
+
+class BrotliOptions(Options):
+    quality: int = Field(11, ge=0, le=11)
+
+
+class BrotliTextCoder(TextCoder):
+    """Brotli in text mode (its built-in dictionary helps English)."""
+
+    name = "brotli"
+    Options = BrotliOptions
+
+    def encode(self, texts: list[str]) -> bytes:
+        return brotli.compress(join_texts(texts), mode=brotli.MODE_TEXT, quality=self.options.quality)
+
+    def decode(self, data: bytes) -> list[str]:
+        return split_texts(brotli.decompress(data))
+
+
+class GridOptions(Options):
+    scale: int = Field(8, ge=1, le=64, description="code masks at 1/scale resolution (8 = SD latent grid)")
+
+
+class GridMaskCoder(MaskCoder):
+    """Masks reduced to a ``1/scale`` grid, stacked vertically, then coded."""
+
+    Options = GridOptions
+    decode_params = ("scale",)
+
+    def stack(self, masks: list[np.ndarray], width: int, height: int) -> np.ndarray:
+        rows, cols = grid_size(width, height, self.options.scale)
+        if not masks:
+            return np.zeros((0, cols), dtype=bool)
+        return np.concatenate([to_grid(m, width, height, self.options.scale) for m in masks], axis=0)
+
+    def unstack(self, grid: np.ndarray, count: int, width: int, height: int) -> list[np.ndarray]:
+        rows, cols = grid_size(width, height, self.options.scale)
+        if grid.shape != (rows * count, cols):
+            raise FormatError(f"mask section has shape {grid.shape}, expected {(rows * count, cols)}")
+        return [grid[i * rows : (i + 1) * rows].copy() for i in range(count)]
+
+
+class RawMaskCoder(GridMaskCoder):
+    """One bit per grid cell (numpy packbits)."""
+
+    name = "raw"
+
+    def encode(self, masks: list[np.ndarray], width: int, height: int) -> bytes:
+        return np.packbits(self.stack(masks, width, height)).tobytes()
+
+    def decode(self, data: bytes, count: int, width: int, height: int) -> list[np.ndarray]:
+        rows, cols = grid_size(width, height, self.options.scale)
+        n = rows * cols * count
+        if len(data) != (n + 7) // 8:
+            raise FormatError(f"mask section is {len(data)} bytes, expected {(n + 7) // 8}")
+        bits = np.unpackbits(np.frombuffer(data, np.uint8))[:n].astype(bool)
+        return self.unstack(bits.reshape(rows * count, cols), count, width, height)
+
+
+class PngMaskCoder(GridMaskCoder):
+    """The stacked grid as a 1-bit PNG (zlib inside)."""
+
+    name = "png"
+
+    def encode(self, masks: list[np.ndarray], width: int, height: int) -> bytes:
+        grid = self.stack(masks, width, height)
+        if grid.size == 0:
+            return b""
+        buf = io.BytesIO()
+        Image.fromarray(grid).save(buf, "PNG", optimize=True)
+        return buf.getvalue()
+
+    def decode(self, data: bytes, count: int, width: int, height: int) -> list[np.ndarray]:
+        if count == 0:
+            if data:
+                raise FormatError("mask section is not empty but there are no objects")
+            return []
+        with Image.open(io.BytesIO(data)) as im:
+            grid = np.asarray(im.convert("1"), dtype=bool)
+        return self.unstack(grid, count, width, height)
+
+
+@hookimpl
+def register_entropy_coders(register):  # type: ignore[no-untyped-def]
+    for cls in (Utf8TextCoder, ZlibTextCoder, BrotliTextCoder, RawMaskCoder, PngMaskCoder):
+        register(cls)

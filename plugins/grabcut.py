@@ -1,0 +1,59 @@
+"""Weight-free segmenter: OpenCV GrabCut seeded with each object's box."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import cv2
+import numpy as np
+from pydantic import Field
+
+from sedic_kit.hookspecs import hookimpl
+from sedic_kit.payload import Box, Payload, SourceImage
+from sedic_kit.roles import Options, Segmenter
+
+from .passthrough import box_mask, clamp_box
+
+
+class GrabCutOptions(Options):
+    iterations: int = Field(5, ge=1, le=50)
+    max_side: int = Field(1024, ge=64, description="work at most at this resolution, then upsample")
+    min_coverage: float = Field(0.02, ge=0, le=1, description="below this share of the box, use the box")
+
+
+class GrabCutSegmenter(Segmenter):
+    """GrabCut inside the box; falls back to the box when the box is the frame or GrabCut finds nothing."""
+
+    name = "grabcut"
+    Options = GrabCutOptions
+
+    def segment(self, source: SourceImage, payload: Payload) -> Payload:
+        w, h = source.size
+        scale = min(1.0, self.options.max_side / max(w, h))
+        small = source.image if scale == 1.0 else source.image.resize((max(1, round(w * scale)), max(1, round(h * scale))))
+        bgr = cv2.cvtColor(np.asarray(small), cv2.COLOR_RGB2BGR)
+        objects = [replace(o, mask=self.one(bgr, clamp_box(o.box, w, h), scale, w, h)) for o in payload.objects]
+        return payload.with_objects(objects)
+
+    def one(self, bgr: np.ndarray, box: Box, scale: float, width: int, height: int) -> np.ndarray:
+        fallback = box_mask(box, width, height)
+        sh, sw = bgr.shape[:2]
+        x0, y0 = int(box[0] * scale), int(box[1] * scale)
+        x1, y1 = min(sw, max(x0 + 1, round(box[2] * scale))), min(sh, max(y0 + 1, round(box[3] * scale)))
+        if (x0 <= 0 and y0 <= 0 and x1 >= sw and y1 >= sh) or x1 - x0 < 3 or y1 - y0 < 3:
+            return fallback  # GrabCut needs background pixels outside the rectangle
+        mask = np.zeros((sh, sw), np.uint8)
+        bg, fg = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+        cv2.setRNGSeed(0)
+        cv2.grabCut(bgr, mask, (x0, y0, x1 - x0, y1 - y0), bg, fg, self.options.iterations, cv2.GC_INIT_WITH_RECT)
+        small = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
+        if small.sum() < self.options.min_coverage * (x1 - x0) * (y1 - y0):
+            return fallback
+        if small.shape != (height, width):
+            small = cv2.resize(small.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+        return small
+
+
+@hookimpl
+def register_segmenters(register):  # type: ignore[no-untyped-def]
+    register(GrabCutSegmenter)

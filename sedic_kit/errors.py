@@ -1,0 +1,25 @@
+"""Errors shown to users as one line (the CLI prints ``str(error)`` and exits 1)."""
+
+
+class SedicError(Exception):
+    """Base class: a user-facing problem with a one-line explanation."""
+
+
+class FormatError(SedicError):
+    """A ``.sedic`` file is truncated, corrupt, of an unknown version or needs missing plugins."""
+
+
+class ProfileError(SedicError):
+    """A profile names an unknown plugin or key, or a value of the wrong type."""
+
+
+class InputError(SedicError):
+    """An input image cannot be read or is outside the supported limits."""
+
+
+class ModelNotFoundError(SedicError):
+    """Weights or a model directory needed by a plugin are absent."""
+
+
+class PluginError(SedicError):
+    """A plugin failed to load or broke its role's contract."""

@@ -1,0 +1,124 @@
+"""Image input normalisation, resizing helpers and PSNR."""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import InputError
+from .payload import SourceImage
+
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+def load_image(src: Image.Image | str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
+    """Open and normalise an image to 8-bit RGB, applying EXIF orientation.
+
+    16-bit and float images are scaled (not clipped) to 8 bits; alpha is composited over white;
+    CMYK, palette and grayscale images are converted. Each conversion is noted in ``notes``.
+    """
+    path: Path | None = None
+    if isinstance(src, Image.Image):
+        image = src
+    else:
+        if isinstance(src, (str, Path)):
+            path = Path(src)
+            if not path.is_file():
+                raise InputError(f"{path}: no such file")
+            if path.stat().st_size == 0:
+                raise InputError(f"{path}: empty file (0 bytes)")
+            data = path.read_bytes()
+        else:
+            data = bytes(src)
+            if not data:
+                raise InputError("empty image data (0 bytes)")
+        label = str(path) if path else "image data"
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                image = Image.open(io.BytesIO(data))
+        except Image.DecompressionBombError:
+            raise InputError(f"{label}: image too large (limit {max_pixels / 1e6:.0f} megapixels)") from None
+        except UnidentifiedImageError:
+            raise InputError(f"{label}: not an image or an unsupported image format") from None
+    label = str(path) if path else "image"
+    w, h = image.size
+    if w * h > max_pixels:
+        raise InputError(
+            f"{label}: {w}x{h} is {w * h / 1e6:.1f} megapixels, above the limit of {max_pixels / 1e6:.0f} "
+            "(raise it with --max-pixels)"
+        )
+    if w < 1 or h < 1:
+        raise InputError(f"{label}: empty image ({w}x{h})")
+    text = {str(k): str(v) for k, v in getattr(image, "text", {}).items()} if hasattr(image, "text") else {}
+    notes: list[str] = []
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image.load()
+            rotated = ImageOps.exif_transpose(image)
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise InputError(f"{label}: cannot decode image ({exc})") from None
+    if rotated is not image:
+        notes.append("applied EXIF orientation")
+    return SourceImage(to_rgb8(rotated, notes), path, text, notes)
+
+
+def to_rgb8(image: Image.Image, notes: list[str] | None = None) -> Image.Image:
+    """Convert any PIL mode to 8-bit RGB, recording what was done in ``notes``."""
+    notes = notes if notes is not None else []
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(image).astype(np.float64)
+        if mode == "F":
+            scale = 255.0 if arr.size and arr.max() <= 1.0 else 1.0
+        else:
+            scale = 255.0 / 65535.0 if arr.size and arr.max() > 255 else 1.0
+        notes.append(f"converted {mode} to 8-bit")
+        arr8 = np.clip(np.round(arr * scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(arr8, "L").convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        notes.append("alpha composited over white")
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if mode in ("L", "1"):
+        notes.append("grayscale coded as RGB")
+    elif mode != "P":
+        notes.append(f"converted {mode} to RGB")
+    return image.convert("RGB")
+
+
+def upsample(image: Image.Image, width: int, height: int) -> Image.Image:
+    """Lanczos resize to ``width`` x ``height`` (no-op when already that size)."""
+    if image.size == (width, height):
+        return image
+    return image.resize((width, height), Image.Resampling.LANCZOS)
+
+
+def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Resize a boolean mask: area average when shrinking, bilinear when enlarging, then >= 0.5."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.shape == (height, width):
+        return mask.copy()
+    shrinking = height * width < mask.size
+    resample = Image.Resampling.BOX if shrinking else Image.Resampling.BILINEAR
+    img = Image.fromarray(mask.astype(np.float32), "F").resize((width, height), resample)
+    return np.asarray(img) >= 0.5
+
+
+def psnr(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> float:
+    """PSNR in dB of two 8-bit images over all channels (``inf`` when identical)."""
+    x = np.asarray(a, dtype=np.float64)
+    y = np.asarray(b, dtype=np.float64)
+    if x.shape != y.shape:
+        raise ValueError(f"shape mismatch {x.shape} vs {y.shape}")
+    mse = float(np.mean((x - y) ** 2))
+    return math.inf if mse == 0 else 10 * math.log10(255.0**2 / mse)

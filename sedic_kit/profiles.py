@@ -1,0 +1,222 @@
+"""Profiles: TOML files choosing one plugin per role, with its options.
+
+Lookup order for a name: a path to a ``.toml`` file, then each directory in
+``SEDIC_PROFILE_PATH`` (``os.pathsep``-separated), then ``~/.config/sedic-kit/profiles``, then
+the shipped ``profiles/``. ``extends = "other"`` inherits another profile; a role table that
+names a different ``plugin`` replaces the inherited table instead of merging with it.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import ProfileError
+from .plugins import Registry, get_registry
+from .roles import Plugin, Role
+
+PROFILE_ENV = "SEDIC_PROFILE_PATH"
+TOP_LEVEL_KEYS = ("description", "extends")
+
+
+@dataclass
+class RoleChoice:
+    """The plugin chosen for one role, its raw options and where each key was set."""
+
+    plugin: str
+    options: dict[str, Any] = field(default_factory=dict)
+    origin: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class Profile:
+    name: str
+    path: Path | None
+    description: str
+    roles: dict[Role, RoleChoice]
+
+    def build(self, registry: Registry | None = None) -> dict[Role, Plugin]:
+        """Instantiate every role's plugin; one-line errors name file, key and valid choices."""
+        registry = registry or get_registry()
+        return {role: self.build_role(role, registry) for role in Role}
+
+    def build_role(self, role: Role, registry: Registry | None = None, extra: dict[str, Any] | None = None) -> Plugin:
+        registry = registry or get_registry()
+        choice = self.roles[role]
+        where = choice.origin.get("plugin", str(self.path or self.name))
+        try:
+            cls = registry.get(role, choice.plugin)
+        except ProfileError as exc:
+            raise ProfileError(f"{where}: {role.value}.plugin: {exc}") from None
+        cls.check_available()
+        options = {**choice.options, **(extra or {})}
+        return instantiate(cls, options, choice.origin, where)
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"description": self.description}
+        for role, choice in self.roles.items():
+            out[role.value] = {"plugin": choice.plugin, **choice.options}
+        return out
+
+
+def instantiate(cls: type[Plugin], options: dict[str, Any], origin: dict[str, str] | None = None, where: str = "") -> Plugin:
+    """Validate ``options`` against ``cls.Options`` and build the plugin."""
+    try:
+        return cls(cls.Options(**options))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "?"
+        src = (origin or {}).get(key, where)
+        if err["type"] == "extra_forbidden":
+            valid = ", ".join(["plugin", *cls.Options.model_fields]) or "plugin"
+            msg = f"unknown key for {cls.role.value} '{cls.name}' (valid: {valid})"
+        else:
+            msg = f"{err['msg']} (got {err.get('input')!r})"
+        raise ProfileError(f"{src}: {cls.role.value}.{key}: {msg}") from None
+
+
+def search_path() -> list[Path]:
+    dirs = [Path(p) for p in os.environ.get(PROFILE_ENV, "").split(os.pathsep) if p]
+    dirs.append(Path.home() / ".config" / "sedic-kit" / "profiles")
+    return dirs
+
+
+def builtin_dir() -> Path:
+    return Path(str(resources.files("sedic_profiles")))
+
+
+def find_profile(name: str | os.PathLike[str]) -> Path:
+    """Resolve a profile name or path to a TOML file."""
+    text = str(name)
+    candidate = Path(text).expanduser()
+    if text.endswith(".toml") or os.sep in text:
+        if candidate.is_file():
+            return candidate
+        raise ProfileError(f"profile file not found: {text}")
+    for directory in [*search_path(), builtin_dir()]:
+        path = directory / f"{text}.toml"
+        if path.is_file():
+            return path
+    names = ", ".join(sorted(p for p, _ in available_profiles().items())) or "none"
+    raise ProfileError(f"unknown profile '{text}' (available: {names})")
+
+
+def available_profiles() -> dict[str, Path]:
+    """Profile names visible on the search path (user profiles shadow shipped ones)."""
+    found: dict[str, Path] = {}
+    for directory in [builtin_dir(), *reversed(search_path())]:
+        if directory.is_dir():
+            for path in sorted(directory.glob("*.toml")):
+                found[path.stem] = path
+    return dict(sorted(found.items()))
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{path}: invalid TOML: {exc}") from None
+
+
+def _merge(path: Path, data: dict[str, Any], base: dict[Role, RoleChoice]) -> dict[Role, RoleChoice]:
+    roles = {role: RoleChoice(c.plugin, dict(c.options), dict(c.origin)) for role, c in base.items()}
+    valid = ", ".join([*TOP_LEVEL_KEYS, *(r.value for r in Role)])
+    for key, value in data.items():
+        if key in TOP_LEVEL_KEYS:
+            continue
+        try:
+            role = Role(key)
+        except ValueError:
+            raise ProfileError(f"{path}: {key}: unknown key (valid: {valid})") from None
+        if not isinstance(value, dict):
+            raise ProfileError(f"{path}: {key}: expected a table like [{key}] with plugin = \"...\"")
+        table = dict(value)
+        plugin = table.pop("plugin", None)
+        previous = roles.get(role)
+        if plugin is None and previous is None:
+            raise ProfileError(f"{path}: {key}.plugin: missing (every role needs a plugin)")
+        if plugin is not None and not isinstance(plugin, str):
+            raise ProfileError(f"{path}: {key}.plugin: expected a string, got {plugin!r}")
+        if previous is None or (plugin is not None and plugin != previous.plugin):
+            choice = RoleChoice(plugin, {}, {"plugin": str(path)})  # type: ignore[arg-type]
+        else:
+            choice = previous
+        for k, v in table.items():
+            choice.options[k] = v
+            choice.origin[k] = str(path)
+        roles[role] = choice
+    return roles
+
+
+def load_profile(name: str | os.PathLike[str] = "lite", overrides: list[str] | None = None) -> Profile:
+    """Load a profile by name or path, following ``extends`` and applying ``--set`` overrides."""
+    chain: list[Path] = []
+    path = find_profile(name)
+    while True:
+        if path.resolve() in [p.resolve() for p in chain]:
+            raise ProfileError(f"{path}: extends: cycle ({' -> '.join(p.stem for p in [*chain, path])})")
+        chain.append(path)
+        data = _read(path)
+        parent = data.get("extends")
+        if parent is None:
+            break
+        if not isinstance(parent, str):
+            raise ProfileError(f"{path}: extends: expected a profile name, got {parent!r}")
+        try:
+            path = find_profile(parent)
+        except ProfileError as exc:
+            raise ProfileError(f"{chain[-1]}: extends: {exc}") from None
+    roles: dict[Role, RoleChoice] = {}
+    description = ""
+    for p in reversed(chain):
+        data = _read(p)
+        roles = _merge(p, data, roles)
+        description = data.get("description", description)
+    missing = [r.value for r in Role if r not in roles]
+    if missing:
+        raise ProfileError(f"{chain[0]}: missing role tables: {', '.join(missing)}")
+    profile = Profile(chain[0].stem, chain[0], str(description), roles)
+    for item in overrides or []:
+        apply_override(profile, item)
+    return profile
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set`` value: TOML syntax when it parses (numbers, booleans, arrays), else a string."""
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        return text
+
+
+def apply_override(profile: Profile, item: str, value: Any = None) -> None:
+    """Apply ``role.key=value`` (or ``role.key`` with ``value``) to a loaded profile."""
+    if value is None:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ProfileError(f"--set {item}: expected ROLE.KEY=VALUE")
+        value = parse_value(raw.strip())
+    else:
+        key = item
+    role_name, dot, option = key.strip().partition(".")
+    try:
+        role = Role(role_name)
+    except ValueError:
+        valid = ", ".join(r.value for r in Role)
+        raise ProfileError(f"--set {item}: unknown role '{role_name}' (valid: {valid})") from None
+    if not dot or not option:
+        raise ProfileError(f"--set {item}: expected ROLE.KEY=VALUE")
+    choice = profile.roles[role]
+    if option == "plugin":
+        if value != choice.plugin:
+            profile.roles[role] = RoleChoice(str(value), {}, {"plugin": "--set"})
+        return
+    choice.options[option] = value
+    choice.origin[option] = "--set"

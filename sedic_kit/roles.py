@@ -1,0 +1,201 @@
+"""Typed interfaces of the six plugin roles.
+
+A plugin is a class with a ``name`` (its id in profiles and ``.sedic`` files), an ``Options``
+pydantic model (its profile keys) and the role's method(s). Decoder-side plugins (reference
+codec, text and mask coders, restorer) also declare ``version`` (bumped whenever their bitstream
+or output changes) and ``decode_params`` (option names the decoder must know; their non-default
+values are stored in the file header).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from enum import Enum
+from typing import Any, ClassVar
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict
+
+from .errors import SedicError
+from .payload import Payload, SourceImage
+
+
+class Role(str, Enum):
+    """Profile sections; the text and mask coders are both entropy coders."""
+
+    describer = "describer"
+    grounder = "grounder"
+    segmenter = "segmenter"
+    reference_codec = "reference_codec"
+    text_coder = "text_coder"
+    mask_coder = "mask_coder"
+    restorer = "restorer"
+
+
+DECODER_ROLES: tuple[Role, ...] = (Role.reference_codec, Role.text_coder, Role.mask_coder, Role.restorer)
+"""Roles whose plugin id, version and decode parameters are recorded in every ``.sedic`` header."""
+
+
+class Options(BaseModel):
+    """Base for plugin options: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Plugin(ABC):
+    """Common base of every role."""
+
+    name: ClassVar[str]
+    role: ClassVar[Role]
+    version: ClassVar[int] = 1
+    Options: ClassVar[type[Options]] = Options
+    decode_params: ClassVar[tuple[str, ...]] = ()
+    requires: ClassVar[tuple[str, ...]] = ()
+    """Importable module names this plugin needs beyond the core."""
+    extra: ClassVar[str | None] = None
+    """The ``sedic-kit[extra]`` that installs ``requires``."""
+
+    def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
+        self.options = options if options is not None else self.Options(**kwargs)
+
+    @classmethod
+    def missing_requirements(cls) -> list[str]:
+        """Modules in ``requires`` that cannot be imported here."""
+        return [m for m in cls.requires if importlib.util.find_spec(m) is None]
+
+    @classmethod
+    def check_available(cls) -> None:
+        """Raise a one-line error naming what to install when ``requires`` are missing."""
+        missing = cls.missing_requirements()
+        if missing:
+            hint = f"pip install 'sedic-kit[{cls.extra}]'" if cls.extra else f"pip install {' '.join(missing)}"
+            raise SedicError(
+                f"{cls.role.value} '{cls.name}' needs {', '.join(missing)} which is not installed: {hint}"
+            )
+
+    def decode_config(self) -> dict[str, Any]:
+        """Non-default values of ``decode_params``: what the header must carry."""
+        defaults = self.Options()
+        return {
+            k: getattr(self.options, k)
+            for k in self.decode_params
+            if getattr(self.options, k) != getattr(defaults, k)
+        }
+
+
+class Describer(Plugin):
+    """Image -> caption and objects (name, details, optional box)."""
+
+    role = Role.describer
+
+    @abstractmethod
+    def describe(self, source: SourceImage) -> Payload:
+        """Return a payload with ``caption`` and ``objects`` filled in."""
+
+
+class Grounder(Plugin):
+    """Verifies objects in the image: sets boxes/scores and drops hallucinations."""
+
+    role = Role.grounder
+
+    @abstractmethod
+    def ground(self, source: SourceImage, payload: Payload) -> Payload:
+        """Return the payload keeping only objects found in the image, with their best box."""
+
+
+class Segmenter(Plugin):
+    """Objects with boxes -> full-size boolean masks."""
+
+    role = Role.segmenter
+
+    @abstractmethod
+    def segment(self, source: SourceImage, payload: Payload) -> Payload:
+        """Return the payload with ``mask`` (bool, H x W) set on every object."""
+
+
+class ReferenceCodec(Plugin):
+    """Codes the extremely compressed reference image."""
+
+    role = Role.reference_codec
+
+    @abstractmethod
+    def encode(self, image: Image.Image) -> bytes:
+        """Compress an RGB image into the reference section."""
+
+    @abstractmethod
+    def decode(self, data: bytes, width: int, height: int) -> Image.Image:
+        """Decode the reference section of an image of ``width`` x ``height``.
+
+        May return a smaller image (coded at reduced resolution); the restorer brings it to size.
+        """
+
+
+class EntropyCoder(Plugin):
+    """Lossless coder of one side-information section (text or masks)."""
+
+
+class TextCoder(EntropyCoder):
+    """Codes the caption and the objects' names and details."""
+
+    role = Role.text_coder
+
+    @abstractmethod
+    def encode(self, texts: list[str]) -> bytes:
+        """Code a list of strings (``Payload.texts()`` order) losslessly."""
+
+    @abstractmethod
+    def decode(self, data: bytes) -> list[str]:
+        """Inverse of :meth:`encode`."""
+
+
+class MaskCoder(EntropyCoder):
+    """Codes the objects' masks, possibly at reduced resolution."""
+
+    role = Role.mask_coder
+
+    @abstractmethod
+    def encode(self, masks: list[np.ndarray], width: int, height: int) -> bytes:
+        """Code full-size boolean masks of an image of ``width`` x ``height``."""
+
+    @abstractmethod
+    def decode(self, data: bytes, count: int, width: int, height: int) -> list[np.ndarray]:
+        """Return ``count`` boolean masks at the coder's resolution."""
+
+
+class Restorer(Plugin):
+    """Reference image + semantics -> reconstruction."""
+
+    role = Role.restorer
+
+    @abstractmethod
+    def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
+        """Return an RGB image of ``payload.width`` x ``payload.height``."""
+
+
+ROLE_BASES: dict[Role, type[Plugin]] = {
+    Role.describer: Describer,
+    Role.grounder: Grounder,
+    Role.segmenter: Segmenter,
+    Role.reference_codec: ReferenceCodec,
+    Role.text_coder: TextCoder,
+    Role.mask_coder: MaskCoder,
+    Role.restorer: Restorer,
+}
+
+__all__ = [
+    "DECODER_ROLES",
+    "ROLE_BASES",
+    "Describer",
+    "EntropyCoder",
+    "Grounder",
+    "MaskCoder",
+    "Options",
+    "Plugin",
+    "ReferenceCodec",
+    "Restorer",
+    "Role",
+    "Segmenter",
+    "TextCoder",
+]
