@@ -19,6 +19,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
 from .errors import SedicError
+from .models import ModelSpec
 from .payload import Payload, SourceImage
 
 
@@ -74,6 +75,10 @@ class Plugin(ABC):
             raise SedicError(
                 f"{cls.role.value} '{cls.name}' needs {', '.join(missing)} which is not installed: {hint}"
             )
+
+    def required_models(self) -> list[ModelSpec]:
+        """Weights this plugin loads, for ``sedic-kit models check/pull`` (none by default)."""
+        return []
 
     def decode_config(self) -> dict[str, Any]:
         """Non-default values of ``decode_params``: what the header must carry."""
