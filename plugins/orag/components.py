@@ -1,0 +1,132 @@
+"""Loading SD1.5 (UNet, VAE, CLIP text encoder, tokenizer, scheduler config) and a ControlNet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sedic_kit.errors import ModelNotFoundError, ProfileError
+from sedic_kit.models import ModelSpec, resolve
+
+SD15_FILES: tuple[str, ...] = (
+    "model_index.json",
+    "scheduler/scheduler_config.json",
+    "tokenizer/*",
+    "text_encoder/config.json",
+    "text_encoder/model.safetensors",
+    "unet/config.json",
+    "unet/diffusion_pytorch_model.safetensors",
+    "vae/config.json",
+    "vae/diffusion_pytorch_model.safetensors",
+)
+CONTROLNET_FILES: tuple[str, ...] = ("config.json", "diffusion_pytorch_model.safetensors")
+
+# what must exist locally: (config, one of the weight files)
+_SD15_PARTS = {
+    "unet": ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
+    "vae": ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
+    "text_encoder": ("config.json", ("model.safetensors", "pytorch_model.bin")),
+    "scheduler": ("scheduler_config.json", ()),
+    "tokenizer": ("tokenizer_config.json", ()),
+}
+
+
+@dataclass
+class SD15:
+    """The frozen models ORAG samples with."""
+
+    tokenizer: Any
+    text_encoder: Any
+    vae: Any
+    unet: Any
+    controlnet: Any
+    scheduler_config: dict[str, Any]
+
+    @property
+    def device(self) -> Any:
+        return self.unet.device
+
+    @property
+    def dtype(self) -> Any:
+        return self.unet.dtype
+
+    def freeze(self) -> None:
+        """Inference mode: no parameter gradients (guidance differentiates the latent only)."""
+        for model in (self.text_encoder, self.vae, self.unet, self.controlnet):
+            model.requires_grad_(False)
+            model.eval()
+
+    def to(self, device: Any) -> SD15:
+        for model in (self.text_encoder, self.vae, self.unet, self.controlnet):
+            model.to(device)
+        return self
+
+
+def required_models(model: str, controlnet: str) -> list[ModelSpec]:
+    return [
+        ModelSpec("restorer.model", model, allow_patterns=SD15_FILES),
+        ModelSpec("restorer.controlnet", controlnet, allow_patterns=CONTROLNET_FILES),
+    ]
+
+
+def _missing(root: Path, config: str, weights: tuple[str, ...]) -> list[str]:
+    missing = [] if (root / config).is_file() else [config]
+    if weights and not any((root / w).is_file() for w in weights):
+        missing.append(weights[0])
+    return missing
+
+
+def _check(root: Path, spec: str, what: str, parts: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+    missing = [f"{sub}/{f}" if sub else f for sub, (cfg, w) in parts.items() for f in _missing(root / sub, cfg, w)]
+    if missing:
+        raise ModelNotFoundError(f"{what}: '{spec}' ({root}) lacks {', '.join(missing)}; `sedic-kit models pull PROFILE` fetches it")
+
+
+def resolve_device(device: str, dtype: str) -> tuple[Any, Any]:
+    """``auto``: CUDA in float16 when available, else CPU in float32."""
+    import torch
+
+    dev = torch.device("cuda" if device == "auto" and torch.cuda.is_available() else ("cpu" if device == "auto" else device))
+    if dtype == "auto":
+        return dev, torch.float16 if dev.type == "cuda" else torch.float32
+    return dev, getattr(torch, dtype)
+
+
+_cache: dict[tuple[str, ...], SD15] = {}
+
+
+def load_sd15(model: str, controlnet: str, device: str, dtype: str) -> SD15:
+    """Load (once per process and setting) SD1.5 and a ControlNet from hub ids or local directories."""
+    dev, dt = resolve_device(device, dtype)
+    key = (model, controlnet, str(dev), str(dt))
+    if key in _cache:
+        return _cache[key]
+    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTokenizer
+
+    root = resolve(model, "restorer.model", SD15_FILES)
+    _check(root, model, "restorer.model", _SD15_PARTS)
+    cn_root = resolve(controlnet, "restorer.controlnet", CONTROLNET_FILES)
+    _check(cn_root, controlnet, "restorer.controlnet", {"": ("config.json", CONTROLNET_FILES[1:] + ("diffusion_pytorch_model.bin",))})
+    parts = SD15(
+        tokenizer=CLIPTokenizer.from_pretrained(root, subfolder="tokenizer"),
+        text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", torch_dtype=dt),
+        vae=AutoencoderKL.from_pretrained(root, subfolder="vae", torch_dtype=dt),
+        unet=UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=dt),
+        controlnet=ControlNetModel.from_pretrained(cn_root, torch_dtype=dt),
+        scheduler_config=dict(DDIMScheduler.load_config(root, subfolder="scheduler")),
+    ).to(dev)
+    parts.freeze()
+    _cache.clear()  # one model set resident at a time
+    _cache[key] = parts
+    return parts
+
+
+def check_control(parts: SD15, control: str, spec: str) -> None:
+    """The ControlNet's condition input must match ``control`` (image: 3 channels, latent: 4)."""
+    channels = parts.controlnet.config.conditioning_channels
+    expected = 4 if control == "latent" else 3
+    if channels != expected:
+        kind = "a latent" if channels == 4 else "an image"
+        raise ProfileError(f"restorer.control='{control}' needs a ControlNet with {expected} condition channels; '{spec}' is {kind} ControlNet ({channels})")

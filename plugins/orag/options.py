@@ -1,0 +1,57 @@
+"""Profile options of the ``orag`` restorer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from sedic_kit.roles import Options
+
+
+class OragOptions(Options):
+    """Models and device are local choices; everything else changes the output and is a decode parameter."""
+
+    model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    """SD1.5 in the diffusers layout: hub id, local directory or ``tiny/sd15``."""
+    controlnet: str = "lllyasviel/control_v11f1e_sd15_tile"
+    """ControlNet for ``model``: hub id, local directory, ``tiny/sd15-tile`` or ``tiny/sd15-latent``."""
+    control: Literal["image", "latent"] = "image"
+    """ControlNet condition: the stage image (tile ControlNet) or its VAE latent cf_j = E(I_j)."""
+    object_steps: int = Field(10, ge=1, le=1000)
+    global_steps: int = Field(20, ge=1, le=1000)
+    scheduler: Literal["ddim", "dpm++2m", "unipc", "euler"] = "ddim"
+    cfg_scale: float = Field(7.5, ge=0)
+    """Classifier-free guidance scale (<= 1: conditional prediction only)."""
+    negative_prompt: str = "blurry, low quality, distorted"
+    control_scale: float = Field(1.0, ge=0)
+    eta: float = Field(40.0, ge=0)
+    """Attention-guidance step size (paper eq. 3)."""
+    guidance_threshold: int = Field(700, ge=-1, le=1000)
+    """T': attention guidance at timesteps t > T' (of 1000); 1000 disables it."""
+    guidance_block: str = "up_blocks.1"
+    """UNet block whose cross-attention is guided (default: the middle of the up branch)."""
+    strength: float = Field(1.0, gt=0, le=1)
+    """1: every stage starts from pure noise (the paper); < 1: from the noised stage image (img2img)."""
+    seed: int = Field(0, ge=0, lt=2**63)
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    vae_tiling: Literal["auto", "on", "off"] = "auto"
+    """VAE tiling; ``auto`` tiles images above 1024 x 1024 pixels (padded)."""
+    attention_slicing: bool = False
+
+
+DECODE_PARAMS = (
+    "control",
+    "object_steps",
+    "global_steps",
+    "scheduler",
+    "cfg_scale",
+    "negative_prompt",
+    "control_scale",
+    "eta",
+    "guidance_threshold",
+    "guidance_block",
+    "strength",
+    "seed",
+)

@@ -1,0 +1,238 @@
+"""Algorithm 1 of the paper: multi-stage semantic decoding with ORAG.
+
+For each object j (payload order) a stage samples from noise conditioned on the current image
+I_j (ControlNet) and the object prompt, takes an attention-guidance step on z_t while t > T',
+denoises, and keeps the previous stage's latent at the same step outside M_j. The stage before
+the first object is the reference image itself (its latent noised to every step), so the first
+object is restored into the reference. A final stage restores the whole image with the caption.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import diffusers
+import numpy as np
+import torch
+from diffusers.models.attention_processor import AttnProcessor2_0
+from PIL import Image
+
+from sedic_kit.payload import SemanticObject
+
+from .attention import ForwardDone, capture, energy
+from .canvas import Canvas
+from .components import SD15
+from .options import OragOptions
+
+SCHEDULER_CLASSES = {
+    "ddim": "DDIMScheduler",
+    "dpm++2m": "DPMSolverMultistepScheduler",
+    "unipc": "UniPCMultistepScheduler",
+    "euler": "EulerDiscreteScheduler",
+}
+TILE_PIXELS = 1024 * 1024
+
+
+@dataclass
+class Condition:
+    """What one stage is conditioned on, and its scheduler."""
+
+    prompt: str
+    embeds: Any  # (1 or 2, 77, d): [negative,] prompt
+    control: Any  # ControlNet input: image in [0, 1] or VAE latent
+    start: Any  # latent of the stage image (img2img start), None from pure noise
+    scheduler: Any
+    timesteps: Any
+    tokens: list[int] = field(default_factory=list)  # positions of the object's tokens
+    weights: dict[int, Any] = field(default_factory=dict)  # query count -> mask coverage
+
+
+@dataclass
+class Stage:
+    """One stage's record: its latent after every step (after the blend), M_j, guidance energies."""
+
+    prompt: str
+    latents: list[Any]
+    mask: np.ndarray | None = None
+    energies: list[float] = field(default_factory=list)
+
+
+@dataclass
+class Restoration:
+    image: Image.Image
+    stages: list[Stage]
+    reference: list[Any] | None = None  # the noised reference trajectory blended into stage 0
+
+
+class OragSampler:
+    def __init__(self, parts: SD15, options: OragOptions) -> None:
+        self.parts = parts
+        self.options = options
+
+    # -- models --------------------------------------------------------------------------
+    def embed(self, prompt: str) -> Any:
+        tok = self.parts.tokenizer
+        ids = tok(prompt, padding="max_length", max_length=self._max_tokens, truncation=True, return_tensors="pt").input_ids
+        return self.parts.text_encoder(ids.to(self.parts.device))[0]
+
+    @property
+    def _max_tokens(self) -> int:
+        return int(self.parts.text_encoder.config.max_position_embeddings)
+
+    def encode(self, pixels: Any) -> Any:
+        """Image in [0, 1] (1, 3, H, W) -> scaled VAE latent (distribution mean)."""
+        vae = self.parts.vae
+        return vae.encode(pixels * 2.0 - 1.0).latent_dist.mean * vae.config.scaling_factor
+
+    def decode(self, latent: Any) -> Any:
+        """Scaled latent -> image in [0, 1]."""
+        vae = self.parts.vae
+        return ((vae.decode(latent / vae.config.scaling_factor).sample + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    def _new_scheduler(self, steps: int) -> Any:
+        cls = getattr(diffusers, SCHEDULER_CLASSES[self.options.scheduler])
+        sched = cls.from_config(self.parts.scheduler_config)
+        sched.set_timesteps(steps, device=self.parts.device)
+        return sched
+
+    def scheduler(self, steps: int) -> tuple[Any, Any]:
+        """A fresh scheduler and the timesteps a stage runs (the last ``strength`` of ``steps``)."""
+        sched = self._new_scheduler(steps)
+        skip = steps - max(1, round(steps * self.options.strength))
+        if skip and hasattr(sched, "set_begin_index"):
+            sched.set_begin_index(skip)
+        return sched, sched.timesteps[skip:]
+
+    def object_tokens(self, obj: SemanticObject) -> list[int]:
+        """Positions of the object's name in its prompt; all words when the name is not found."""
+        tok = self.parts.tokenizer
+        ids = tok(obj.prompt, max_length=self._max_tokens, truncation=True).input_ids
+        name = tok(obj.name, add_special_tokens=False).input_ids if obj.name else []
+        for i in range(1, len(ids) - len(name)):
+            if name and ids[i : i + len(name)] == name:
+                return list(range(i, i + len(name)))
+        return list(range(1, len(ids) - 1))
+
+    # -- one stage -----------------------------------------------------------------------
+    def condition(self, pixels: Any, prompt: str, steps: int, negative: Any) -> Condition:
+        o = self.options
+        prompt_embeds = self.embed(prompt)
+        embeds = prompt_embeds if o.cfg_scale <= 1 else torch.cat([negative, prompt_embeds])
+        needs_latent = o.control == "latent" or o.strength < 1
+        latent = self.encode(pixels) if needs_latent else None
+        sched, timesteps = self.scheduler(steps)
+        control = latent if o.control == "latent" else pixels
+        return Condition(prompt, embeds, control, latent if o.strength < 1 else None, sched, timesteps)
+
+    def object_condition(self, pixels: Any, obj: SemanticObject, canvas: Canvas, negative: Any) -> Condition:
+        cond = self.condition(pixels, obj.prompt, self.options.object_steps, negative)
+        cond.tokens = self.object_tokens(obj)
+        rows, cols = canvas.latent
+        for f in (1, 2, 4, 8):
+            cover = canvas.coverage(_mask(obj, canvas), rows // f, cols // f)
+            cond.weights[cover.size] = torch.from_numpy(cover.reshape(-1)).to(self.parts.device)
+        return cond
+
+    def _controlnet(self, cond: Condition, z: Any, t: Any, embeds: Any) -> tuple[Any, Any]:
+        n = z.shape[0]
+        return self.parts.controlnet(
+            z, t, encoder_hidden_states=embeds, controlnet_cond=cond.control.expand(n, -1, -1, -1),
+            conditioning_scale=self.options.control_scale, return_dict=False,
+        )
+
+    def predict(self, cond: Condition, z: Any, t: Any) -> Any:
+        """Noise prediction of ControlNet + UNet at z_t, with classifier-free guidance."""
+        n = cond.embeds.shape[0]
+        zin = cond.scheduler.scale_model_input(z, t).expand(n, -1, -1, -1)
+        down, mid = self._controlnet(cond, zin, t, cond.embeds)
+        eps = self.parts.unet(zin, t, encoder_hidden_states=cond.embeds, down_block_additional_residuals=down,
+                              mid_block_additional_residual=mid, return_dict=False)[0]
+        if n == 1:
+            return eps
+        uncond, text = eps.chunk(2)
+        return uncond + self.options.cfg_scale * (text - uncond)
+
+    def energy(self, cond: Condition, z: Any, t: Any) -> Any:
+        """E(A, M_j, k) at z_t on the guided block (differentiable; conditional branch only)."""
+        embeds = cond.embeds[-1:]
+        zin = cond.scheduler.scale_model_input(z, t)
+        with capture(self.parts.unet, self.options.guidance_block, cond.tokens) as maps:
+            down, mid = self._controlnet(cond, zin, t, embeds)
+            try:
+                self.parts.unet(zin, t, encoder_hidden_states=embeds, down_block_additional_residuals=down,
+                                mid_block_additional_residual=mid, return_dict=False)
+            except ForwardDone:
+                pass
+            else:
+                raise RuntimeError(f"guided block {self.options.guidance_block} was not reached")
+        return energy(maps, cond.weights)
+
+    def guide(self, cond: Condition, z: Any, t: Any) -> tuple[float, Any]:
+        """One backward-guidance update z_t <- z_t - eta * grad E (paper eq. 3); returns E before it."""
+        with torch.enable_grad():
+            z = z.detach().requires_grad_(True)
+            e = self.energy(cond, z, t)
+            (grad,) = torch.autograd.grad(e, z)
+        return float(e), (z - self.options.eta * grad).detach()
+
+    def sample(self, cond: Condition, noise: Any, mask: np.ndarray | None = None, previous: list[Any] | None = None) -> Stage:
+        """Denoise one stage; with ``mask``, guide (t > T') and blend with ``previous`` (eq. 4)."""
+        sched = cond.scheduler
+        if cond.start is None:
+            z = noise * sched.init_noise_sigma
+        else:
+            z = sched.add_noise(cond.start, noise, cond.timesteps[:1])
+        stage = Stage(cond.prompt, [], mask)
+        keep = None if mask is None else torch.from_numpy(mask).to(z.device)[None, None]
+        guided = keep is not None and bool(cond.tokens) and float(cond.weights[keep.numel()].sum()) > 0
+        for i, t in enumerate(cond.timesteps):
+            if guided and int(t) > self.options.guidance_threshold:
+                e, z = self.guide(cond, z, t)
+                stage.energies.append(e)
+            z = sched.step(self.predict(cond, z, t), t, z, return_dict=False)[0]
+            if keep is not None and previous is not None:
+                z = torch.where(keep, z, previous[i])
+            stage.latents.append(z)
+        return stage
+
+    def noised(self, latent: Any, noise: Any, steps: int) -> list[Any]:
+        """``latent`` noised to the level after every step of an object stage (clean at the end)."""
+        _, timesteps = self.scheduler(steps)
+        noiser = self._new_scheduler(steps)
+        return [noiser.add_noise(latent, noise, t[None]) for t in timesteps[1:]] + [latent]
+
+    # -- Algorithm 1 ---------------------------------------------------------------------
+    def run(self, image: Image.Image, caption: str, objects: list[SemanticObject]) -> Restoration:
+        """Restore ``image`` (the full-size reference) object by object, then globally."""
+        o, parts = self.options, self.parts
+        canvas = Canvas(*image.size)
+        h, w = canvas.padded
+        parts.vae.enable_tiling() if o.vae_tiling == "on" or (o.vae_tiling == "auto" and h * w > TILE_PIXELS) else parts.vae.disable_tiling()
+        for net in (parts.unet, parts.controlnet):
+            net.set_attention_slice("auto") if o.attention_slicing else net.set_attn_processor(AttnProcessor2_0())
+        gen = torch.Generator().manual_seed(o.seed)
+        shape = (1, parts.unet.config.in_channels, *canvas.latent)
+
+        def draw() -> Any:
+            return torch.randn(shape, generator=gen).to(parts.device, parts.dtype)
+
+        with torch.no_grad():
+            pixels = torch.from_numpy(canvas.pad_image(image)).permute(2, 0, 1)[None].to(parts.device, parts.dtype)
+            negative = self.embed(o.negative_prompt) if o.cfg_scale > 1 else None
+            stages: list[Stage] = []
+            reference = previous = self.noised(self.encode(pixels), draw(), o.object_steps) if objects else None
+            for obj in objects:
+                cond = self.object_condition(pixels, obj, canvas, negative)
+                stage = self.sample(cond, draw(), canvas.latent_mask(_mask(obj, canvas)), previous)
+                stages.append(stage)
+                pixels, previous = self.decode(stage.latents[-1]), stage.latents
+            cond = self.condition(pixels, caption, o.global_steps, negative)
+            stages.append(self.sample(cond, draw()))
+            out = self.decode(stages[-1].latents[-1])[0].permute(1, 2, 0).float().cpu().numpy()
+        return Restoration(canvas.crop(out), stages, reference)
+
+
+def _mask(obj: SemanticObject, canvas: Canvas) -> np.ndarray:
+    """The object's mask; the whole frame when it has none."""
+    return obj.mask if obj.mask is not None else np.ones((canvas.height, canvas.width), dtype=bool)

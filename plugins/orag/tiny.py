@@ -1,0 +1,103 @@
+"""Random SD1.5 components: tiny models for tests (``tiny/sd15``, ``tiny/sd15-tile``,
+``tiny/sd15-latent``, saved in the hub layouts) and full-size ones for the cost benchmark."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from sedic_kit.models import register_tiny
+
+from .configs import SCHEDULER_CONFIG, Scale, controlnet_embedding, text_config, unet_config, vae_config
+
+if TYPE_CHECKING:
+    from diffusers import ControlNetModel, UNet2DConditionModel
+
+    from .components import SD15
+
+
+def byte_tokenizer():  # type: ignore[no-untyped-def]
+    """A CLIP BPE tokenizer over single bytes (no merges): any text tokenizes, no files needed."""
+    from transformers import CLIPTokenizer
+    from transformers.convert_slow_tokenizer import bytes_to_unicode
+
+    chars = list(bytes_to_unicode().values())
+    vocab = {c: i for i, c in enumerate(chars)}
+    vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
+    vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
+    return CLIPTokenizer(vocab=vocab, merges=[])
+
+
+def random_unet(scale: Scale, seed: int = 0) -> UNet2DConditionModel:
+    import torch
+    from diffusers import UNet2DConditionModel
+
+    torch.manual_seed(seed)
+    return UNet2DConditionModel(**unet_config(scale))
+
+
+def random_controlnet(unet: UNet2DConditionModel, control: Literal["image", "latent"], scale: Scale, seed: int = 1) -> ControlNetModel:
+    """A ControlNet initialised from ``unet``; its zero convolutions get small random weights so
+    that the condition actually changes the output (a trained ControlNet's would)."""
+    import torch
+    from diffusers import ControlNetModel
+
+    net = ControlNetModel.from_unet(unet, **controlnet_embedding(control, scale))
+    gen = torch.Generator().manual_seed(seed)
+    zero_convs = [*net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding.conv_out]
+    with torch.no_grad():
+        for conv in zero_convs:
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * 0.05)
+    return net
+
+
+def random_sd15(scale: Scale, control: Literal["image", "latent"] = "image") -> SD15:
+    """Randomly initialised components of SD1.5 + ControlNet, in memory (fp32, CPU)."""
+    import torch
+    from diffusers import AutoencoderKL
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from .components import SD15
+
+    tokenizer = byte_tokenizer()
+    unet = random_unet(scale)
+    torch.manual_seed(2)
+    vae = AutoencoderKL(**vae_config(scale))
+    vocab = 49408 if scale == "full" else len(tokenizer)
+    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(scale, vocab), **ids))
+    controlnet = random_controlnet(unet, control, scale)
+    parts = SD15(tokenizer, text_encoder, vae, unet, controlnet, dict(SCHEDULER_CONFIG))
+    parts.freeze()
+    return parts
+
+
+@register_tiny("sd15")
+def build_tiny_sd15(directory: Path) -> None:
+    """The SD1.5 repository layout (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)."""
+    from diffusers import PNDMScheduler, StableDiffusionPipeline
+
+    parts = random_sd15("tiny")
+    pipe = StableDiffusionPipeline(
+        vae=parts.vae,
+        text_encoder=parts.text_encoder,
+        tokenizer=parts.tokenizer,
+        unet=parts.unet,
+        scheduler=PNDMScheduler.from_config(SCHEDULER_CONFIG),
+        safety_checker=None,
+        feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    pipe.save_pretrained(directory)
+
+
+@register_tiny("sd15-tile")
+def build_tiny_tile(directory: Path) -> None:
+    """An image-conditioned ControlNet for ``tiny/sd15`` (the layout of lllyasviel/control_v11f1e_sd15_tile)."""
+    random_controlnet(random_unet("tiny"), "image", "tiny").save_pretrained(directory)
+
+
+@register_tiny("sd15-latent")
+def build_tiny_latent(directory: Path) -> None:
+    """A latent-conditioned ControlNet for ``tiny/sd15`` (4 condition channels at latent resolution)."""
+    random_controlnet(random_unet("tiny"), "latent", "tiny").save_pretrained(directory)
