@@ -197,7 +197,7 @@ def decode(
 def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List installed plugins by role, with distribution, version and origin."""
     registry = get_registry()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for role in Role:
         for name in registry.names(role):
             cls = registry.classes[role][name]
@@ -225,7 +225,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
         table.add_column(col)
     for r in rows:
         status = "ok" if r["available"] else f"needs {', '.join(r['missing'])}" + (f" ([{r['extra']}])" if r["extra"] else "")
-        table.add_row(r["role"], r["name"], r["distribution"] or "-", r["version"] or "-", r["origin"], status)
+        table.add_row(*(str(r[k] or "-") for k in ("role", "name", "distribution", "version", "origin")), status)
     out.print(table)
     for b in broken:
         out.print(f"[red]broken:[/red] {b['module']} ({b['distribution']}): {b['error']}", highlight=False)
