@@ -91,7 +91,7 @@ def run(
                 err.print(f"[red]Error:[/red] {exc}", highlight=False)
             progress.advance(task)
     if records:
-        print_table(records)
+        print_summary(records)
         report = results_json(codec, records)
         write_atomic(out_dir / "results.json", json.dumps(report, indent=2).encode())
         out.print(f"wrote {len(records)} reconstructions and {out_dir / 'results.json'}", highlight=False)
@@ -150,22 +150,16 @@ def results_json(codec: Codec, records: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def print_table(records: list[dict[str, Any]]) -> None:
-    sections = sorted({k for r in records for k in r["bits"]})
-    table = Table(title="sedic-kit run")
-    for col in ["image", "bpp", *[f"{s} bits" for s in sections], "PSNR", "enc s", "dec s"]:
-        table.add_column(col, justify="left" if col == "image" else "right")
+def print_summary(records: list[dict[str, Any]]) -> None:
+    """One line per image: bpp split by section, PSNR and times."""
     for r in records:
-        p = "inf" if r["psnr"] is None else f"{r['psnr']:.2f}"
-        table.add_row(
-            Path(r["image"]).name,
-            f"{r['bpp']:.5f}",
-            *[str(r["bits"].get(s, 0)) for s in sections],
-            p,
-            f"{r['encoding_time']:.2f}",
-            f"{r['decoding_time']:.2f}",
+        parts = ", ".join(f"{k} {v / (r['width'] * r['height']):.4f}" for k, v in r["bits"].items())
+        quality = "identical" if r["psnr"] is None else f"PSNR {r['psnr']:.2f} dB"
+        out.print(
+            f"{Path(r['image']).name}: {r['bpp']:.5f} bpp ({parts}), {quality}, "
+            f"encode {r['encoding_time']:.2f} s, decode {r['decoding_time']:.2f} s",
+            highlight=False,
         )
-    out.print(table)
 
 
 @app.command()
@@ -203,7 +197,7 @@ def decode(
 def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """List installed plugins by role, with distribution, version and origin."""
     registry = get_registry()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for role in Role:
         for name in registry.names(role):
             cls = registry.classes[role][name]
@@ -231,7 +225,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
         table.add_column(col)
     for r in rows:
         status = "ok" if r["available"] else f"needs {', '.join(r['missing'])}" + (f" ([{r['extra']}])" if r["extra"] else "")
-        table.add_row(r["role"], r["name"], r["distribution"] or "-", r["version"] or "-", r["origin"], status)
+        table.add_row(*(str(r[k] or "-") for k in ("role", "name", "distribution", "version", "origin")), status)
     out.print(table)
     for b in broken:
         out.print(f"[red]broken:[/red] {b['module']} ({b['distribution']}): {b['error']}", highlight=False)

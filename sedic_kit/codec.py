@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -132,10 +133,12 @@ class Codec:
         ``overrides`` are ``"role.key=value"`` strings; keyword arguments are per-role option
         dicts, e.g. ``Codec.from_profile("lite", reference_codec={"quality": 10})``.
         """
-        prof = profile if isinstance(profile, Profile) else load_profile(profile, list(overrides))
         if isinstance(profile, Profile):
+            prof = copy.deepcopy(profile)
             for item in overrides:
                 apply_override(prof, item)
+        else:
+            prof = load_profile(profile, list(overrides))
         for role_name, options in role_options.items():
             if not isinstance(options, Mapping):
                 raise ProfileError(f"{role_name}: expected a dict of options, got {options!r}")

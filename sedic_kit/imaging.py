@@ -55,12 +55,12 @@ def load_image(src: Image.Image | str | Path | bytes, max_pixels: int = DEFAULT_
         )
     if w < 1 or h < 1:
         raise InputError(f"{label}: empty image ({w}x{h})")
-    text = {str(k): str(v) for k, v in getattr(image, "text", {}).items()} if hasattr(image, "text") else {}
     notes: list[str] = []
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
+            text = {str(k): str(v) for k, v in getattr(image, "text", {}).items()}
             rotated = ImageOps.exif_transpose(image)
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{label}: cannot decode image ({exc})") from None

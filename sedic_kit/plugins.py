@@ -83,7 +83,7 @@ class Registry:
         origin: str = "manual",
     ) -> PluginSource:
         """Register a plugin module (as an entry point would) and collect its classes."""
-        name = name or getattr(module, "__name__", repr(module))
+        name = name or str(getattr(module, "__name__", repr(module)))
         source = PluginSource(name, distribution, version, origin)
         self.sources[name] = source
         try:

@@ -45,20 +45,23 @@ class Options(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+BaseOptions = Options
+
+
 class Plugin(ABC):
     """Common base of every role."""
 
     name: ClassVar[str]
     role: ClassVar[Role]
     version: ClassVar[int] = 1
-    Options: ClassVar[type[Options]] = Options
+    Options: ClassVar[type[BaseOptions]] = BaseOptions
     decode_params: ClassVar[tuple[str, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
     """Importable module names this plugin needs beyond the core."""
     extra: ClassVar[str | None] = None
     """The ``sedic-kit[extra]`` that installs ``requires``."""
 
-    def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
+    def __init__(self, options: BaseOptions | None = None, **kwargs: Any) -> None:
         self.options = options if options is not None else self.Options(**kwargs)
 
     @classmethod

@@ -1,0 +1,44 @@
+"""Shared fixtures: small synthetic images with sidecar descriptions, isolated caches."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLES = REPO / "examples" / "images"
+
+
+def synthetic_image(width: int = 96, height: int = 64, seed: int = 0) -> Image.Image:
+    """A smooth colourful image with a bright disc: compressible but not trivial."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 / width, y * 255 / height, (x + y) * 127 / (width + height)], -1)
+    disc = (x - width * 0.6) ** 2 + (y - height * 0.45) ** 2 < (min(width, height) * 0.25) ** 2
+    base[disc] = [240, 200, 40]
+    base += rng.normal(0, 6, base.shape)
+    return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SEDIC_CACHE", str(tmp_path_factory.getbasetemp() / "sedic-cache"))
+    monkeypatch.setenv("SEDIC_PROFILE_PATH", "")
+    monkeypatch.setenv("HOME", str(tmp_path_factory.getbasetemp() / "home"))
+
+
+@pytest.fixture
+def small_image(tmp_path: Path) -> Path:
+    """A 96x64 PNG with a sidecar JSON describing one object (the disc) and a caption."""
+    path = tmp_path / "small.png"
+    synthetic_image().save(path)
+    sidecar = {
+        "caption": "A yellow disc on a smooth gradient, flat studio light, 3 colours.",
+        "objects": [{"name": "yellow disc", "details": "Bright round yellow disc, flat colour.", "box": [40, 12, 76, 46]}],
+    }
+    (tmp_path / "small.json").write_text(json.dumps(sidecar))
+    return path

@@ -1,0 +1,83 @@
+"""Plugin discovery through real installed distributions (entry points), filters and failures."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+ROLES = ["describer", "grounder", "segmenter", "reference_codec", "text_coder", "mask_coder", "restorer"]
+
+
+def plugins_json(pythonpath: Path | None = None, **env: str) -> dict:
+    full = {**os.environ, **env}
+    if pythonpath is not None:
+        full["PYTHONPATH"] = str(pythonpath)
+    proc = subprocess.run(
+        [sys.executable, "-m", "sedic_kit", "plugins", "--json"], capture_output=True, text=True, env=full, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {"stderr": proc.stderr, **json.loads(proc.stdout)}
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The example plugin installed (a real wheel build) plus a broken distribution."""
+    target = tmp_path_factory.mktemp("site")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--target", str(target),
+         str(REPO / "examples" / "sedic-exif-describer")],
+        check=True, capture_output=True, timeout=300,
+    )
+    dist = target / "sedic_broken-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sedic-broken\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[sedic_kit]\nbroken = sedic_broken_plugin\n")
+    (target / "sedic_broken_plugin.py").write_text("raise ImportError('needs libfoo 3')\n")
+    return target
+
+
+def test_builtins_cover_every_role() -> None:
+    data = plugins_json()
+    roles = {p["role"] for p in data["plugins"] if p["origin"] == "built-in"}
+    assert roles == set(ROLES)
+    assert all(p["distribution"] == "sedic-kit" for p in data["plugins"])
+
+
+def test_installed_example_is_listed_and_broken_one_reported(site: Path) -> None:
+    data = plugins_json(site)
+    exif = [p for p in data["plugins"] if p["name"] == "exif"]
+    assert exif == [
+        {
+            "role": "describer", "name": "exif", "module": "exif", "distribution": "sedic-exif-describer",
+            "version": "0.1.0", "origin": "third-party", "available": True, "missing": [], "extra": None,
+        }
+    ]
+    assert data["errors"] == [{"module": "broken", "distribution": "sedic-broken", "error": "ImportError: needs libfoo 3"}]
+    assert "plugin broken (sedic-broken) failed to load: ImportError: needs libfoo 3" in data["stderr"]
+
+
+def test_load_plugins_env_limits_third_party(site: Path) -> None:
+    only = plugins_json(site, SEDIC_LOAD_PLUGINS="sedic-exif-describer")
+    assert any(p["name"] == "exif" for p in only["plugins"]) and only["errors"] == []
+    none = plugins_json(site, SEDIC_LOAD_PLUGINS="")
+    assert not any(p["origin"] == "third-party" for p in none["plugins"])
+    assert {p["role"] for p in none["plugins"]} == set(ROLES)
+
+
+def test_example_plugin_runs_the_lite_pipeline_from_the_cli(site: Path, small_image: Path, tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "sedic_kit", "run", str(small_image), "--out", str(tmp_path / "o"),
+         "--set", "describer.plugin=exif", "--set", "describer.fallback=a yellow disc"],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((tmp_path / "o" / "results.json").read_text())
+    assert report["images"][0]["bits"]["text"] > 0 and report["profile"]["describer"]["plugin"] == "exif"
