@@ -22,14 +22,15 @@ SD15_FILES: tuple[str, ...] = (
 )
 CONTROLNET_FILES: tuple[str, ...] = ("config.json", "diffusion_pytorch_model.safetensors")
 
-# what must exist locally: (config, one of the weight files)
-_SD15_PARTS = {
-    "unet": ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
-    "vae": ("config.json", ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
-    "text_encoder": ("config.json", ("model.safetensors", "pytorch_model.bin")),
-    "scheduler": ("scheduler_config.json", ()),
-    "tokenizer": ("tokenizer_config.json", ()),
+# files that must exist locally, per subfolder: groups of alternatives, one of each group
+_SD15_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "unet": (("config.json",), ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
+    "vae": (("config.json",), ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
+    "text_encoder": (("config.json",), ("model.safetensors", "pytorch_model.bin")),
+    "scheduler": (("scheduler_config.json",),),
+    "tokenizer": (("vocab.json", "tokenizer.json"),),
 }
+_CONTROLNET_PARTS = {"": (("config.json",), ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))}
 
 
 @dataclass
@@ -70,15 +71,13 @@ def required_models(model: str, controlnet: str) -> list[ModelSpec]:
     ]
 
 
-def _missing(root: Path, config: str, weights: tuple[str, ...]) -> list[str]:
-    missing = [] if (root / config).is_file() else [config]
-    if weights and not any((root / w).is_file() for w in weights):
-        missing.append(weights[0])
-    return missing
-
-
-def _check(root: Path, spec: str, what: str, parts: dict[str, tuple[str, tuple[str, ...]]]) -> None:
-    missing = [f"{sub}/{f}" if sub else f for sub, (cfg, w) in parts.items() for f in _missing(root / sub, cfg, w)]
+def _check(root: Path, spec: str, what: str, parts: dict[str, tuple[tuple[str, ...], ...]]) -> None:
+    missing = [
+        f"{sub}/{group[0]}" if sub else group[0]
+        for sub, groups in parts.items()
+        for group in groups
+        if not any((root / sub / name).is_file() for name in group)
+    ]
     if missing:
         raise ModelNotFoundError(f"{what}: '{spec}' ({root}) lacks {', '.join(missing)}; `sedic-kit models pull PROFILE` fetches it")
 
@@ -108,7 +107,7 @@ def load_sd15(model: str, controlnet: str, device: str, dtype: str) -> SD15:
     root = resolve(model, "restorer.model", SD15_FILES)
     _check(root, model, "restorer.model", _SD15_PARTS)
     cn_root = resolve(controlnet, "restorer.controlnet", CONTROLNET_FILES)
-    _check(cn_root, controlnet, "restorer.controlnet", {"": ("config.json", CONTROLNET_FILES[1:] + ("diffusion_pytorch_model.bin",))})
+    _check(cn_root, controlnet, "restorer.controlnet", _CONTROLNET_PARTS)
     parts = SD15(
         tokenizer=CLIPTokenizer.from_pretrained(root, subfolder="tokenizer"),
         text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", torch_dtype=dt),

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -17,7 +19,10 @@ if TYPE_CHECKING:
 
 
 def byte_tokenizer():  # type: ignore[no-untyped-def]
-    """A CLIP BPE tokenizer over single bytes (no merges): any text tokenizes, no files needed."""
+    """A CLIP BPE tokenizer over single bytes (no merges): any text tokenizes, tiny vocabulary.
+
+    Written as vocab.json + merges.txt (the SD1.5 tokenizer files) and loaded from there.
+    """
     from transformers import CLIPTokenizer
     from transformers.convert_slow_tokenizer import bytes_to_unicode
 
@@ -25,7 +30,10 @@ def byte_tokenizer():  # type: ignore[no-untyped-def]
     vocab = {c: i for i, c in enumerate(chars)}
     vocab.update({c + "</w>": len(chars) + i for i, c in enumerate(chars)})
     vocab.update({"<|startoftext|>": len(vocab), "<|endoftext|>": len(vocab) + 1})
-    return CLIPTokenizer(vocab=vocab, merges=[])
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "vocab.json").write_text(json.dumps(vocab))
+        Path(tmp, "merges.txt").write_text("#version: 0.2\n")
+        return CLIPTokenizer.from_pretrained(tmp)
 
 
 def random_unet(scale: Scale, seed: int = 0) -> UNet2DConditionModel:
