@@ -114,6 +114,18 @@ def test_no_objects_runs_only_the_global_stage(parts) -> None:  # type: ignore[n
     assert len(result.stages[0].latents) == FAST["global_steps"] and result.stages[0].mask is None
 
 
+@pytest.mark.parametrize("scheduler", ["dpm++2m", "unipc", "euler"])
+def test_img2img_strength_with_other_schedulers(parts, scheduler: str) -> None:  # type: ignore[no-untyped-def]
+    objects = [SemanticObject("disc", "a disc", mask=box(64, 64, 0, 0, 40, 30))]
+    half = sampler(parts, scheduler=scheduler, strength=0.5, guidance_threshold=0).run(image(64, 64), "a gradient", objects)
+    assert [len(s.latents) for s in half.stages] == [2, 2] and len(half.stages[0].energies) == 2
+    outside = torch.from_numpy(~half.stages[0].mask)
+    assert half.reference is not None and len(half.reference) == 2
+    assert all(torch.equal(z[..., outside], r[..., outside]) for z, r in zip(half.stages[0].latents, half.reference))
+    full = sampler(parts, scheduler=scheduler).run(image(64, 64), "a gradient", objects)
+    assert not np.array_equal(np.asarray(half.image), np.asarray(full.image))
+
+
 def test_odd_size_keeps_an_asymmetric_mask_aligned(parts) -> None:  # type: ignore[no-untyped-def]
     width, height = 75, 45  # padded to 128 x 64: latent 16 x 8
     full = box(width, height, 0, 0, 32, 16)  # top-left, wider than tall

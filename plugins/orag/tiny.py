@@ -33,7 +33,7 @@ def byte_tokenizer():  # type: ignore[no-untyped-def]
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "vocab.json").write_text(json.dumps(vocab))
         Path(tmp, "merges.txt").write_text("#version: 0.2\n")
-        return CLIPTokenizer.from_pretrained(tmp)
+        return CLIPTokenizer.from_pretrained(tmp, model_max_length=77)
 
 
 def random_unet(scale: Scale, seed: int = 0) -> UNet2DConditionModel:
