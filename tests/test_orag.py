@@ -67,6 +67,7 @@ def test_guidance_lowers_energy_on_guided_block(parts) -> None:  # type: ignore[
     with torch.no_grad():
         cond = s.object_condition(pixels, obj, canvas, s.embed(s.options.negative_prompt))
         t = cond.timesteps[0]
+        processors = dict(parts.unet.attn_processors)
         before, after = [], []
         for seed in range(4):
             z = torch.randn((1, 4, *canvas.latent), generator=torch.Generator().manual_seed(seed))
@@ -75,6 +76,7 @@ def test_guidance_lowers_energy_on_guided_block(parts) -> None:  # type: ignore[
             after.append(float(s.energy(cond, z1, t)))
             assert e0 == pytest.approx(float(s.energy(cond, z, t)))
     assert np.mean(after) < np.mean(before)
+    assert parts.unet.attn_processors == processors  # the capture processors are gone again
     assert cond.tokens == [2, 3, 4, 5, 6, 7]  # bytes of "red car" after <bos> and "a"
 
 
@@ -136,6 +138,15 @@ def test_odd_size_keeps_an_asymmetric_mask_aligned(parts) -> None:  # type: igno
     result = sampler(parts).run(image(width, height), "a gradient", [SemanticObject("box", "a box", mask=grid)])
     assert np.array_equal(result.stages[0].mask, expected)
     assert result.image.size == (width, height)
+
+
+def test_memory_savers_keep_sizes_and_processors(parts) -> None:  # type: ignore[no-untyped-def]
+    objects = [SemanticObject("disc", "a disc", mask=box(150, 70, 0, 0, 60, 70))]
+    result = sampler(parts, vae_tiling="on", attention_slicing=True, guidance_threshold=0).run(image(150, 70), "x", objects)
+    assert result.image.size == (150, 70) and result.stages[0].energies
+    assert {type(p).__name__ for p in parts.unet.attn_processors.values()} == {"SlicedAttnProcessor"}
+    sampler(parts).run(image(64, 64), "x", [])
+    assert {type(p).__name__ for p in parts.unet.attn_processors.values()} == {"AttnProcessor2_0"}
 
 
 def test_latent_controlnet_mode() -> None:

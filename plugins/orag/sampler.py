@@ -203,14 +203,25 @@ class OragSampler:
         return [noiser.add_noise(latent, noise, t[None]) for t in timesteps[1:]] + [latent]
 
     # -- Algorithm 1 ---------------------------------------------------------------------
+    def configure_memory(self, canvas: Canvas) -> None:
+        """VAE tiling and attention slicing as the options ask (the models are shared: set both ways)."""
+        o, parts = self.options, self.parts
+        h, w = canvas.padded
+        if o.vae_tiling == "on" or (o.vae_tiling == "auto" and h * w > TILE_PIXELS):
+            parts.vae.enable_tiling()
+        else:
+            parts.vae.disable_tiling()
+        for net in (parts.unet, parts.controlnet):
+            if o.attention_slicing:
+                net.set_attention_slice("auto")
+            else:
+                net.set_attn_processor(AttnProcessor2_0())
+
     def run(self, image: Image.Image, caption: str, objects: list[SemanticObject]) -> Restoration:
         """Restore ``image`` (the full-size reference) object by object, then globally."""
         o, parts = self.options, self.parts
         canvas = Canvas(*image.size)
-        h, w = canvas.padded
-        parts.vae.enable_tiling() if o.vae_tiling == "on" or (o.vae_tiling == "auto" and h * w > TILE_PIXELS) else parts.vae.disable_tiling()
-        for net in (parts.unet, parts.controlnet):
-            net.set_attention_slice("auto") if o.attention_slicing else net.set_attn_processor(AttnProcessor2_0())
+        self.configure_memory(canvas)
         gen = torch.Generator().manual_seed(o.seed)
         shape = (1, parts.unet.config.in_channels, *canvas.latent)
 
