@@ -56,7 +56,7 @@ def test_set_overrides_parse_toml_values() -> None:
 @pytest.mark.parametrize(
     ("text", "pattern"),
     [
-        ('extends = "lite"\n[restorer]\nplugin = "nope"\n', r"mine\.toml: restorer\.plugin: unknown restorer 'nope' \(available: upsample"),
+        ('extends = "lite"\n[restorer]\nplugin = "nope"\n', r"mine\.toml: restorer\.plugin: unknown restorer 'nope' \(available: (orag, )?upsample"),
         ('extends = "lite"\n[restorer]\nstrength = 3\n', r"mine\.toml: restorer\.strength: unknown key for restorer 'upsample' \(valid: plugin, filter\)"),
         ('extends = "lite"\n[reference_codec]\nquality = "best"\n', r"mine\.toml: reference_codec\.quality: .*integer.*'best'"),
         ('extends = "lite"\n[reference_codec]\nquality = 101\n', r"reference_codec\.quality: .*less than or equal to 100"),
