@@ -5,8 +5,10 @@
 - ``sam``: the official ``segment-anything`` package with a ``vit_b``/``vit_l``/``vit_h`` checkpoint.
 - ``sam2``: the official ``sam2`` package (SAM 2.1 checkpoints from the Hugging Face hub).
 
-``segment-anything`` and ``sam2`` import torchvision, which must match your torch build (PyPI
-has none for torch 2.13.0 CPU): install a matching torchvision yourself, see the README.
+``segment-anything`` and ``sam2`` import torchvision, whose compiled ops must match your torch
+build: torchvision 0.28.0 from PyPI (the release for torch 2.13.0) does not import beside the CPU
+wheel of torch 2.13.0 ("operator torchvision::nms does not exist"). Use the torch/torchvision pair
+of one index (e.g. both CUDA builds) in their own environment, see the README.
 """
 
 from __future__ import annotations
