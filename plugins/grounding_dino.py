@@ -100,15 +100,17 @@ TINY_WORDS = ("a", "the", "red", "blue", "green", "car", "cat", "dog", "house", 
 def build_tiny_grounding_dino(directory: Path) -> None:
     """A random Grounding DINO: tiny Swin backbone + tiny BERT text encoder, 16 queries."""
     import torch
-    from transformers import (
-        BertConfig,
-        BertTokenizer,
-        GroundingDinoConfig,
-        GroundingDinoForObjectDetection,
-        GroundingDinoImageProcessor,
-        GroundingDinoProcessor,
-        SwinConfig,
-    )
+
+    with quiet_transformers():  # torchvision-missing notices
+        from transformers import (
+            BertConfig,
+            BertTokenizer,
+            GroundingDinoConfig,
+            GroundingDinoForObjectDetection,
+            GroundingDinoImageProcessor,
+            GroundingDinoProcessor,
+            SwinConfig,
+        )
 
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", *TINY_WORDS]
     vocab_file = directory / "vocab.txt"
@@ -150,8 +152,8 @@ def build_tiny_grounding_dino(directory: Path) -> None:
         model.model.decoder.layer_norm.bias.mul_(0.1)
     with quiet_transformers():
         image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
-    GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
-    model.save_pretrained(directory)
+        GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
+        model.save_pretrained(directory)
 
 
 @hookimpl

@@ -16,7 +16,7 @@ from pydantic import Field
 from sedic_kit.hookspecs import hookimpl
 from sedic_kit.models import ModelSpec, register_tiny, resolve
 from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.prompting import LMMDescriptionOptions, describe_with
+from sedic_kit.prompting import LMMDescriptionOptions, describe_with, fit_image
 from sedic_kit.roles import Describer
 
 from .hf_common import TorchOptions, byte_level_tokenizer, manual_seed, pick_device, quiet_transformers
@@ -65,8 +65,6 @@ class TransformersDescriber(Describer):
         return self._loaded
 
     def describe(self, source: SourceImage) -> Payload:
-        from sedic_kit.prompting import fit_image
-
         processor, model, device = self.load()
         image = fit_image(source.image, self.options.max_image_side)
 
@@ -99,7 +97,16 @@ class TransformersDescriber(Describer):
 def build_tiny_llava(directory: Path) -> None:
     """A random LLaVA: CLIP vision tower (32 px, 8 px patches -> 16 image tokens) + tiny Llama."""
     import torch
-    from transformers import CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig, LlavaForConditionalGeneration, LlavaProcessor
+
+    with quiet_transformers():  # torchvision-missing notices
+        from transformers import (
+            CLIPImageProcessor,
+            CLIPVisionConfig,
+            LlamaConfig,
+            LlavaConfig,
+            LlavaForConditionalGeneration,
+            LlavaProcessor,
+        )
 
     tokenizer = byte_level_tokenizer(("<image>",))
     tokenizer.chat_template = TINY_CHAT_TEMPLATE
@@ -141,8 +148,9 @@ def build_tiny_llava(directory: Path) -> None:
         chat_template=TINY_CHAT_TEMPLATE,
         num_additional_image_tokens=1,
     )
-    model.save_pretrained(directory)
-    processor.save_pretrained(directory)
+    with quiet_transformers():
+        model.save_pretrained(directory)
+        processor.save_pretrained(directory)
 
 
 @hookimpl

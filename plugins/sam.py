@@ -189,7 +189,17 @@ class Sam2Segmenter(Segmenter):
 def build_tiny_sam(directory: Path) -> None:
     """A random SAM at 64 px: 2-layer ViT, prompt/decoder width 32, num_pos_feats = 32 / 2."""
     import torch
-    from transformers import SamConfig, SamImageProcessor, SamMaskDecoderConfig, SamModel, SamProcessor, SamPromptEncoderConfig, SamVisionConfig
+
+    with quiet_transformers():  # torchvision-missing notices
+        from transformers import (
+            SamConfig,
+            SamImageProcessor,
+            SamMaskDecoderConfig,
+            SamModel,
+            SamProcessor,
+            SamPromptEncoderConfig,
+            SamVisionConfig,
+        )
 
     size, patch, width = 64, 8, 32
     vision = SamVisionConfig(
@@ -212,8 +222,8 @@ def build_tiny_sam(directory: Path) -> None:
         image_processor = SamImageProcessor(
             size={"longest_edge": size}, pad_size={"height": size, "width": size}, mask_size={"longest_edge": size // 4}
         )
-    SamProcessor(image_processor=image_processor).save_pretrained(directory)
-    model.save_pretrained(directory)
+        SamProcessor(image_processor=image_processor).save_pretrained(directory)
+        model.save_pretrained(directory)
 
 
 @hookimpl

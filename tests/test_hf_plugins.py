@@ -9,17 +9,18 @@ import pytest
 
 pytest.importorskip("transformers", reason="needs sedic-kit[transformers]")
 
-from sedic_kit import Codec  # noqa: E402
-from sedic_kit.cli import main  # noqa: E402
-from sedic_kit.errors import ModelNotFoundError, SedicError  # noqa: E402
-from sedic_kit.imaging import load_image  # noqa: E402
-from sedic_kit.models import resolve  # noqa: E402
-from sedic_kit.payload import Payload, SemanticObject  # noqa: E402
-from sedic_kit.profiles import load_profile  # noqa: E402
-from sedic_kit.roles import Role  # noqa: E402
-from sedic_plugins.grounding_dino import GroundingDinoGrounder  # noqa: E402
-from sedic_plugins.hf_describer import TransformersDescriber  # noqa: E402
-from sedic_plugins.sam import SamHFSegmenter  # noqa: E402
+from sedic_plugins.grounding_dino import GroundingDinoGrounder
+from sedic_plugins.hf_describer import TransformersDescriber
+from sedic_plugins.sam import SamHFSegmenter
+
+from sedic_kit import Codec
+from sedic_kit.cli import main
+from sedic_kit.errors import ModelNotFoundError, SedicError
+from sedic_kit.imaging import load_image
+from sedic_kit.models import resolve
+from sedic_kit.payload import Payload, SemanticObject
+from sedic_kit.profiles import load_profile
+from sedic_kit.roles import Role
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "images" / "kodim23.png"  # 768 x 512
 
@@ -44,8 +45,8 @@ def grounder(cache):
 
 
 def test_tiny_llava_has_the_right_number_of_image_tokens(cache):
-    from transformers import AutoConfig, AutoProcessor
     from PIL import Image
+    from transformers import AutoConfig, AutoProcessor
 
     path = resolve("tiny/llava", "describer.model")
     config, processor = AutoConfig.from_pretrained(path), AutoProcessor.from_pretrained(path)

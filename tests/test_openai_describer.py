@@ -14,14 +14,14 @@ from PIL import Image
 
 pytest.importorskip("openai", reason="the openai describer needs the openai SDK (sedic-kit[openai])")
 
-from chat_server import ChatServer  # noqa: E402
+from chat_server import ChatServer
+from sedic_plugins.openai_describer import OpenAIDescriber
 
-from sedic_kit import Codec  # noqa: E402
-from sedic_kit.errors import BackendError, ModelNotFoundError, SedicError  # noqa: E402
-from sedic_kit.imaging import load_image  # noqa: E402
-from sedic_kit.profiles import load_profile  # noqa: E402
-from sedic_kit.roles import Role  # noqa: E402
-from sedic_plugins.openai_describer import OpenAIDescriber  # noqa: E402
+from sedic_kit import Codec
+from sedic_kit.errors import BackendError, ModelNotFoundError, SedicError
+from sedic_kit.imaging import load_image
+from sedic_kit.profiles import load_profile
+from sedic_kit.roles import Role
 
 KEY = "sk-test-5f1c0ffee-never-stored"
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "images" / "kodim23.png"
@@ -107,9 +107,8 @@ def test_429_and_500_are_retried(source):
 
 
 def test_persistent_500_ends_in_one_line_error(source):
-    with ChatServer([(500, {"error": {"message": "model crashed"}})]) as server:
-        with pytest.raises(BackendError) as info:
-            describer(server, max_retries=1).describe(source)
+    with ChatServer([(500, {"error": {"message": "model crashed"}})]) as server, pytest.raises(BackendError) as info:
+        describer(server, max_retries=1).describe(source)
     assert len(server.requests) == 2
     msg = str(info.value)
     assert "HTTP 500" in msg and "model crashed" in msg and "\n" not in msg
@@ -135,9 +134,8 @@ def test_connection_refused(source):
 
 def test_auth_failure_never_echoes_the_key(source):
     body = {"error": {"message": f"Incorrect API key provided: {KEY}"}}
-    with ChatServer([(401, body)]) as server:
-        with pytest.raises(BackendError) as info:
-            describer(server).describe(source)
+    with ChatServer([(401, body)]) as server, pytest.raises(BackendError) as info:
+        describer(server).describe(source)
     assert "authentication failed" in str(info.value) and KEY not in str(info.value)
 
 
