@@ -174,24 +174,31 @@ def _objects(raw: Any) -> list[SemanticObject]:
     return out
 
 
-def parse_description(text: str, width: int, height: int) -> Payload:
-    """A payload from a model's answer; raises :class:`DescriptionParseError` when none is usable."""
-    if not text or not text.strip():
-        raise DescriptionParseError("empty answer")
-    data: Any = None
-    for cand in _json_candidates(text):
-        try:
-            data = _loads(cand)
-            break
-        except DescriptionParseError:
-            continue
+def _from_json(data: Any, width: int, height: int) -> Payload:
     if not isinstance(data, dict):
-        raise DescriptionParseError("no JSON object found" if data is None else "the JSON is not an object")
+        raise DescriptionParseError("the JSON is not an object")
     caption = _text(_first(data, "caption", "overall_caption", "overall", "image_caption", "description", "summary")).strip()
     objects = _objects(_first(data, "objects", "object_list", "important_objects", "items"))
     if not caption and not objects:
         raise DescriptionParseError("the JSON has neither a caption nor objects")
     return Payload(width, height, caption, objects)
+
+
+def parse_description(text: str, width: int, height: int) -> Payload:
+    """A payload from a model's answer (the first usable JSON object in it).
+
+    Raises :class:`DescriptionParseError` saying what was wrong when none is usable.
+    """
+    if not text or not text.strip():
+        raise DescriptionParseError("empty answer")
+    problem = "no JSON object found"
+    for cand in _json_candidates(text):
+        try:
+            return _from_json(_loads(cand), width, height)
+        except DescriptionParseError as exc:
+            if problem == "no JSON object found" or str(exc) != "not valid JSON":
+                problem = str(exc)
+    raise DescriptionParseError(problem)
 
 
 Ask = Callable[[str], str]

@@ -56,6 +56,11 @@ def test_tolerant_parsing(answer):
     assert [(o.name, o.details) for o in payload.objects] == [("red car", "a small red hatchback parked left")]
 
 
+def test_first_usable_object_wins():
+    answer = 'Schema example: {"type": "object"}. Answer: ' + json.dumps(GOOD)
+    assert parse_description(answer, 8, 8).caption == "a quiet street"
+
+
 def test_object_names_only():
     payload = parse_description('{"objects": ["dog", "ball"], "caption": ""}', 8, 8)
     assert [o.name for o in payload.objects] == ["dog", "ball"]
