@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -151,14 +152,28 @@ def test_offline_profile_without_weights(cache, source, tmp_path, monkeypatch):
 
 
 def test_models_check_cli(cache, tmp_path, monkeypatch, capsys):
+    import shutil
+
     import huggingface_hub.constants
 
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    hub = tmp_path / "hf-cache"
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
     assert main(["models", "check", "tiny", "--files"]) == 0
     text = capsys.readouterr().out
     assert text.count("present") == 3 and "model.safetensors" in text
     assert main(["models", "check", "offline"]) == 1
     text = capsys.readouterr().out
-    for needed in ("llava-hf/llava-1.5-7b-hf", "IDEA-Research/grounding-dino-base", "facebook/sam-vit-huge", "empty-hf-cache"):
+    for needed in ("llava-hf/llava-1.5-7b-hf", "IDEA-Research/grounding-dino-base", "facebook/sam-vit-huge", "hf-cache"):
         assert needed in text
+    # A hub id present in the Hugging Face cache (tiny weights under the real id's cache layout).
+    repo = hub / "models--facebook--sam-vit-huge"
+    shutil.copytree(resolve("tiny/sam", "x"), repo / "snapshots" / "0123abcd")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    assert main(["models", "check", "offline", "--json"]) == 1
+    rows = {r.get("model"): r for r in json.loads(capsys.readouterr().out)["models"]}
+    assert rows["facebook/sam-vit-huge"]["status"] == "present" and rows["facebook/sam-vit-huge"]["size"] > 0
+    assert rows["llava-hf/llava-1.5-7b-hf"]["status"] == "missing"
+    out = load_profile("offline").build_role(Role.segmenter).segment(load_image(EXAMPLE), Payload(768, 512, "", [SemanticObject("b")]))
+    assert out.objects[0].mask.shape == (512, 768)
     assert main(["models", "pull", "tiny"]) == 0
