@@ -6,8 +6,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from pydantic import Field
-
 from sedic_kit.roles import Options
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -19,10 +17,6 @@ class TorchOptions(Options):
 
     device: Device = "auto"
     dtype: DType = "auto"
-
-
-class TorchModelOptions(TorchOptions):
-    model: str = Field(..., description="hub id (cached), local directory or tiny/NAME")
 
 
 def pick_device(options: TorchOptions) -> tuple[str, Any]:
