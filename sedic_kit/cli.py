@@ -33,6 +33,8 @@ app = typer.Typer(
 )
 profiles_app = typer.Typer(help="List, show and check profiles.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
+models_app = typer.Typer(help="Check and fetch the model weights a profile needs.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
@@ -255,6 +257,77 @@ def profiles_check(name: Annotated[str, typer.Argument(help="Profile name or pat
     prof = load_profile(name, set_ or [])
     prof.build()
     out.print(f"profile {prof.name}: ok", highlight=False)
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+@models_app.command("check")
+def models_check(
+    name: Annotated[str, typer.Argument(help="Profile name or path.")],
+    set_: SetOpt = None,
+    files: Annotated[bool, typer.Option("--files", help="List every file of the models present.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List each model a profile needs: present or missing, files, sizes, cache location (exit 1 if any is missing)."""
+    from .model_files import check, profile_models
+
+    rows: list[dict[str, Any]] = []
+    for rm in profile_models(load_profile(name, set_ or [])):
+        if rm.problem:
+            rows.append({"role": rm.role, "plugin": rm.plugin, "status": "unavailable", "problem": rm.problem})
+        for spec in rm.specs:
+            st = check(spec)
+            rows.append(
+                {
+                    "role": rm.role,
+                    "plugin": rm.plugin,
+                    "option": spec.what,
+                    "model": spec.spec,
+                    "status": "present" if st.present else "missing",
+                    "location": st.location,
+                    "size": st.size,
+                    "files": [{"name": f, "size": n} for f, n in st.files],
+                    "problem": st.problem,
+                }
+            )
+    if as_json:
+        out.print_json(json.dumps({"profile": name, "models": rows}))
+    else:
+        for r in rows:
+            if r["status"] == "unavailable":
+                out.print(f"[yellow]unavailable[/yellow] {r['role']} '{r['plugin']}': {r['problem']}", highlight=False)
+                continue
+            color = "green" if r["status"] == "present" else "red"
+            head = f"[{color}]{r['status']}[/{color}] {r['option']} = {r['model']} ({r['role']} '{r['plugin']}')"
+            if r["status"] == "present":
+                out.print(f"{head}: {_size(r['size'])} in {len(r['files'])} files at {r['location']}", highlight=False)
+                for f in r["files"] if files else []:
+                    out.print(f"    {f['name']}  {_size(f['size'])}", highlight=False)
+            else:
+                wanted = ", ".join(f["name"] for f in r["files"]) or "all files"
+                out.print(f"{head}: needs {wanted}; would be cached in {r['location']}", highlight=False)
+        if not rows:
+            out.print(f"profile {name} needs no model weights", highlight=False)
+    if any(r["status"] == "missing" for r in rows):
+        raise typer.Exit(1)
+
+
+@models_app.command("pull")
+def models_pull(name: Annotated[str, typer.Argument(help="Profile name or path.")], set_: SetOpt = None) -> None:
+    """Download every model a profile needs into its cache (needs a network)."""
+    from .model_files import profile_models, pull
+
+    for rm in profile_models(load_profile(name, set_ or [])):
+        if rm.problem:
+            err.print(f"[yellow]skipped[/yellow] {rm.role} '{rm.plugin}': {rm.problem}", highlight=False)
+        for spec in rm.specs:
+            out.print(f"{spec.what} = {spec.spec}: {pull(spec)}", highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
