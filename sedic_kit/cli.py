@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .codec import Codec, finite, write_atomic
@@ -36,8 +37,8 @@ app.add_typer(profiles_app, name="profiles")
 models_app = typer.Typer(help="Check and fetch the model weights a profile needs.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)
 
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name or path to a .toml file.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a profile option: ROLE.KEY=VALUE.")]
@@ -53,7 +54,7 @@ def root(
         out.print(f"sedic-kit {__version__}")
         raise typer.Exit()
     for line in get_registry().errors():
-        err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
+        err.print(Text.assemble(("warning:", "yellow"), f" {line}"))
 
 
 def expand_inputs(items: list[Path]) -> list[Path]:
@@ -90,13 +91,13 @@ def run(
                 records.append(run_one(codec, path, out_dir))
             except SedicError as exc:
                 failures += 1
-                err.print(f"[red]Error:[/red] {exc}", highlight=False)
+                err.print(Text.assemble(("Error:", "red"), f" {exc}"))
             progress.advance(task)
     if records:
         print_summary(records)
         report = results_json(codec, records)
         write_atomic(out_dir / "results.json", json.dumps(report, indent=2).encode())
-        out.print(f"wrote {len(records)} reconstructions and {out_dir / 'results.json'}", highlight=False)
+        out.print(f"wrote {len(records)} reconstructions and {out_dir / 'results.json'}")
     if failures:
         raise typer.Exit(1)
 
@@ -177,7 +178,7 @@ def encode(
     result = codec.encode(image)
     path = result.save(output or image.with_suffix(".sedic"))
     parts = ", ".join(f"{k} {v}" for k, v in result.bits.items())
-    out.print(f"{path}: {result.total_bits} bits, {result.bpp:.5f} bpp ({parts})", highlight=False)
+    out.print(f"{path}: {result.total_bits} bits, {result.bpp:.5f} bpp ({parts})")
 
 
 @app.command()
@@ -192,7 +193,7 @@ def decode(
     image = codec.decode(sedic)
     path = output or sedic.with_suffix(".png")
     image.save(path)
-    out.print(f"{path}: {image.size[0]}x{image.size[1]}", highlight=False)
+    out.print(f"{path}: {image.size[0]}x{image.size[1]}")
 
 
 @app.command("plugins")
@@ -230,7 +231,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
         table.add_row(*(str(r[k] or "-") for k in ("role", "name", "distribution", "version", "origin")), status)
     out.print(table)
     for b in broken:
-        out.print(f"[red]broken:[/red] {b['module']} ({b['distribution']}): {b['error']}", highlight=False)
+        out.print(Text.assemble(("broken:", "red"), f" {b['module']} ({b['distribution']}): {b['error']}"))
 
 
 @profiles_app.command("list")
@@ -241,7 +242,7 @@ def profiles_list() -> None:
             desc = load_profile(path).description
         except SedicError as exc:
             desc = f"(invalid: {exc})"
-        out.print(f"[bold]{name}[/bold]  {desc}  [dim]{path}[/dim]", highlight=False)
+        out.print(Text.assemble((name, "bold"), f"  {desc}  ", (str(path), "dim")))
 
 
 @profiles_app.command("show")
@@ -256,7 +257,7 @@ def profiles_check(name: Annotated[str, typer.Argument(help="Profile name or pat
     """Check that every plugin of a profile is installed and its options are valid."""
     prof = load_profile(name, set_ or [])
     prof.build()
-    out.print(f"profile {prof.name}: ok", highlight=False)
+    out.print(f"profile {prof.name}: ok")
 
 
 def _size(n: int) -> str:
@@ -301,19 +302,19 @@ def models_check(
     else:
         for r in rows:
             if r["status"] == "unavailable":
-                out.print(f"[yellow]unavailable[/yellow] {r['role']} '{r['plugin']}': {r['problem']}", highlight=False)
+                out.print(Text.assemble(("unavailable", "yellow"), f" {r['role']} '{r['plugin']}': {r['problem']}"))
                 continue
             color = "green" if r["status"] == "present" else "red"
             head = f"[{color}]{r['status']}[/{color}] {r['option']} = {r['model']} ({r['role']} '{r['plugin']}')"
             if r["status"] == "present":
-                out.print(f"{head}: {_size(r['size'])} in {len(r['files'])} files at {r['location']}", highlight=False)
+                out.print(f"{head}: {_size(r['size'])} in {len(r['files'])} files at {r['location']}")
                 for f in r["files"] if files else []:
-                    out.print(f"    {f['name']}  {_size(f['size'])}", highlight=False)
+                    out.print(f"    {f['name']}  {_size(f['size'])}")
             else:
                 wanted = ", ".join(f["name"] for f in r["files"]) or "all files"
-                out.print(f"{head}: needs {wanted}; would be cached in {r['location']}", highlight=False)
+                out.print(f"{head}: needs {wanted}; would be cached in {r['location']}")
         if not rows:
-            out.print(f"profile {name} needs no model weights", highlight=False)
+            out.print(f"profile {name} needs no model weights")
     if any(r["status"] == "missing" for r in rows):
         raise typer.Exit(1)
 
@@ -325,9 +326,9 @@ def models_pull(name: Annotated[str, typer.Argument(help="Profile name or path."
 
     for rm in profile_models(load_profile(name, set_ or [])):
         if rm.problem:
-            err.print(f"[yellow]skipped[/yellow] {rm.role} '{rm.plugin}': {rm.problem}", highlight=False)
+            err.print(Text.assemble(("skipped", "yellow"), f" {rm.role} '{rm.plugin}': {rm.problem}"))
         for spec in rm.specs:
-            out.print(f"{spec.what} = {spec.spec}: {pull(spec)}", highlight=False)
+            out.print(f"{spec.what} = {spec.spec}: {pull(spec)}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -341,7 +342,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors: exit 2
         show = getattr(exc, "show", None)
-        show() if show else err.print(f"Error: {exc.format_message()}", highlight=False)
+        show() if show else err.print(f"Error: {exc.format_message()}")
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         err.print("Aborted.")
@@ -349,11 +350,11 @@ def main(argv: list[str] | None = None) -> int:
     except SedicError as exc:
         if debug:
             raise
-        err.print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("Error:", "red"), f" {exc}"))
         return 1
     except Exception as exc:
         if debug:
             raise
-        err.print(f"[red]Error:[/red] {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("Error:", "red"), f" {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"))
         return 1
     return rc if isinstance(rc, int) else 0

@@ -138,7 +138,7 @@ def test_offline_profile_without_weights(cache, source, tmp_path, monkeypatch):
     try:
         import vllm  # noqa: F401
     except ImportError:
-        assert msg == "describer 'vllm' needs vllm which is not installed: pip install 'sedic-kit[vllm]'"
+        assert msg.endswith("offline.toml: describer.plugin: describer 'vllm' needs vllm which is not installed: pip install 'sedic-kit[vllm]'")
     profile = load_profile("offline")
     grounder = profile.build_role(Role.grounder)
     msg = _one_line_error(lambda: grounder.ground(source, Payload(768, 512, "", [SemanticObject("bird")])))
