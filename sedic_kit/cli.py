@@ -17,6 +17,8 @@ from rich.table import Table
 from . import __version__
 from .codec import Codec, finite, write_atomic
 from .errors import SedicError
+from .eval.commands import add_commands as add_eval_commands
+from .eval.results import results_json
 from .imaging import DEFAULT_MAX_PIXELS, psnr
 from .plugins import get_registry
 from .profiles import available_profiles, load_profile
@@ -92,7 +94,8 @@ def run(
             progress.advance(task)
     if records:
         print_table(records)
-        report = results_json(codec, records)
+        prof = codec.profile
+        report = results_json(prof.name if prof else "custom", prof.description if prof else "", prof.to_dict() if prof else None, records)
         write_atomic(out_dir / "results.json", json.dumps(report, indent=2).encode())
         out.print(f"wrote {len(records)} reconstructions and {out_dir / 'results.json'}", highlight=False)
     if failures:
@@ -118,35 +121,10 @@ def run_one(codec: Codec, path: Path, out_dir: Path) -> dict[str, Any]:
         "reconstruction": str(png),
         "file_bits": 8 * sedic_path.stat().st_size,
         **result.summary(),
-        "psnr": finite(psnr(decoded.image, source.image)),
+        "psnr-rgb": finite(psnr(decoded.image, source.image)),
         "encoding_time": enc_time,
         "decoding_time": dec_time,
         "decode_timings": decoded.timings,
-    }
-
-
-def results_json(codec: Codec, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-image records and means, shaped like ``compressai.utils.eval_model`` output."""
-
-    def mean(key: str) -> float | None:
-        vals = [r[key] for r in records if r.get(key) is not None]
-        return sum(vals) / len(vals) if vals else None
-
-    sections = sorted({k for r in records for k in r["bpp_sections"]})
-    prof = codec.profile
-    return {
-        "name": prof.name if prof else "custom",
-        "description": prof.description if prof else "",
-        "profile": prof.to_dict() if prof else None,
-        "sedic_kit_version": __version__,
-        "results": {
-            "bpp": [mean("bpp")],
-            "psnr-rgb": [mean("psnr")],
-            "encoding_time": [mean("encoding_time")],
-            "decoding_time": [mean("decoding_time")],
-            **{f"bpp-{s}": [sum(r["bpp_sections"].get(s, 0.0) for r in records) / len(records)] for s in sections},
-        },
-        "images": records,
     }
 
 
@@ -156,7 +134,7 @@ def print_table(records: list[dict[str, Any]]) -> None:
     for col in ["image", "bpp", *[f"{s} bits" for s in sections], "PSNR", "enc s", "dec s"]:
         table.add_column(col, justify="left" if col == "image" else "right")
     for r in records:
-        p = "inf" if r["psnr"] is None else f"{r['psnr']:.2f}"
+        p = "inf" if r["psnr-rgb"] is None else f"{r['psnr-rgb']:.2f}"
         table.add_row(
             Path(r["image"]).name,
             f"{r['bpp']:.5f}",
@@ -261,6 +239,9 @@ def profiles_check(name: Annotated[str, typer.Argument(help="Profile name or pat
     prof = load_profile(name, set_ or [])
     prof.build()
     out.print(f"profile {prof.name}: ok", highlight=False)
+
+
+add_eval_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:
