@@ -13,7 +13,7 @@ from ..errors import SedicError
 
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Directory of images (e.g. ../shared/data/kodak).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory (reruns resume in it).")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a profile option: ROLE.KEY=VALUE (every profile).")]
+SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a profile option: ROLE.KEY=VALUE (every profile) or PROFILE:ROLE.KEY=VALUE.")]
 ProtocolOpt = Annotated[
     Optional[str],
     typer.Option(help="as-is (Kodak) or crop768 (DIV2K/CLIC: min side 768, center crop); default from the directory name."),
@@ -29,7 +29,7 @@ def run_compare(
     metrics: str | None, clip_model: str, dataset: str | None, crop: int,
 ) -> None:
     """Shared body of ``eval`` and ``compare``."""
-    missing = [m for m in ("torch", "torchmetrics", "accelerate", "matplotlib") if importlib.util.find_spec(m) is None]
+    missing = [m for m in ("torch", "torchmetrics", "pytorch_msssim", "accelerate", "matplotlib") if importlib.util.find_spec(m) is None]
     if missing:
         raise SedicError(f"evaluation needs {', '.join(missing)}: pip install 'sedic-kit[eval]'")
     from .compare import compare

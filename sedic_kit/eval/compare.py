@@ -14,10 +14,24 @@ from .report import paper_numbers, plot_bits, plot_rd, quoted, write_csv, write_
 from .runner import EvalConfig, Evaluation, dist_state
 
 
+def overrides_for(profile: str, overrides: list[str]) -> list[str]:
+    """``ROLE.KEY=VALUE`` applies to every profile, ``PROFILE:ROLE.KEY=VALUE`` to that profile only."""
+    out = []
+    for item in overrides:
+        key = item.partition("=")[0]
+        if ":" in key:
+            target, _, rest = item.partition(":")
+            if target == profile:
+                out.append(rest)
+        else:
+            out.append(item)
+    return out
+
+
 def compare(profiles: list[str], cfg: EvalConfig, dataset: str | None, crop: int = 256) -> dict[str, Path] | None:
     """Run every profile (resumably, on all processes); rank 0 writes the outputs and returns their paths."""
     suite = MetricSuite(cfg.metrics, cfg.clip_model)
-    summaries = [Evaluation(replace(cfg, profile=p), suite).run() for p in profiles]
+    summaries = [Evaluation(replace(cfg, profile=p, overrides=overrides_for(p, cfg.overrides)), suite).run() for p in profiles]
     if not dist_state().is_main_process:
         return None
     done: list[dict[str, Any]] = [s for s in summaries if s is not None]

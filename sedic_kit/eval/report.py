@@ -17,6 +17,11 @@ from ..codec import write_atomic
 from .metrics import HIGHER_IS_BETTER, LABELS
 
 SECTION_ORDER = ("reference", "text", "masks", "config", "framing")
+REPORT_IMAGE_CHECK = (
+    "<script>for(const i of document.images){const bad=()=>console.error('image failed to load: '+i.src);"
+    "if(i.complete&&!i.naturalWidth)bad();else i.addEventListener('error',bad)}</script>"
+)
+"""Makes a missing crop or plot visible in the browser console (and to the headless test)."""
 
 
 def paper_numbers() -> dict[str, Any]:
@@ -210,6 +215,7 @@ def write_html(
             cells += [_fmt_cell(r.get(k)) for k in keys if k in _per_image(summaries)]
             parts.append("<tr>" + "".join(cells) + "</tr>")
         parts.append("</table>")
+    parts.append(REPORT_IMAGE_CHECK)
     parts.append("</body></html>\n")
     path = out / "report.html"
     write_atomic(path, "\n".join(parts).encode())

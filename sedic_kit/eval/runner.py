@@ -27,15 +27,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from .. import __version__
 from ..codec import Codec, write_atomic
+from ..errors import SedicError
 from ..imaging import DEFAULT_MAX_PIXELS, upsample
 from ..plugins import get_registry
 from .datasets import Protocol, list_images, prepare
 from .metrics import DEFAULT_CLIP_MODEL, MetricSuite
 from .results import results_json
 
-PACKAGES = ("numpy", "pillow", "torch", "torchmetrics", "transformers", "accelerate", "torchvision", "torch-fidelity", "piq", "pyiqa", "matplotlib")
-TIMING_KEYS = ("encoding_time", "decoding_time", "timings", "decode_timings")
-"""Record fields that vary between runs of the same configuration."""
+PACKAGES = ("numpy", "pillow", "torch", "torchmetrics", "pytorch-msssim", "transformers", "accelerate", "torchvision", "torch-fidelity", "piq", "pyiqa", "matplotlib")
+VOLATILE_KEYS = ("encoding_time", "decoding_time", "timings", "process")
+"""Record fields that vary between runs of the same configuration (timings, which process ran it)."""
 
 
 @dataclass
@@ -144,7 +145,7 @@ class Evaluation:
             return None
         return record if record.get("fingerprint") == self.fingerprint else None
 
-    def one(self, path: Path) -> dict[str, Any]:
+    def one(self, path: Path, process: int = 0) -> dict[str, Any]:
         """Encode, write, decode and score one image; the record is written last."""
         source = prepare(path, self.cfg.protocol, self.cfg.max_pixels)
         start = time.perf_counter()
@@ -159,7 +160,7 @@ class Evaluation:
         save_png(upsample(decoded.reference.convert("RGB"), w, h), self.dir / "reference" / f"{path.stem}.png")
         bits = dict(result.bits)
         if sum(bits.values()) != 8 * sedic.stat().st_size:
-            raise AssertionError(f"{sedic}: section bits do not add up to the file size")
+            raise SedicError(f"{sedic}: section bits do not add up to the file size")
         record = {
             "image": path.name,
             "width": w,
@@ -172,6 +173,7 @@ class Evaluation:
             **self.suite.score(decoded.image, source.image),
             "notes": list(result.notes),
             "fingerprint": self.fingerprint,
+            "process": process,
             "encoding_time": enc_time,
             "decoding_time": dec_time,
             "timings": {**{f"encode.{k}": v for k, v in result.timings.items()}, **{f"decode.{k}": v for k, v in decoded.timings.items()}},
@@ -195,27 +197,32 @@ class Evaluation:
                 highlight=False,
             )
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        new: list[dict[str, Any]] = []
         try:
             with Progress(*columns, console=console, transient=True, disable=not state.is_main_process or not mine) as progress:
                 task = progress.add_task(self.name, total=len(mine))
                 for path in mine:
                     progress.update(task, description=f"{self.name} {path.name}")
-                    self.one(path)
+                    new.append(self.one(path, state.process_index))
                     progress.advance(task)
         finally:
             remove_partials(self.dir)
+        if state.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            new = gather_object(new)
         state.wait_for_everyone()
         if not state.is_main_process:
             return None
-        return self.summarize(state.num_processes, len(todo))
+        return self.summarize({r["image"]: r for r in new}, state)
 
-    def summarize(self, processes: int, evaluated: int) -> dict[str, Any]:
-        """Gather every record (rank 0), compute set metrics, write results and manifest."""
+    def summarize(self, new: dict[str, dict[str, Any]], state: Any) -> dict[str, Any]:
+        """Merge gathered and previously finished records (rank 0), add set metrics, write results and manifest."""
         records = []
         for path in self.paths:
-            record = self.finished(path)
+            record = new.get(path.name) or self.finished(path)
             if record is None:
-                raise AssertionError(f"{path.name}: no record after the run")
+                raise SedicError(f"{path.name}: no record after the run")
             records.append(record)
         originals = [prepare(p, self.cfg.protocol, self.cfg.max_pixels).image for p in self.paths] if self.suite.set else []
         recons = [Image.open(self.dir / "recon" / f"{p.stem}.png").convert("RGB") for p in self.paths] if self.suite.set else []
@@ -233,15 +240,16 @@ class Evaluation:
         summary["unavailable"] = dict(self.suite.unavailable)
         summary["dir"] = str(self.dir)
         write_json(self.dir / "results.json", summary)
-        write_json(self.dir / "manifest.json", self.manifest(processes, evaluated))
+        write_json(self.dir / "manifest.json", self.manifest(state, len(new)))
         return summary
 
-    def manifest(self, processes: int, evaluated: int) -> dict[str, Any]:
+    def manifest(self, state: Any, evaluated: int) -> dict[str, Any]:
         return {
             "profile": self.name,
             "fingerprint": self.fingerprint,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "processes": processes,
+            "processes": state.num_processes,
+            "backend": state.backend,
             "evaluated_this_run": evaluated,
             "images": len(self.paths),
             "data": str(self.cfg.data),
