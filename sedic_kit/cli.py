@@ -11,6 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
@@ -53,7 +54,7 @@ def root(
         out.print(f"sedic-kit {__version__}")
         raise typer.Exit()
     for line in get_registry().errors():
-        err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
+        err.print(f"[yellow]warning:[/yellow] {escape(line)}", highlight=False)
 
 
 def expand_inputs(items: list[Path]) -> list[Path]:
@@ -90,7 +91,7 @@ def run(
                 records.append(run_one(codec, path, out_dir))
             except SedicError as exc:
                 failures += 1
-                err.print(f"[red]Error:[/red] {exc}", highlight=False)
+                err.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False)
             progress.advance(task)
     if records:
         print_table(records)
@@ -263,11 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     except SedicError as exc:
         if debug:
             raise
-        err.print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(f"[red]Error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
         return 1
     except Exception as exc:
         if debug:
             raise
-        err.print(f"[red]Error:[/red] {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", highlight=False, soft_wrap=True)
+        err.print(f"[red]Error:[/red] {type(exc).__name__}: {escape(str(exc))} (rerun with --debug for a traceback)", highlight=False, soft_wrap=True)
         return 1
     return rc if isinstance(rc, int) else 0

@@ -285,3 +285,22 @@ def test_two_process_accelerate_run_matches_one_process(tile_dir: Path, single_r
     assert manifest["processes"] == 2 and manifest["backend"] == "gloo"
     assert stable(summary) == stable(single_run)
     assert (out / "report.html").is_file() and (out / "results.csv").is_file()
+
+
+def test_dataset_protocol_and_per_profile_overrides(tmp_path: Path) -> None:
+    from sedic_kit.eval.compare import overrides_for
+    from sedic_kit.eval.datasets import crop768, infer, prepare
+
+    wide = Image.fromarray(np.tile(np.arange(1000, dtype=np.uint8)[None, :, None], (800, 1, 3)))
+    out = crop768(wide)
+    assert out.size == (768, 768)
+    assert np.asarray(out)[0, 0, 0] == np.asarray(wide.resize((960, 768), Image.Resampling.BICUBIC))[0, 96, 0]
+    (tmp_path / "DIV2K_valid_HR").mkdir()
+    wide.save(tmp_path / "DIV2K_valid_HR" / "0801.png")
+    assert infer(tmp_path / "DIV2K_valid_HR") == ("div2k", "crop768")
+    assert infer(tmp_path / "kodak") == ("kodak", "as-is") and infer(tmp_path) == (None, "as-is")
+    source = prepare(tmp_path / "DIV2K_valid_HR" / "0801.png", "crop768", 10**8)
+    assert source.size == (768, 768) and source.path is not None
+    sets = ["restorer.filter=bicubic", "lite:describer.path=/a:b", "other:segmenter.iterations=2"]
+    assert overrides_for("lite", sets) == ["restorer.filter=bicubic", "describer.path=/a:b"]
+    assert overrides_for("lite-webp", sets) == ["restorer.filter=bicubic"]
