@@ -122,15 +122,14 @@ def plot_bits(path: Path, summaries: list[dict[str, Any]], paper_bits: dict[str,
     bars = [(s["name"], {x: s["results"].get(f"bpp-{x}", [0.0])[0] or 0.0 for x in secs}) for s in summaries]
     if paper_bits:
         bars.append(("SEDIC paper (quoted)", {x: paper_bits.get(x, 0.0) for x in secs}))
-    fig, ax = plt.subplots(figsize=(6, 0.6 * len(bars) + 1.6), dpi=100)
+    fig, ax = plt.subplots(figsize=(6.5, 0.6 * len(bars) + 1.8), dpi=100, layout="constrained")
     left = [0.0] * len(bars)
     for x in secs:
         widths = [b[1][x] for b in bars]
         ax.barh([b[0] for b in bars], widths, left=left, label=x)
         left = [lo + w for lo, w in zip(left, widths)]
     ax.set(xlabel="mean bpp", title="Bit allocation per section")
-    ax.legend(fontsize=8, ncols=len(secs), loc="upper center", bbox_to_anchor=(0.5, -0.3 if len(bars) < 3 else -0.15))
-    fig.tight_layout()
+    fig.legend(fontsize=8, ncols=len(secs), loc="outside lower center")
     _save_fig(fig, path)
     plt.close(fig)
     return path
