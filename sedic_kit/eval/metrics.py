@@ -191,7 +191,7 @@ class ClipSIM(Metric):
 
     def load(self) -> None:
         try:
-            path = resolve(self.model_spec, "ClipSIM model")
+            path = resolve(self.model_spec, "ClipSIM model (--clip-model)")
         except SedicError as exc:
             raise MetricUnavailable(str(exc)) from None
         need("torch", "transformers")
