@@ -18,6 +18,8 @@ from rich.text import Text
 from . import __version__
 from .codec import Codec, finite, write_atomic
 from .errors import SedicError
+from .eval.commands import add_commands as add_eval_commands
+from .eval.results import results_json
 from .imaging import DEFAULT_MAX_PIXELS, psnr
 from .plugins import get_registry
 from .profiles import available_profiles, load_profile
@@ -95,7 +97,8 @@ def run(
             progress.advance(task)
     if records:
         print_summary(records)
-        report = results_json(codec, records)
+        prof = codec.profile
+        report = results_json(prof.name if prof else "custom", prof.description if prof else "", prof.to_dict() if prof else None, records)
         write_atomic(out_dir / "results.json", json.dumps(report, indent=2).encode())
         out.print(f"wrote {len(records)} reconstructions and {out_dir / 'results.json'}")
     if failures:
@@ -121,35 +124,10 @@ def run_one(codec: Codec, path: Path, out_dir: Path) -> dict[str, Any]:
         "reconstruction": str(png),
         "file_bits": 8 * sedic_path.stat().st_size,
         **result.summary(),
-        "psnr": finite(psnr(decoded.image, source.image)),
+        "psnr-rgb": finite(psnr(decoded.image, source.image)),
         "encoding_time": enc_time,
         "decoding_time": dec_time,
         "decode_timings": decoded.timings,
-    }
-
-
-def results_json(codec: Codec, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-image records and means, shaped like ``compressai.utils.eval_model`` output."""
-
-    def mean(key: str) -> float | None:
-        vals = [r[key] for r in records if r.get(key) is not None]
-        return sum(vals) / len(vals) if vals else None
-
-    sections = sorted({k for r in records for k in r["bpp_sections"]})
-    prof = codec.profile
-    return {
-        "name": prof.name if prof else "custom",
-        "description": prof.description if prof else "",
-        "profile": prof.to_dict() if prof else None,
-        "sedic_kit_version": __version__,
-        "results": {
-            "bpp": [mean("bpp")],
-            "psnr-rgb": [mean("psnr")],
-            "encoding_time": [mean("encoding_time")],
-            "decoding_time": [mean("decoding_time")],
-            **{f"bpp-{s}": [sum(r["bpp_sections"].get(s, 0.0) for r in records) / len(records)] for s in sections},
-        },
-        "images": records,
     }
 
 
@@ -157,11 +135,10 @@ def print_summary(records: list[dict[str, Any]]) -> None:
     """One line per image: bpp split by section, PSNR and times."""
     for r in records:
         parts = ", ".join(f"{k} {v / (r['width'] * r['height']):.4f}" for k, v in r["bits"].items())
-        quality = "identical" if r["psnr"] is None else f"PSNR {r['psnr']:.2f} dB"
+        quality = "identical" if r["psnr-rgb"] is None else f"PSNR {r['psnr-rgb']:.2f} dB"
         out.print(
             f"{Path(r['image']).name}: {r['bpp']:.5f} bpp ({parts}), {quality}, "
-            f"encode {r['encoding_time']:.2f} s, decode {r['decoding_time']:.2f} s",
-            highlight=False,
+            f"encode {r['encoding_time']:.2f} s, decode {r['decoding_time']:.2f} s"
         )
 
 
@@ -329,6 +306,9 @@ def models_pull(name: Annotated[str, typer.Argument(help="Profile name or path."
             err.print(Text.assemble(("skipped", "yellow"), f" {rm.role} '{rm.plugin}': {rm.problem}"))
         for spec in rm.specs:
             out.print(f"{spec.what} = {spec.spec}: {pull(spec)}")
+
+
+add_eval_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:
