@@ -6,12 +6,16 @@ coded losslessly there, one after another, in raster order with constriction's r
 - at full resolution (``scale=1``) each row first gets a "same as the row above" flag (JBIG's
   typical prediction) so that uniform rows cost one decision (on the small grid it costs more
   than it saves);
-- other pixels use a JBIG-like 10-pixel causal template of the current mask plus the co-located
-  pixel and the pixel below it in the union of the masks already coded (objects rarely overlap,
-  and when they do they overlap consistently); each context has adaptive counts started from a
-  shipped prior measured on synthetic shapes (``cabac_prior``).
+- every other pixel is predicted from a 16-pixel causal template of the current mask (JBIG-like,
+  nearest pixels first) plus the co-located pixel and the pixel below it in the union of the
+  masks already coded (objects rarely overlap, and when they do they overlap consistently);
+- predictions: a static prior per 16-pixel context, measured on synthetic shapes and shipped
+  (``cabac_prior``), and adaptive counts on 4-, 10- and 16-pixel contexts (each with the two
+  other-mask pixels) smoothed towards that prior, combined by a logistic mixer whose weights
+  (one set per number of set nearest neighbours) learn online.
 
-Probabilities are ratios of counts (IEEE division only), so decoding is deterministic.
+The mixer runs in integer fixed point and the counts use IEEE division only, so encoder and
+decoder compute bit-identical probabilities on any platform.
 """
 
 from __future__ import annotations
@@ -33,40 +37,77 @@ Bernoulli = constriction.stream.model.Bernoulli
 RangeEncoder = constriction.stream.queue.RangeEncoder
 RangeDecoder = constriction.stream.queue.RangeDecoder
 
-TEMPLATE = ((-1, -1), (-1, 0), (-1, 1), (0, -1), (0, -2), (-2, 0), (-1, -2), (-1, 2), (-2, -1), (-2, 1))
-"""Causal neighbours (row, column offsets) of the current mask; the first four are the nearest."""
+TEMPLATE = (
+    (-1, -1), (-1, 0), (-1, 1), (0, -1), (0, -2), (-2, 0), (-1, -2), (-1, 2), (-2, -1), (-2, 1),
+    (0, -3), (-2, -2), (-2, 2), (-1, -3), (-1, 3), (-3, 0),
+)
+"""Causal neighbours (row, column offsets) of the current mask, nearest first."""
+PRIOR_BITS = 16
+"""The shipped prior is indexed by the first ``PRIOR_BITS`` template pixels."""
 OTHERS = ((0, 0), (1, 0))
 """Offsets read from the union of the previously coded masks."""
-PRIOR_WEIGHT = 16.0
-"""Pseudo-count given to the shipped prior of a context (less when the prior saw it less)."""
-PRIOR_FILE = Path(__file__).with_name("cabac_prior.npy")
-PAD = 2
-
-
-class _Contexts:
-    """Adaptive count tables: one for pixels (started from the shipped prior), one for row flags."""
-
-    def __init__(self) -> None:
-        prior = _prior()
-        size = 1 << (len(TEMPLATE) + len(OTHERS))
-        own = np.arange(size) & ((1 << len(TEMPLATE)) - 1)
-        ones, seen = prior[own, 1], prior[own].sum(axis=1)
-        weight = np.minimum(seen, PRIOR_WEIGHT) + 0.4
-        self.ones = list(weight * (ones + 0.5) / (seen + 1.0))
-        self.total = list(weight)
-        self.row_ones = [0.5, 0.5]
-        self.row_total = [1.0, 1.0]
+LEVELS = ((0xF, 2, 0.5), (0x3FF, 2, 16.0), (0xFFFF, 2, 4.0))
+"""Adaptive count models: (template pixel bit mask, other-mask pixels, pseudo-count of the prior)."""
+PRIOR_FILE = Path(__file__).with_name("cabac_prior.npz")
+PAD = 3
 
 
 @lru_cache(maxsize=1)
-def _prior() -> np.ndarray:
-    """Counts (zeros, ones) per template context seen on synthetic shapes (see ``cabac_prior``)."""
-    return np.load(PRIOR_FILE).astype(np.float64)
+def _prior() -> list[float]:
+    """P(pixel set) per context of the first ``PRIOR_BITS`` template pixels, from synthetic shapes."""
+    with np.load(PRIOR_FILE, allow_pickle=False) as z:
+        counts = z["counts"].astype(np.float64)
+    return list((counts[:, 1] + 0.5) / (counts.sum(axis=1) + 1.0))
+
+
+def _level_masks() -> list[tuple[int, float]]:
+    """Bit masks selecting each level's context out of the full context index."""
+    out = []
+    for template_bits, n_others, weight in LEVELS:
+        others = ((1 << n_others) - 1) << len(TEMPLATE)
+        out.append((template_bits | others, weight))
+    return out
+
+
+SQUASH_KNOTS = (
+    1, 2, 4, 6, 10, 17, 27, 45, 74, 120, 194, 311, 488, 747, 1102, 1546, 2048,
+    2550, 2994, 3349, 3608, 3785, 3902, 3976, 4022, 4051, 4069, 4079, 4086, 4090, 4092, 4094, 4095,
+)
+"""4096 / (1 + e^-x) at x = -8, -7.5, ..., 8 (x in 1/256 units: -2048 ... 2048 step 128)."""
+LEARNING_RATE = 10
+"""Mixer weight update shift (higher: slower)."""
+
+
+def squash(x: int) -> int:
+    """Logistic function in fixed point: x in 1/256 units -> probability in 1/4096 units."""
+    if x >= 2047:
+        return 4095
+    if x <= -2047:
+        return 1
+    i, w = (x + 2048) >> 7, (x + 2048) & 127
+    return (SQUASH_KNOTS[i] * (128 - w) + SQUASH_KNOTS[i + 1] * w + 64) >> 7
+
+
+@lru_cache(maxsize=1)
+def _stretch_table() -> list[int]:
+    """Inverse of :func:`squash` over 0..4095 (integer arithmetic only)."""
+    table, x = [], -2047
+    for p in range(4096):
+        while x < 2047 and squash(x) < p:
+            x += 1
+        table.append(x)
+    return table
 
 
 def _code(io, count: int, rows: int, cols: int, grids: np.ndarray | None, typical_rows: bool = True) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Shared encoder/decoder walk; ``io(p_one, bit or None)`` returns the bit."""
-    ctx = _Contexts()
+    prior = _prior()
+    stretch = _stretch_table()
+    prior_mask = (1 << PRIOR_BITS) - 1
+    levels = [(mask, weight, {}, {}) for mask, weight in _level_masks()]
+    n_inputs = len(levels) + 2
+    weights = [[0, 0, *([(1 << 16) // len(levels)] * len(levels))] for _ in range(5)]
+    row_ones, row_total = [0.5, 0.5], [1.0, 1.0]
     padded = np.zeros((count, rows + 2 * PAD, cols + 2 * PAD), dtype=np.uint8)
     union = np.zeros((rows + 2 * PAD, cols + 2 * PAD), dtype=np.uint8)
     offsets = [(dr, dc, 1 << i) for i, (dr, dc) in enumerate(TEMPLATE)]
@@ -80,9 +121,9 @@ def _code(io, count: int, rows: int, cols: int, grids: np.ndarray | None, typica
             same = 0
             if typical_rows:
                 same = None if known is None else int(np.array_equal(known, cur[r - 1][PAD : cols + PAD]))
-                same = io(ctx.row_ones[prev_flag] / ctx.row_total[prev_flag], same)
-                ctx.row_ones[prev_flag] += same
-                ctx.row_total[prev_flag] += 1.0
+                same = io(row_ones[prev_flag] / row_total[prev_flag], same)
+                row_ones[prev_flag] += same
+                row_total[prev_flag] += 1.0
                 prev_flag = same
             row = cur[r]
             if same:
@@ -96,10 +137,24 @@ def _code(io, count: int, rows: int, cols: int, grids: np.ndarray | None, typica
                 for dr, dc, bit in other:
                     if uni[r + dr][c + dc]:
                         i |= bit
+                p = prior[i & prior_mask]
+                inputs = [256, stretch[int(p * 4096)]]
+                for mask, weight, ones, total in levels:
+                    key = i & mask
+                    q = (ones.get(key, 0.0) + weight * p) / (total.get(key, 0.0) + weight)
+                    inputs.append(stretch[int(q * 4096)])
+                w = weights[(i & 1) + ((i >> 1) & 1) + ((i >> 2) & 1) + ((i >> 3) & 1)]
+                dot = sum(a * b for a, b in zip(w, inputs)) >> 16
+                pm = min(4095, max(1, squash(dot)))
                 value = None if known is None else int(known[c - PAD])
-                value = io(ctx.ones[i] / ctx.total[i], value)
-                ctx.ones[i] += value
-                ctx.total[i] += 1.0
+                value = io(pm / 4096, value)
+                err = (value << 12) - pm
+                for j in range(n_inputs):
+                    w[j] += (inputs[j] * err) >> LEARNING_RATE
+                for mask, _, ones, total in levels:
+                    key = i & mask
+                    ones[key] = ones.get(key, 0.0) + value
+                    total[key] = total.get(key, 0.0) + 1.0
                 row[c] = value
         padded[k] = cur
         union |= padded[k]

@@ -1,8 +1,8 @@
-"""Offline builder of the ``cabac`` context prior (``cabac_prior.npy``) from synthetic shapes.
+"""Offline builder of the ``cabac`` context prior (``cabac_prior.npz``) from synthetic shapes.
 
 Random smooth blobs, ellipses and polygons are drawn at Kodak size, reduced to the 1/8 grid
 with the same helper the coder uses, and the template contexts' pixel counts are accumulated.
-No real masks are involved. Usage: ``python -m sedic_plugins.cabac_prior plugins/cabac_prior.npy``.
+No real masks are involved. Usage: ``python -m sedic_plugins.cabac_prior plugins/cabac_prior.npz``.
 """
 
 from __future__ import annotations
@@ -48,14 +48,14 @@ def contexts(grid: np.ndarray, template: tuple[tuple[int, int], ...], pad: int) 
 
 
 def build(seed: int = 0) -> np.ndarray:
-    from .cabac_masks import PAD, TEMPLATE
+    from .cabac_masks import PAD, PRIOR_BITS, TEMPLATE
 
     rng = np.random.default_rng(seed)
-    counts = np.zeros((1 << len(TEMPLATE), 2), np.float64)
+    counts = np.zeros((1 << PRIOR_BITS, 2), np.int64)
     for _ in range(SHAPES):
         grid = to_grid(shape(rng), WIDTH, HEIGHT, SCALE)
-        idx = contexts(grid, TEMPLATE, PAD).ravel()
-        np.add.at(counts, (idx, grid.ravel().astype(np.int64)), 1.0)
+        idx = contexts(grid, TEMPLATE[:PRIOR_BITS], PAD).ravel()
+        np.add.at(counts, (idx, grid.ravel().astype(np.int64)), 1)
     return counts
 
 
@@ -63,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path)
     args = parser.parse_args()
-    np.save(args.output, build().astype(np.float32))
+    np.savez_compressed(args.output, counts=build().astype(np.uint32))
 
 
 if __name__ == "__main__":
