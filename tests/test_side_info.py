@@ -19,6 +19,7 @@ from sedic_kit.payload import Payload, SemanticObject
 from sedic_plugins.baseline_coders import BrotliTextCoder, PngMaskCoder, ZlibTextCoder
 from sedic_plugins.cabac_masks import CabacMaskCoder
 from sedic_plugins.classic_coders import GolombMaskCoder, HuffmanTextCoder
+from sedic_plugins.jbig1_masks import Jbig1MaskCoder
 from sedic_plugins.lm_text import LmTextCoder
 
 CAPTION = (
@@ -27,7 +28,14 @@ CAPTION = (
 )
 TEXTS = [CAPTION, "red macaw", "Parrot with bright scarlet head and body, white bare facial patch.", "", ""]
 TEXT_CODERS = [LmTextCoder(), HuffmanTextCoder(), BrotliTextCoder(), ZlibTextCoder()]
-MASK_CODERS = [CabacMaskCoder(), CabacMaskCoder(scale=1), GolombMaskCoder(), GolombMaskCoder(scale=1)]
+JBIG = pytest.mark.skipif(bool(Jbig1MaskCoder.missing_requirements()), reason="libjbig not installed")
+MASK_CODERS = [
+    CabacMaskCoder(),
+    CabacMaskCoder(scale=1),
+    GolombMaskCoder(),
+    GolombMaskCoder(scale=1),
+    pytest.param(Jbig1MaskCoder(scale=1), marks=JBIG),
+]
 FAST = settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
@@ -113,7 +121,9 @@ def test_golomb_any_masks_round_trip(stack):
     assert all(np.array_equal(a, b) for a, b in zip(out, stack))
 
 
-@pytest.mark.parametrize("coder", [CabacMaskCoder(), GolombMaskCoder()], ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "coder", [CabacMaskCoder(), GolombMaskCoder(), pytest.param(Jbig1MaskCoder(), marks=JBIG)], ids=lambda c: c.name
+)
 @FAST
 @given(data=st.binary(max_size=64), count=st.integers(1, 4))
 def test_mask_garbage_is_a_format_error_or_masks(coder, data, count):
