@@ -145,7 +145,7 @@ def _code(io, count: int, rows: int, cols: int, grids: np.ndarray | None, typica
                     inputs.append(stretch[int(q * 4096)])
                 w = weights[(i & 1) + ((i >> 1) & 1) + ((i >> 2) & 1) + ((i >> 3) & 1)]
                 dot = sum(a * b for a, b in zip(w, inputs)) >> 16
-                pm = min(4095, max(1, squash(dot)))
+                pm = squash(dot)
                 value = None if known is None else int(known[c - PAD])
                 value = io(pm / 4096, value)
                 err = (value << 12) - pm
@@ -198,9 +198,17 @@ class CabacMaskCoder(GridMaskCoder):
             if data:
                 raise FormatError("mask section is not empty but there are no objects")
             return []
+        # every decision costs at least log2(4096/4095) bits, and a stream holds at most 64 bits
+        # once the decoder has read past its data: anything beyond is corrupt, not slow
+        budget = [4096 * (8 * len(data) + 64)]
+        if count * rows * cols > budget[0]:
+            raise FormatError(f"corrupt mask section ({count} masks in {len(data)} bytes)")
         decoder = RangeDecoder(bytes_to_words(data))
 
         def get(p: float, bit: int | None) -> int:
+            budget[0] -= 1
+            if budget[0] < 0:
+                raise FormatError("corrupt mask section (decodes past its end)")
             try:
                 return int(decoder.decode(Bernoulli(p, perfect=False)))
             except (AssertionError, ValueError) as exc:

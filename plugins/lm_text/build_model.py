@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .model import UNIGRAM_SCALE
+
 WORD = re.compile(r"[a-z]+")
 WORDFREQ_TOP = 60_000
 """Most frequent wordfreq words kept."""
@@ -25,7 +27,6 @@ GLOSS_MIN = 2
 """Gloss words kept when seen at least this often."""
 BIGRAM_MIN = 2
 """Gloss bigrams kept when seen at least this often."""
-UNIGRAM_TOTAL = 1 << 30
 WORDFREQ_SHARE = 0.3
 """Weight of wordfreq in the unigram mixture (the rest: gloss counts)."""
 WORDFREQ_EXPONENT = 0.8
@@ -57,7 +58,7 @@ def build(wordnet: Path) -> dict[str, np.ndarray]:
     weight = {w: WORDFREQ_SHARE * wf[w] / wf_total + (1 - WORDFREQ_SHARE) * uni[w] / gl_total for w in vocab}
     words = sorted(vocab, key=lambda w: (-weight[w], w))
     ids = {w: i for i, w in enumerate(words)}
-    unigram = np.array([max(1, round(weight[w] * UNIGRAM_TOTAL)) for w in words], dtype=np.uint32)
+    unigram = np.array([max(1, round(weight[w] * UNIGRAM_SCALE)) for w in words], dtype=np.uint32)
 
     start = len(words)  # context id of "start of text"
     pairs: collections.Counter[tuple[int, int]] = collections.Counter()

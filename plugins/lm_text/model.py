@@ -17,6 +17,8 @@ import numpy as np
 
 MODEL_FILE = Path(__file__).with_name("english.npz")
 LETTERS = string.ascii_lowercase
+UNIGRAM_SCALE = float(1 << 30)
+"""Sum of the stored integer unigram weights (up to rounding)."""
 END_OF_WORD = len(LETTERS)
 """Letter-model symbol ending a spelled word (also the context of a word's first letter)."""
 
@@ -26,7 +28,7 @@ class EnglishModel:
     words: tuple[str, ...]
     index: dict[str, int]
     unigram: np.ndarray
-    """Probability of each vocabulary word (float64, sums to 1)."""
+    """Probability of each vocabulary word (float64, sums to ~1; scaled by a power of two)."""
     contexts: np.ndarray
     context_total: np.ndarray
     context_types: np.ndarray
@@ -68,7 +70,7 @@ def english() -> EnglishModel:
         model = EnglishModel(
             words=words,
             index={w: i for i, w in enumerate(words)},
-            unigram=unigram / unigram.sum(),
+            unigram=unigram / UNIGRAM_SCALE,
             contexts=z["contexts"].astype(np.int64),
             context_total=z["context_total"].astype(np.float64),
             context_types=z["context_types"].astype(np.float64),
