@@ -46,7 +46,7 @@ PRIOR_BITS = 16
 """The shipped prior is indexed by the first ``PRIOR_BITS`` template pixels."""
 OTHERS = ((0, 0), (1, 0))
 """Offsets read from the union of the previously coded masks."""
-LEVELS = ((0xF, 2, 0.5), (0x3FF, 2, 16.0), (0xFFFF, 2, 4.0))
+LEVELS = ((0xF, 2, 0.5), (0x3FF, 2, 32.0), (0xFFFF, 2, 8.0))
 """Adaptive count models: (template pixel bit mask, other-mask pixels, pseudo-count of the prior)."""
 PRIOR_FILE = Path(__file__).with_name("cabac_prior.npz")
 PAD = 3
