@@ -19,6 +19,7 @@ costs at least ~1/64 bit: adaptive counts are halved before they can make a symb
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 
@@ -78,8 +79,10 @@ COUNTS = (0, 1, 3, 5, 7)
 """Usual numbers of strings (caption plus 0-3 objects); others are escaped."""
 COUNT_PRIOR = np.array([0.5, 3.0, 3.0, 3.0, 30.0, 1.0])
 
+
 def _halve(counts: np.ndarray) -> None:
-    if counts.sum() > COUNT_LIMIT:
+    """Keep adaptive counts bounded (fsum: the same decision on every platform)."""
+    if math.fsum(counts) > COUNT_LIMIT:
         counts *= 0.5
 
 
