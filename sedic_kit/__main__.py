@@ -1,4 +1,4 @@
-"""``python -m sedic_kit``: the CLI."""
+"""``python -m sedic_kit`` (e.g. under ``accelerate launch -m sedic_kit compare ...``)."""
 
 import sys
 

@@ -13,10 +13,13 @@ import typer
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 from .codec import Codec, finite, write_atomic
 from .errors import SedicError
+from .eval.commands import add_commands as add_eval_commands
+from .eval.results import results_json
 from .imaging import DEFAULT_MAX_PIXELS, psnr
 from .plugins import get_registry
 from .profiles import available_profiles, load_profile
@@ -33,9 +36,11 @@ app = typer.Typer(
 )
 profiles_app = typer.Typer(help="List, show and check profiles.", no_args_is_help=True)
 app.add_typer(profiles_app, name="profiles")
+models_app = typer.Typer(help="Check and fetch the model weights a profile needs.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
-out = Console(soft_wrap=True)
-err = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True, markup=False)
+err = Console(stderr=True, soft_wrap=True, markup=False)
 
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name or path to a .toml file.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a profile option: ROLE.KEY=VALUE.")]
@@ -51,7 +56,7 @@ def root(
         out.print(f"sedic-kit {__version__}")
         raise typer.Exit()
     for line in get_registry().errors():
-        err.print(f"[yellow]warning:[/yellow] {line}", highlight=False)
+        err.print(Text.assemble(("warning:", "yellow"), f" {line}"))
 
 
 def expand_inputs(items: list[Path]) -> list[Path]:
@@ -88,13 +93,14 @@ def run(
                 records.append(run_one(codec, path, out_dir))
             except SedicError as exc:
                 failures += 1
-                err.print(f"[red]Error:[/red] {exc}", highlight=False)
+                err.print(Text.assemble(("Error:", "red"), f" {exc}"))
             progress.advance(task)
     if records:
         print_summary(records)
-        report = results_json(codec, records)
+        prof = codec.profile
+        report = results_json(prof.name if prof else "custom", prof.description if prof else "", prof.to_dict() if prof else None, records)
         write_atomic(out_dir / "results.json", json.dumps(report, indent=2).encode())
-        out.print(f"wrote {len(records)} reconstructions and {out_dir / 'results.json'}", highlight=False)
+        out.print(f"wrote {len(records)} reconstructions and {out_dir / 'results.json'}")
     if failures:
         raise typer.Exit(1)
 
@@ -118,35 +124,10 @@ def run_one(codec: Codec, path: Path, out_dir: Path) -> dict[str, Any]:
         "reconstruction": str(png),
         "file_bits": 8 * sedic_path.stat().st_size,
         **result.summary(),
-        "psnr": finite(psnr(decoded.image, source.image)),
+        "psnr-rgb": finite(psnr(decoded.image, source.image)),
         "encoding_time": enc_time,
         "decoding_time": dec_time,
         "decode_timings": decoded.timings,
-    }
-
-
-def results_json(codec: Codec, records: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-image records and means, shaped like ``compressai.utils.eval_model`` output."""
-
-    def mean(key: str) -> float | None:
-        vals = [r[key] for r in records if r.get(key) is not None]
-        return sum(vals) / len(vals) if vals else None
-
-    sections = sorted({k for r in records for k in r["bpp_sections"]})
-    prof = codec.profile
-    return {
-        "name": prof.name if prof else "custom",
-        "description": prof.description if prof else "",
-        "profile": prof.to_dict() if prof else None,
-        "sedic_kit_version": __version__,
-        "results": {
-            "bpp": [mean("bpp")],
-            "psnr-rgb": [mean("psnr")],
-            "encoding_time": [mean("encoding_time")],
-            "decoding_time": [mean("decoding_time")],
-            **{f"bpp-{s}": [sum(r["bpp_sections"].get(s, 0.0) for r in records) / len(records)] for s in sections},
-        },
-        "images": records,
     }
 
 
@@ -154,11 +135,10 @@ def print_summary(records: list[dict[str, Any]]) -> None:
     """One line per image: bpp split by section, PSNR and times."""
     for r in records:
         parts = ", ".join(f"{k} {v / (r['width'] * r['height']):.4f}" for k, v in r["bits"].items())
-        quality = "identical" if r["psnr"] is None else f"PSNR {r['psnr']:.2f} dB"
+        quality = "identical" if r["psnr-rgb"] is None else f"PSNR {r['psnr-rgb']:.2f} dB"
         out.print(
             f"{Path(r['image']).name}: {r['bpp']:.5f} bpp ({parts}), {quality}, "
-            f"encode {r['encoding_time']:.2f} s, decode {r['decoding_time']:.2f} s",
-            highlight=False,
+            f"encode {r['encoding_time']:.2f} s, decode {r['decoding_time']:.2f} s"
         )
 
 
@@ -175,7 +155,7 @@ def encode(
     result = codec.encode(image)
     path = result.save(output or image.with_suffix(".sedic"))
     parts = ", ".join(f"{k} {v}" for k, v in result.bits.items())
-    out.print(f"{path}: {result.total_bits} bits, {result.bpp:.5f} bpp ({parts})", highlight=False)
+    out.print(f"{path}: {result.total_bits} bits, {result.bpp:.5f} bpp ({parts})")
 
 
 @app.command()
@@ -190,7 +170,7 @@ def decode(
     image = codec.decode(sedic)
     path = output or sedic.with_suffix(".png")
     image.save(path)
-    out.print(f"{path}: {image.size[0]}x{image.size[1]}", highlight=False)
+    out.print(f"{path}: {image.size[0]}x{image.size[1]}")
 
 
 @app.command("plugins")
@@ -228,7 +208,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
         table.add_row(*(str(r[k] or "-") for k in ("role", "name", "distribution", "version", "origin")), status)
     out.print(table)
     for b in broken:
-        out.print(f"[red]broken:[/red] {b['module']} ({b['distribution']}): {b['error']}", highlight=False)
+        out.print(Text.assemble(("broken:", "red"), f" {b['module']} ({b['distribution']}): {b['error']}"))
 
 
 @profiles_app.command("list")
@@ -239,7 +219,7 @@ def profiles_list() -> None:
             desc = load_profile(path).description
         except SedicError as exc:
             desc = f"(invalid: {exc})"
-        out.print(f"[bold]{name}[/bold]  {desc}  [dim]{path}[/dim]", highlight=False)
+        out.print(Text.assemble((name, "bold"), f"  {desc}  ", (str(path), "dim")))
 
 
 @profiles_app.command("show")
@@ -254,7 +234,81 @@ def profiles_check(name: Annotated[str, typer.Argument(help="Profile name or pat
     """Check that every plugin of a profile is installed and its options are valid."""
     prof = load_profile(name, set_ or [])
     prof.build()
-    out.print(f"profile {prof.name}: ok", highlight=False)
+    out.print(f"profile {prof.name}: ok")
+
+
+def _size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000  # type: ignore[assignment]
+    return f"{n} B"
+
+
+@models_app.command("check")
+def models_check(
+    name: Annotated[str, typer.Argument(help="Profile name or path.")],
+    set_: SetOpt = None,
+    files: Annotated[bool, typer.Option("--files", help="List every file of the models present.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List each model a profile needs: present or missing, files, sizes, cache location (exit 1 if any is missing)."""
+    from .model_files import check, profile_models
+
+    rows: list[dict[str, Any]] = []
+    for rm in profile_models(load_profile(name, set_ or [])):
+        if rm.problem:
+            rows.append({"role": rm.role, "plugin": rm.plugin, "status": "unavailable", "problem": rm.problem})
+        for spec in rm.specs:
+            st = check(spec)
+            rows.append(
+                {
+                    "role": rm.role,
+                    "plugin": rm.plugin,
+                    "option": spec.what,
+                    "model": spec.spec,
+                    "status": "present" if st.present else "missing",
+                    "location": st.location,
+                    "size": st.size,
+                    "files": [{"name": f, "size": n} for f, n in st.files],
+                    "problem": st.problem,
+                }
+            )
+    if as_json:
+        out.print_json(json.dumps({"profile": name, "models": rows}))
+    else:
+        for r in rows:
+            if r["status"] == "unavailable":
+                out.print(Text.assemble(("unavailable", "yellow"), f" {r['role']} '{r['plugin']}': {r['problem']}"))
+                continue
+            color = "green" if r["status"] == "present" else "red"
+            head = f"[{color}]{r['status']}[/{color}] {r['option']} = {r['model']} ({r['role']} '{r['plugin']}')"
+            if r["status"] == "present":
+                out.print(f"{head}: {_size(r['size'])} in {len(r['files'])} files at {r['location']}")
+                for f in r["files"] if files else []:
+                    out.print(f"    {f['name']}  {_size(f['size'])}")
+            else:
+                wanted = ", ".join(f["name"] for f in r["files"]) or "all files"
+                out.print(f"{head}: needs {wanted}; would be cached in {r['location']}")
+        if not rows:
+            out.print(f"profile {name} needs no model weights")
+    if any(r["status"] == "missing" for r in rows):
+        raise typer.Exit(1)
+
+
+@models_app.command("pull")
+def models_pull(name: Annotated[str, typer.Argument(help="Profile name or path.")], set_: SetOpt = None) -> None:
+    """Download every model a profile needs into its cache (needs a network)."""
+    from .model_files import profile_models, pull
+
+    for rm in profile_models(load_profile(name, set_ or [])):
+        if rm.problem:
+            err.print(Text.assemble(("skipped", "yellow"), f" {rm.role} '{rm.plugin}': {rm.problem}"))
+        for spec in rm.specs:
+            out.print(f"{spec.what} = {spec.spec}: {pull(spec)}")
+
+
+add_eval_commands(app)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -268,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors: exit 2
         show = getattr(exc, "show", None)
-        show() if show else err.print(f"Error: {exc.format_message()}", highlight=False)
+        show() if show else err.print(f"Error: {exc.format_message()}")
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
         err.print("Aborted.")
@@ -276,11 +330,11 @@ def main(argv: list[str] | None = None) -> int:
     except SedicError as exc:
         if debug:
             raise
-        err.print(f"[red]Error:[/red] {exc}", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("Error:", "red"), f" {exc}"))
         return 1
     except Exception as exc:
         if debug:
             raise
-        err.print(f"[red]Error:[/red] {type(exc).__name__}: {exc} (rerun with --debug for a traceback)", highlight=False, soft_wrap=True)
+        err.print(Text.assemble(("Error:", "red"), f" {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"))
         return 1
     return rc if isinstance(rc, int) else 0

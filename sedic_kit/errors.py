@@ -23,3 +23,7 @@ class ModelNotFoundError(SedicError):
 
 class PluginError(SedicError):
     """A plugin failed to load or broke its role's contract."""
+
+
+class BackendError(SedicError):
+    """A model backend failed: an API answered with an error, timed out or could not be reached."""

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from .errors import ProfileError
+from .errors import ProfileError, SedicError
 from .plugins import Registry, get_registry
 from .roles import Plugin, Role
 
@@ -54,7 +54,10 @@ class Profile:
             cls = registry.get(role, choice.plugin)
         except ProfileError as exc:
             raise ProfileError(f"{where}: {role.value}.plugin: {exc}") from None
-        cls.check_available()
+        try:
+            cls.check_available()
+        except SedicError as exc:
+            raise ProfileError(f"{where}: {role.value}.plugin: {exc}") from None
         options = {**choice.options, **(extra or {})}
         return instantiate(cls, options, choice.origin, where)
 

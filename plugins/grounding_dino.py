@@ -1,0 +1,161 @@
+"""``grounding-dino`` grounder: Grounding DINO through transformers (works with transformers 4.44+ and 5).
+
+Loads ``AutoProcessor`` + ``AutoModelForZeroShotObjectDetection`` from a hub id
+(``IDEA-Research/grounding-dino-base`` / ``-tiny``), a directory or ``tiny/grounding-dino`` (random
+weights: tiny Swin + BERT, for tests). See :mod:`sedic_plugins.grounding` for the filter.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+
+from sedic_kit.hookspecs import hookimpl
+from sedic_kit.models import ModelSpec, register_tiny, resolve
+from sedic_kit.payload import Payload, SourceImage
+from sedic_kit.roles import Grounder
+
+from .grounding import Detection, GroundingOptions, cxcywh_to_box, keep_found, query_text
+from .hf_common import TorchOptions, pick_device, quiet_transformers
+
+DINO_FILES = ("*.json", "*.safetensors", "*.txt")
+
+
+class GroundingDinoOptions(GroundingOptions, TorchOptions):
+    model: str = Field("IDEA-Research/grounding-dino-base", description="hub id (cached), local directory or tiny/grounding-dino")
+
+
+class GroundingDinoGrounder(Grounder):
+    """Drops objects Grounding DINO cannot find; sets the best box of the others."""
+
+    name = "grounding-dino"
+    Options = GroundingDinoOptions
+    requires = ("torch", "transformers")
+    extra = "transformers"
+
+    def __init__(self, options: GroundingDinoOptions | None = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        self._loaded: tuple[Any, Any, str] | None = None
+
+    def required_models(self) -> list[ModelSpec]:
+        return [ModelSpec("grounder.model", self.options.model, allow_patterns=DINO_FILES)]
+
+    def load(self) -> tuple[Any, Any, str]:
+        if self._loaded is None:
+            path = resolve(self.options.model, "grounder.model", DINO_FILES)
+            from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
+
+            device, dtype = pick_device(self.options)
+            with quiet_transformers():
+                processor = AutoProcessor.from_pretrained(path)
+                model = AutoModelForZeroShotObjectDetection.from_pretrained(path, dtype=dtype).to(device).eval()
+            self._loaded = (processor, model, device)
+        return self._loaded
+
+    def ground(self, source: SourceImage, payload: Payload) -> Payload:
+        if not payload.objects:
+            return payload
+        return keep_found(payload, self.detect(source, [o.name for o in payload.objects]), self.options)
+
+    def detect(self, source: SourceImage, names: list[str]) -> list[list[Detection]]:
+        """Candidate boxes per name (one query per name, batched)."""
+        import torch
+
+        processor, model, device = self.load()
+        width, height = source.size
+        pixels = processor.image_processor(images=source.image, return_tensors="pt")
+        text = processor.tokenizer([query_text(n) for n in names], padding=True, return_tensors="pt")
+        n = len(names)
+        inputs = {k: v.to(device) for k, v in text.items()}
+        inputs["pixel_values"] = pixels["pixel_values"].to(device, model.dtype).expand(n, -1, -1, -1)
+        if "pixel_mask" in pixels:
+            inputs["pixel_mask"] = pixels["pixel_mask"].to(device).expand(n, -1, -1)
+        with torch.inference_mode():
+            out = model(**inputs)
+        probs = out.logits.float().sigmoid().cpu()  # (n, queries, max_text_len); -inf outside the text -> 0
+        boxes = out.pred_boxes.float().cpu()
+        ids = text["input_ids"]
+        tok = processor.tokenizer
+        special = (set(tok.all_special_ids) - {tok.unk_token_id}) | {tok.convert_tokens_to_ids(".")}
+        result = []
+        for i in range(n):
+            name_pos = [p for p in range(ids.shape[1]) if int(ids[i, p]) not in special and bool(text["attention_mask"][i, p])]
+            score = probs[i].max(dim=-1).values  # (queries,)
+            name_score = probs[i][:, name_pos].max(dim=-1).values if name_pos else torch.zeros_like(score)
+            result.append(
+                [
+                    Detection(cxcywh_to_box(*boxes[i, q].tolist(), width, height), float(score[q]), float(name_score[q]))
+                    for q in range(score.shape[0])
+                ]
+            )
+        return result
+
+
+TINY_WORDS = ("a", "the", "red", "blue", "green", "car", "cat", "dog", "house", "tree", "sky", "person", "bird", "boat", "flower", "hat")
+
+
+@register_tiny("grounding-dino")
+def build_tiny_grounding_dino(directory: Path) -> None:
+    """A random Grounding DINO: tiny Swin backbone + tiny BERT text encoder, 16 queries."""
+    import torch
+
+    with quiet_transformers():  # torchvision-missing notices
+        from transformers import (
+            BertConfig,
+            BertTokenizer,
+            GroundingDinoConfig,
+            GroundingDinoForObjectDetection,
+            GroundingDinoImageProcessor,
+            GroundingDinoProcessor,
+            SwinConfig,
+        )
+
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", ",", *TINY_WORDS]
+    vocab_file = directory / "vocab.txt"
+    vocab_file.write_text("\n".join(vocab) + "\n")
+    tokenizer = BertTokenizer(str(vocab_file), do_lower_case=True)  # positional: vocab_file (4.x) / vocab (5.x)
+    backbone = SwinConfig(
+        image_size=64,
+        patch_size=4,
+        embed_dim=16,
+        depths=[1, 1, 1, 1],
+        num_heads=[1, 1, 2, 2],
+        window_size=4,
+        out_features=["stage2", "stage3", "stage4"],
+        out_indices=[2, 3, 4],
+    )
+    text = BertConfig(
+        vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, max_position_embeddings=64
+    )
+    config = GroundingDinoConfig(
+        backbone_config=backbone,
+        text_config=text,
+        d_model=32,
+        num_queries=16,
+        encoder_layers=1,
+        decoder_layers=2,
+        encoder_ffn_dim=32,
+        decoder_ffn_dim=32,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        num_feature_levels=4,
+        encoder_n_points=2,
+        decoder_n_points=2,
+        max_text_len=64,
+    )
+    torch.manual_seed(0)
+    model = GroundingDinoForObjectDetection(config).eval()
+    with torch.no_grad():  # random features give logits of ~+-30 (scores all 0 or 1): shrink them
+        model.model.decoder.layer_norm.weight.mul_(0.1)
+        model.model.decoder.layer_norm.bias.mul_(0.1)
+    with quiet_transformers():
+        image_processor = GroundingDinoImageProcessor(size={"shortest_edge": 64, "longest_edge": 96})
+        GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(directory)
+        model.save_pretrained(directory)
+
+
+@hookimpl
+def register_grounders(register):  # type: ignore[no-untyped-def]
+    register(GroundingDinoGrounder)

@@ -1,0 +1,70 @@
+"""Helpers shared by the transformers-backed plugins: device/dtype choice, quiet loading, tiny tokenizers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from sedic_kit.roles import Options
+
+Device = Literal["auto", "cpu", "cuda", "mps"]
+DType = Literal["auto", "float32", "float16", "bfloat16"]
+
+
+class TorchOptions(Options):
+    """Where a model runs; ``auto`` = CUDA when available (half precision there), else CPU float32."""
+
+    device: Device = "auto"
+    dtype: DType = "auto"
+
+
+def pick_device(options: TorchOptions) -> tuple[str, Any]:
+    """``(device, torch dtype)`` for ``options``."""
+    import torch
+
+    device = options.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if options.dtype != "auto":
+        return device, getattr(torch, options.dtype)
+    return device, torch.float16 if device == "cuda" else torch.float32
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """Silence transformers' info/warning chatter (e.g. image processor backend fallbacks) while loading."""
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
+def manual_seed(seed: int) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+
+
+def byte_level_tokenizer(extra_special: tuple[str, ...] = ()) -> Any:
+    """A fast byte-level tokenizer (256 byte tokens, no merges) built without any file."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    specials = ["<unk>", "<s>", "</s>", "<pad>", *extra_special]
+    vocab = {tok: i for i, tok in enumerate([*specials, *alphabet])}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>")
+    fast.add_special_tokens({"additional_special_tokens": list(extra_special)})
+    return fast

@@ -1,0 +1,261 @@
+"""Resumable, distributable evaluation of one profile on a directory of images.
+
+Layout of ``OUT/<profile>/``: ``records/<stem>.json`` (one per finished image, written last and
+atomically: its presence means the image is done), ``sedic/``, ``recon/``, ``reference/``
+(the decoded reference upsampled to full size), ``manifest.json`` and ``results.json``.
+A rerun skips images whose record carries the same configuration fingerprint. Under
+``accelerate launch`` the remaining images are split across processes and the records are
+gathered on rank 0, which computes set metrics and writes the summary.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from .. import __version__
+from ..codec import Codec, write_atomic
+from ..errors import SedicError
+from ..imaging import DEFAULT_MAX_PIXELS, upsample
+from ..plugins import get_registry
+from .datasets import Protocol, list_images, prepare
+from .metrics import DEFAULT_CLIP_MODEL, MetricSuite
+from .results import results_json
+
+PACKAGES = ("numpy", "pillow", "torch", "torchmetrics", "pytorch-msssim", "transformers", "accelerate", "torchvision", "torch-fidelity", "piq", "pyiqa", "matplotlib")
+VOLATILE_KEYS = ("encoding_time", "decoding_time", "timings", "process")
+"""Record fields that vary between runs of the same configuration (timings, which process ran it)."""
+
+
+@dataclass
+class EvalConfig:
+    """What to evaluate and where to write it."""
+
+    profile: str
+    data: Path
+    out: Path
+    overrides: list[str] = field(default_factory=list)
+    protocol: Protocol = "as-is"
+    metrics: list[str] | None = None
+    clip_model: str = DEFAULT_CLIP_MODEL
+    max_pixels: int = DEFAULT_MAX_PIXELS
+
+
+def dist_state() -> Any:
+    """accelerate's process state (a single process when not launched)."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=True) if not _has_accelerator() else PartialState()
+
+
+def _has_accelerator() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def write_json(path: Path, data: Any) -> None:
+    write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
+
+
+def save_png(image: Image.Image, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    image.save(tmp, "PNG")
+    tmp.replace(path)
+
+
+def remove_partials(root: Path) -> None:
+    """Delete temporary files an interrupted write left behind."""
+    if root.is_dir():
+        for tmp in root.rglob(".*.tmp"):
+            tmp.unlink(missing_ok=True)
+
+
+def software() -> dict[str, Any]:
+    versions: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {"sedic_kit": __version__, "python": sys.version.split()[0], "platform": platform.platform(), "packages": versions}
+
+
+def plugin_versions(codec: Codec) -> dict[str, Any]:
+    registry = get_registry()
+    out: dict[str, Any] = {}
+    for role, plugin in codec.plugins.items():  # role -> plugin, its version and distribution
+        src = registry.sources.get(registry.owner.get((role, plugin.name), ""), None)
+        out[role.value] = {
+            "plugin": plugin.name,
+            "version": plugin.version,
+            "distribution": src.distribution if src else None,
+            "distribution_version": src.version if src else None,
+        }
+    return out
+
+
+def fingerprint(codec: Codec, cfg: EvalConfig, suite: MetricSuite) -> str:
+    """Hash of everything that determines a record: profile, plugin versions, protocol, metrics."""
+    key = {
+        "profile": codec.profile.to_dict() if codec.profile else None,
+        "plugins": {r.value: [p.name, p.version] for r, p in codec.plugins.items()},
+        "protocol": cfg.protocol,
+        "metrics": sorted(suite.image),
+        "clip_model": cfg.clip_model if "clipsim" in suite.image else None,
+        "sedic_kit": __version__,
+    }
+    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class Evaluation:
+    """One profile on one image set."""
+
+    def __init__(self, cfg: EvalConfig, suite: MetricSuite | None = None) -> None:
+        self.cfg = cfg
+        self.codec = Codec.from_profile(cfg.profile, overrides=cfg.overrides, max_pixels=cfg.max_pixels)
+        self.name = self.codec.profile.name if self.codec.profile else "custom"
+        self.dir = cfg.out / self.name
+        self.suite = suite or MetricSuite(cfg.metrics, cfg.clip_model)
+        self.fingerprint = fingerprint(self.codec, cfg, self.suite)
+        self.paths = list_images(cfg.data)
+
+    def record_path(self, image: Path) -> Path:
+        return self.dir / "records" / f"{image.stem}.json"
+
+    def finished(self, image: Path) -> dict[str, Any] | None:
+        """The record of ``image`` when it was finished by a run of this configuration."""
+        path = self.record_path(image)
+        try:
+            record = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError):
+            return None
+        return record if record.get("fingerprint") == self.fingerprint else None
+
+    def one(self, path: Path, process: int = 0) -> dict[str, Any]:
+        """Encode, write, decode and score one image; the record is written last."""
+        source = prepare(path, self.cfg.protocol, self.cfg.max_pixels)
+        start = time.perf_counter()
+        result = self.codec.encode(source)
+        enc_time = time.perf_counter() - start
+        sedic = result.save(self.dir / "sedic" / f"{path.stem}.sedic")
+        start = time.perf_counter()
+        decoded = self.codec.decode_detailed(sedic)
+        dec_time = time.perf_counter() - start
+        w, h = decoded.image.size
+        save_png(decoded.image, self.dir / "recon" / f"{path.stem}.png")
+        save_png(upsample(decoded.reference.convert("RGB"), w, h), self.dir / "reference" / f"{path.stem}.png")
+        bits = dict(result.bits)
+        if sum(bits.values()) != 8 * sedic.stat().st_size:
+            raise SedicError(f"{sedic}: section bits do not add up to the file size")
+        record = {
+            "image": path.name,
+            "width": w,
+            "height": h,
+            "bytes": sedic.stat().st_size,
+            "bits": bits,
+            "bpp": 8 * sedic.stat().st_size / (w * h),
+            "bpp_sections": result.bpp_sections,
+            "objects": [o.name for o in result.payload.objects],
+            **self.suite.score(decoded.image, source.image),
+            "notes": list(result.notes),
+            "fingerprint": self.fingerprint,
+            "process": process,
+            "encoding_time": enc_time,
+            "decoding_time": dec_time,
+            "timings": {**{f"encode.{k}": v for k, v in result.timings.items()}, **{f"decode.{k}": v for k, v in decoded.timings.items()}},
+        }
+        write_json(self.record_path(path), record)
+        return record
+
+    def run(self, console: Console | None = None) -> dict[str, Any] | None:
+        """Evaluate the images not yet finished; on rank 0 return (and write) the summary."""
+        console = console or Console(stderr=True)
+        state = dist_state()
+        if state.is_main_process:
+            remove_partials(self.dir)
+        state.wait_for_everyone()
+        todo = [p for p in self.paths if self.finished(p) is None]
+        mine = todo[state.process_index :: state.num_processes]
+        if state.is_main_process:
+            console.print(
+                f"{self.name}: {len(self.paths) - len(todo)} of {len(self.paths)} images already done, "
+                f"{len(todo)} to evaluate on {state.num_processes} process(es)",
+                highlight=False,
+            )
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        new: list[dict[str, Any]] = []
+        try:
+            with Progress(*columns, console=console, transient=True, disable=not state.is_main_process or not mine) as progress:
+                task = progress.add_task(self.name, total=len(mine))
+                for path in mine:
+                    progress.update(task, description=f"{self.name} {path.name}")
+                    new.append(self.one(path, state.process_index))
+                    progress.advance(task)
+        finally:
+            remove_partials(self.dir)
+        if state.num_processes > 1:
+            from accelerate.utils import gather_object
+
+            new = gather_object(new)
+        state.wait_for_everyone()
+        if not state.is_main_process:
+            return None
+        return self.summarize({r["image"]: r for r in new}, state)
+
+    def summarize(self, new: dict[str, dict[str, Any]], state: Any) -> dict[str, Any]:
+        """Merge gathered and previously finished records (rank 0), add set metrics, write results and manifest."""
+        records = []
+        for path in self.paths:
+            record = new.get(path.name) or self.finished(path)
+            if record is None:
+                raise SedicError(f"{path.name}: no record after the run")
+            records.append(record)
+        originals = [prepare(p, self.cfg.protocol, self.cfg.max_pixels).image for p in self.paths] if self.suite.set else []
+        recons = [Image.open(self.dir / "recon" / f"{p.stem}.png").convert("RGB") for p in self.paths] if self.suite.set else []
+        set_values = self.suite.score_set(recons, originals)
+        prof = self.codec.profile
+        summary = results_json(
+            self.name,
+            prof.description if prof else "",
+            prof.to_dict() if prof else None,
+            records,
+            tuple(self.suite.image),
+            {**set_values, **{k: None for k in self.suite.unavailable}},
+        )
+        summary["dataset"] = {"path": str(self.cfg.data), "protocol": self.cfg.protocol, "images": len(records)}
+        summary["unavailable"] = dict(self.suite.unavailable)
+        summary["dir"] = str(self.dir)
+        write_json(self.dir / "results.json", summary)
+        write_json(self.dir / "manifest.json", self.manifest(state, len(new)))
+        return summary
+
+    def manifest(self, state: Any, evaluated: int) -> dict[str, Any]:
+        return {
+            "profile": self.name,
+            "fingerprint": self.fingerprint,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "processes": state.num_processes,
+            "backend": state.backend,
+            "evaluated_this_run": evaluated,
+            "images": len(self.paths),
+            "data": str(self.cfg.data),
+            "protocol": self.cfg.protocol,
+            "overrides": list(self.cfg.overrides),
+            "software": software(),
+            "plugins": plugin_versions(self.codec),
+            "metrics": {"computed": [*self.suite.image, *self.suite.set], "unavailable": dict(self.suite.unavailable)},
+        }

@@ -1,0 +1,139 @@
+"""What weights a profile needs, whether they are here, and fetching them (``sedic-kit models``).
+
+A :class:`~sedic_kit.models.ModelSpec` is located without any network access: ``tiny/NAME``
+specs are built locally, paths are checked, hub ids are looked up in the Hugging Face cache, and
+``url`` specs (single checkpoint files) are looked up in ``$SEDIC_CACHE/models``.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import ModelNotFoundError, SedicError
+from .models import TINY_PREFIX, ModelSpec, cache_root, hf_cache_dir, resolve
+
+if TYPE_CHECKING:
+    from .profiles import Profile
+
+
+@dataclass
+class ModelStatus:
+    """One needed model: where it is (or would be cached) and its files with sizes."""
+
+    spec: ModelSpec
+    present: bool
+    location: str
+    files: list[tuple[str, int]] = field(default_factory=list)
+    problem: str = ""
+
+    @property
+    def size(self) -> int:
+        return sum(size for _, size in self.files)
+
+
+def url_cache_path(spec: ModelSpec) -> Path:
+    """Where a ``url`` spec's single file is cached."""
+    if not spec.url:
+        raise SedicError(f"{spec.what}: url model '{spec.spec}' has no url")
+    return cache_root() / "models" / spec.url.rsplit("/", 1)[-1]
+
+
+def locate(spec: ModelSpec) -> Path:
+    """A local path for ``spec`` (never downloads); one-line :class:`ModelNotFoundError` otherwise."""
+    if spec.source == "url":
+        path = Path(spec.spec).expanduser()
+        if path.is_file():
+            return path
+        cached = url_cache_path(spec)
+        if cached.is_file():
+            return cached
+        raise ModelNotFoundError(
+            f"{spec.what}: checkpoint {cached.name} is not in {cached.parent}; fetch it with "
+            f"`sedic-kit models pull PROFILE` where a network exists (from {spec.url}), or set {spec.what} to the file"
+        )
+    return resolve(spec.spec, spec.what, spec.allow_patterns)
+
+
+def _listing(path: Path) -> list[tuple[str, int]]:
+    if path.is_file():
+        return [(path.name, path.stat().st_size)]
+    return sorted(
+        (str(p.relative_to(path)), p.stat().st_size) for p in path.rglob("*") if p.is_file() and not p.name.startswith(".")
+    )
+
+
+def check(spec: ModelSpec) -> ModelStatus:
+    """Whether ``spec`` is available locally, with its files, or where it would be cached."""
+    try:
+        path = locate(spec)
+    except ModelNotFoundError as exc:
+        if spec.source == "url":
+            where = str(url_cache_path(spec))
+        elif spec.spec.startswith(TINY_PREFIX):
+            where = str(cache_root() / "tiny")
+        else:
+            where = hf_cache_dir()
+        wanted = [(p, 0) for p in spec.allow_patterns]
+        return ModelStatus(spec, False, where, wanted, str(exc))
+    return ModelStatus(spec, True, str(path), _listing(path))
+
+
+def pull(spec: ModelSpec) -> Path:
+    """Fetch ``spec`` into its cache (needs a network for hub ids and urls)."""
+    if spec.source == "url":
+        target = url_cache_path(spec)
+        if target.is_file():
+            return target
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
+            try:
+                with urllib.request.urlopen(spec.url, timeout=60) as response:
+                    while chunk := response.read(1 << 20):
+                        tmp.write(chunk)
+            except OSError as exc:
+                Path(tmp.name).unlink(missing_ok=True)
+                raise SedicError(f"{spec.what}: cannot download {spec.url} ({exc})") from None
+        Path(tmp.name).replace(target)
+        return target
+    if spec.spec.startswith(TINY_PREFIX) or Path(spec.spec).expanduser().exists():
+        return locate(spec)
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise SedicError("pulling hub models needs huggingface_hub (pip install huggingface_hub)") from None
+    try:
+        return Path(snapshot_download(spec.spec, allow_patterns=list(spec.allow_patterns) or None))
+    except Exception as exc:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        raise SedicError(f"{spec.what}: cannot download '{spec.spec}' ({type(exc).__name__}: {first})") from None
+
+
+@dataclass
+class RoleModels:
+    """The models one role's plugin needs, or why they cannot be listed (plugin not installed)."""
+
+    role: str
+    plugin: str
+    specs: list[ModelSpec] = field(default_factory=list)
+    problem: str = ""
+
+
+def profile_models(profile: Profile) -> list[RoleModels]:
+    """``required_models()`` of every role of ``profile`` (plugins are built without loading weights)."""
+    from .plugins import get_registry
+    from .profiles import instantiate
+
+    registry = get_registry()
+    out = []
+    for role, choice in profile.roles.items():
+        try:
+            plugin = instantiate(registry.get(role, choice.plugin), choice.options, choice.origin, str(profile.path))
+        except SedicError as exc:
+            out.append(RoleModels(role.value, choice.plugin, problem=str(exc)))
+            continue
+        out.append(RoleModels(role.value, choice.plugin, plugin.required_models()))
+    return out

@@ -1,0 +1,160 @@
+"""Backends needing packages that cannot be installed beside torch 2.13.0 CPU here (vllm, torchvision-based
+segment-anything / sam2, groundingdino-py): their shared code is tested; their engines run where installed."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from PIL import Image
+from sedic_plugins.box_masks import best_of_multimask, prompt_boxes, with_masks
+from sedic_plugins.grounding import Detection, GroundingOptions, keep_found, pixel_box, query_text
+from sedic_plugins.groundingdino_py import GroundingDinoPyGrounder
+from sedic_plugins.sam import Sam2Segmenter, SamSegmenter
+from sedic_plugins.vllm_describer import VllmDescriber
+
+from sedic_kit.errors import ModelNotFoundError, SedicError
+from sedic_kit.imaging import load_image
+from sedic_kit.model_files import check
+from sedic_kit.payload import Payload, SemanticObject
+
+
+def installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def importable(*modules: str) -> bool:
+    try:
+        for m in modules:
+            __import__(m)
+    except Exception:
+        return False
+    return True
+
+
+@pytest.fixture
+def source():
+    return load_image(Image.new("RGB", (96, 64), (200, 30, 30)))
+
+
+# -- shared grounding / mask post-processing -------------------------------------------------
+def test_query_text_and_pixel_box():
+    assert query_text("  Red  Car. ") == "red car."
+    assert pixel_box((-5.2, 3.4, 99.1, 70.0), 96, 64) == (0, 3, 96, 64)
+    assert pixel_box((95.9, 63.9, 96.0, 64.0), 96, 64) == (95, 63, 96, 64)
+
+
+def test_keep_found_drops_hallucinations_and_keeps_best_box():
+    payload = Payload(96, 64, "c", [SemanticObject("cat"), SemanticObject("unicorn"), SemanticObject("dog")])
+    dets = [
+        [Detection((0, 0, 10, 10), 0.5, 0.4), Detection((20, 20, 40, 40), 0.9, 0.6)],
+        [Detection((0, 0, 96, 64), 0.29, 0.9)],  # below box_threshold: hallucination
+        [Detection((1, 1, 5, 5), 0.8, 0.2)],  # name tokens below text_threshold: hallucination
+    ]
+    out = keep_found(payload, dets, GroundingOptions())
+    assert [(o.name, o.box, o.score) for o in out.objects] == [("cat", (20, 20, 40, 40), 0.9)]
+    with pytest.raises(ValueError):
+        keep_found(payload, dets[:2], GroundingOptions())
+
+
+def test_best_of_multimask_and_fallback():
+    masks = np.zeros((3, 64, 96), bool)
+    masks[1, 10:20, 10:20] = True
+    mask, score = best_of_multimask(masks, np.array([0.1, 0.8, 0.5]))
+    assert score == 0.8 and mask.sum() == 100
+    payload = Payload(96, 64, "", [SemanticObject("a", box=(10, 10, 20, 20)), SemanticObject("b", box=(50, 5, 200, 30))])
+    assert prompt_boxes(payload) == [(10, 10, 20, 20), (50, 5, 96, 30)]
+    out = with_masks(payload, [(masks, np.array([0.1, 0.8, 0.5])), (masks, np.array([0.9, 0.1, 0.1]))])
+    assert out.objects[0].mask.sum() == 100
+    assert out.objects[1].mask.sum() == (96 - 50) * 25  # best candidate empty: the box
+    with pytest.raises(ValueError):
+        best_of_multimask(masks, np.array([0.1, 0.2]))
+
+
+# -- vllm ------------------------------------------------------------------------------------
+def test_vllm_plugin_without_vllm_is_one_line():
+    d = VllmDescriber()
+    assert [m.spec for m in d.required_models()] == ["llava-hf/llava-1.5-7b-hf"]
+    if installed("vllm"):
+        pytest.skip("vllm is installed: the missing-package message does not apply")
+    with pytest.raises(SedicError, match=r"^describer 'vllm' needs vllm which is not installed: pip install 'sedic-kit\[vllm\]'$"):
+        d.engine()
+
+
+@pytest.mark.skipif(not installed("vllm"), reason="vllm is not installed (it needs a GPU and its own torch: see README)")
+def test_vllm_engine_on_tiny_llava(tmp_path, monkeypatch, source):
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("vllm needs a CUDA GPU")
+    monkeypatch.setenv("SEDIC_CACHE", str(tmp_path))
+    d = VllmDescriber(model="tiny/llava", max_new_tokens=32, max_model_len=1024, gpu_memory_utilization=0.3)
+    first, second = d.describe(source), d.describe(source)
+    assert (first.caption, first.objects) == (second.caption, second.objects)
+
+
+# -- segment-anything / sam2 / groundingdino-py ------------------------------------------------
+def test_missing_checkpoints_are_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("SEDIC_CACHE", str(tmp_path))
+    spec = SamSegmenter(model_type="vit_b").required_models()[0]
+    status = check(spec)
+    assert not status.present and status.location.endswith("models/sam_vit_b_01ec64.pth")
+    assert "sam_vit_b_01ec64.pth" in status.problem and "\n" not in status.problem
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "sam_vit_b_01ec64.pth").write_bytes(b"x" * 10)
+    assert check(spec).present and check(spec).size == 10
+    sam2 = Sam2Segmenter(variant="tiny").required_models()[0]
+    assert (sam2.spec, sam2.allow_patterns) == ("facebook/sam2.1-hiera-tiny", ("sam2.1_hiera_tiny.pt",))
+    dino = GroundingDinoPyGrounder().required_models()[0]
+    assert dino.spec == "ShilongLiu/GroundingDINO" and dino.allow_patterns == ("groundingdino_swinb_cogcoor.pth",)
+
+
+@pytest.mark.parametrize(
+    ("plugin", "module", "extra"),
+    [(SamSegmenter, "segment_anything", "sam"), (Sam2Segmenter, "sam2", "sam2"), (GroundingDinoPyGrounder, "groundingdino", "groundingdino")],
+)
+def test_missing_packages_are_one_line(plugin, module, extra):
+    if not plugin.missing_requirements():
+        pytest.skip(f"{module} and its requirements are installed")
+    with pytest.raises(SedicError, match=rf"needs .* which is not installed: pip install 'sedic-kit\[{extra}\]'"):
+        plugin.check_available()
+
+
+@pytest.mark.skipif(
+    not importable("segment_anything"), reason="segment-anything imports torchvision; PyPI's build for torch 2.13.0 fails to import beside the CPU torch"
+)
+def test_segment_anything_with_random_vit_b(tmp_path, source):
+    import torch
+    from segment_anything import sam_model_registry
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "sam_vit_b_random.pth"
+    torch.save(sam_model_registry["vit_b"]().state_dict(), ckpt)
+    seg = SamSegmenter(model_type="vit_b", checkpoint=str(ckpt), device="cpu")
+    out = seg.segment(source, Payload(96, 64, "", [SemanticObject("a", box=(10, 10, 50, 40))]))
+    assert out.objects[0].mask.shape == (64, 96) and out.objects[0].mask.any()
+
+
+@pytest.mark.skipif(not importable("sam2.build_sam"), reason="sam2 imports torchvision; PyPI's build for torch 2.13.0 fails to import beside the CPU torch")
+def test_sam2_with_random_tiny(tmp_path, source):
+    import torch
+    from sam2.build_sam import build_sam2
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "sam2_random.pt"
+    torch.save({"model": build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu").state_dict()}, ckpt)
+    seg = Sam2Segmenter(variant="tiny", checkpoint=str(ckpt), device="cpu")
+    out = seg.segment(source, Payload(96, 64, "", [SemanticObject("a", box=(10, 10, 50, 40))]))
+    assert out.objects[0].mask.shape == (64, 96) and out.objects[0].mask.any()
+
+
+def test_groundingdino_py_missing_checkpoint(tmp_path, monkeypatch, source):
+    if GroundingDinoPyGrounder.missing_requirements():
+        pytest.skip("groundingdino-py is not installed (it needs transformers < 5: its own environment, see README)")
+    g = GroundingDinoPyGrounder(checkpoint=str(tmp_path / "nope.pth"))
+    with pytest.raises(ModelNotFoundError, match="nope.pth does not exist"):
+        g.ground(source, Payload(96, 64, "", [SemanticObject("a")]))
