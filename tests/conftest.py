@@ -24,6 +24,17 @@ def synthetic_image(width: int = 96, height: int = 64, seed: int = 0) -> Image.I
     return Image.fromarray(np.clip(base, 0, 255).astype(np.uint8), "RGB")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> None:
+    """Tests run tiny models, whose ops are too small for threads to pay off: on 2 shared cores
+    OpenMP synchronisation makes them 20-40x slower. One thread also makes timings stable."""
+    try:
+        import torch
+    except ImportError:
+        return
+    torch.set_num_threads(1)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SEDIC_CACHE", str(tmp_path_factory.getbasetemp() / "sedic-cache"))

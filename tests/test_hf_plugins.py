@@ -160,7 +160,7 @@ def test_models_check_cli(cache, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(hub))
     assert main(["models", "check", "tiny", "--files"]) == 0
     text = capsys.readouterr().out
-    assert text.count("present") == 3 and "model.safetensors" in text
+    assert text.count("present") == 5 and "model.safetensors" in text  # llava, grounding-dino, sam, sd15, sd15-tile
     assert main(["models", "check", "offline"]) == 1
     text = capsys.readouterr().out
     for needed in ("llava-hf/llava-1.5-7b-hf", "IDEA-Research/grounding-dino-base", "facebook/sam-vit-huge", "hf-cache"):

@@ -41,15 +41,6 @@ def box(width: int, height: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarr
     return mask
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():  # type: ignore[no-untyped-def]
-    """Tiny models gain nothing from threads; on a busy machine OpenMP spinning makes them 20x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def parts():  # type: ignore[no-untyped-def]
     return load_sd15("tiny/sd15", "tiny/sd15-tile", "cpu", "float32")
