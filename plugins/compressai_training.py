@@ -156,7 +156,7 @@ def train(
 
 def save_checkpoint(accelerator: Any, folder: Path, step: int) -> None:
     path = folder / f"step-{step:08d}"
-    accelerator.save_state(str(path))
+    accelerator.save_state(str(path), safe_serialization=False)  # keeps the empty CDF buffers
     if accelerator.is_main_process:
         (path / "step.json").write_text(json.dumps({"step": step}))
         for old in sorted(p for p in folder.glob("step-*") if (p / "step.json").is_file())[:-KEEP_CHECKPOINTS]:
@@ -202,6 +202,8 @@ def add_train_command(cli: Any) -> None:
         if arch not in by_name:
             raise SedicError(f"unknown --arch {arch} (choose from {', '.join(by_name)})")
         by_name[arch].check_available()
+        if crop % 64:
+            raise SedicError(f"--crop must be a multiple of 64 (the models downsample by 64), got {crop}")
         if quality not in ZOO_LAMBDAS or quality > by_name[arch].max_quality:
             raise SedicError(f"--quality must be 1..{by_name[arch].max_quality} for {arch}")
         path = train(arch, data, out, lmbda, quality, metric, pretrained, steps, batch_size, crop, lr, checkpoint_every, seed, cpu, typer.echo)
