@@ -23,8 +23,10 @@ from . import isobmff
 from .reference_scaling import DownscaleFilter, downscale
 
 TEMPLATE_GRAY = (128, 128, 128)
-LADDER_SCALES = (6.0, 5.0, 4.0, 3.5, 3.0, 2.5, 2.0, 1.5, 1.0)
+LADDER_SCALES = (6.0, 5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0)
 """Downscale factors of the rate ladder, lowest rate first."""
+LADDER_QUALITIES = range(0, 31, 2)
+"""Qualities tried at each scale; their rates overlap the next scale's (see :meth:`PillowCodec.rate_ladder`)."""
 
 
 class PillowCodecOptions(Options):
@@ -36,8 +38,7 @@ class PillowCodecOptions(Options):
 class AvifOptions(PillowCodecOptions):
     speed: int = Field(0, ge=0, le=10, description="libavif speed: 0 slowest/best")
     subsampling: Literal["4:2:0", "4:2:2", "4:4:4"] = "4:2:0"
-    tune: Literal["psnr", "ssim"] = Field("psnr", description="libaom tuning metric")
-    sharpness: int = Field(0, ge=0, le=7, description="libaom loop-filter sharpness")
+    tune: Literal["default", "psnr", "ssim"] = Field("default", description="libaom tuning (default: libavif's)")
 
 
 class HeicOptions(PillowCodecOptions):
@@ -88,8 +89,13 @@ class PillowCodec(ReferenceCodec):
         return self.read(self.unstrip(data))
 
     def rate_ladder(self) -> list[dict[str, Any]]:
-        """Quality 0..60 at each downscale factor, coarsest first (rate grows along the list)."""
-        return [{"scale": s, "quality": q} for s in LADDER_SCALES for q in range(0, 61, 2)]
+        """Qualities at each downscale factor, coarsest first, then full resolution up to quality 90.
+
+        At every scale the top quality costs more than the next scale's lowest, so wherever the
+        search ends it is between two neighbouring qualities of one scale (a small rate step).
+        """
+        rungs = [{"scale": s, "quality": q} for s in LADDER_SCALES[:-1] for q in LADDER_QUALITIES]
+        return rungs + [{"scale": 1.0, "quality": q} for q in range(0, 91, 2)]
 
 
 class ContainerStrippedCodec(PillowCodec):
@@ -125,13 +131,10 @@ class AvifCodec(ContainerStrippedCodec):
 
     def save_kwargs(self) -> dict[str, Any]:
         o = self.options
-        return {
-            "quality": o.quality,
-            "speed": o.speed,
-            "subsampling": o.subsampling,
-            "codec": "aom",
-            "advanced": {"tune": o.tune, "sharpness": str(o.sharpness)},
-        }
+        kwargs: dict[str, Any] = {"quality": o.quality, "speed": o.speed, "subsampling": o.subsampling, "codec": "aom"}
+        if o.tune != "default":
+            kwargs["advanced"] = {"tune": o.tune}
+        return kwargs
 
     def template_kwargs(self) -> dict[str, Any]:
         return {"quality": 0, "speed": 10}
@@ -145,14 +148,14 @@ class HeicCodec(ContainerStrippedCodec):
     format = "HEIF"
     Options = HeicOptions
     requires = ("pillow_heif",)
-    decode_params = ("chroma",)
+    decode_params = ("chroma", "preset")  # both shape the hvcC box of the template
 
     def save_kwargs(self) -> dict[str, Any]:
         o = self.options
         return {"quality": o.quality, "chroma": int(o.chroma), "enc_params": {"preset": o.preset}}
 
     def template_kwargs(self) -> dict[str, Any]:
-        return {"quality": 0, "enc_params": {"preset": "ultrafast"}}
+        return {"quality": 0}
 
     def write(self, image: Image.Image, **kwargs: Any) -> bytes:
         import pillow_heif
@@ -197,9 +200,6 @@ class JpegCodec(PillowCodec):
 
     def save_kwargs(self) -> dict[str, Any]:
         return {"quality": max(1, self.options.quality), "optimize": True}
-
-    def rate_ladder(self) -> list[dict[str, Any]]:
-        return [{"scale": s, "quality": q} for s in LADDER_SCALES for q in range(1, 61, 2)]
 
 
 @hookimpl

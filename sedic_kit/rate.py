@@ -31,9 +31,9 @@ def fit_reference(
     """Binary search ``codec.rate_ladder()`` for its highest-rate setting whose file fits ``budget_bits``.
 
     ``build(codec)`` codes the reference with ``codec`` and returns the whole file and its bits.
-    The ladder is assumed to be nearly monotonic in rate; the two settings above the binary
-    search's answer are also tried. When nothing fits, the lowest setting is returned with
-    ``fits=False``.
+    Whatever the ladder's order, the search ends on a setting that fits next to one that does
+    not; the two settings above it are also tried, and the largest fitting file of all tried is
+    kept. When nothing fits, the lowest setting is returned with ``fits=False``.
     """
     ladder = codec.rate_ladder()
     if not ladder:
@@ -57,12 +57,12 @@ def fit_reference(
             lo = mid
         else:
             hi = mid
-    best = lo
     for i in range(lo + 1, min(lo + 3, len(ladder))):
-        if fits(i):
-            best = i
-    if best < 0:
+        fits(i)
+    fitting = [i for i in cache if fits(i)]
+    if not fitting:
         plugin, data, bits = attempt(0)
         return RateChoice(plugin, ladder[0], data, bits, False, len(cache))
-    plugin, data, bits = attempt(best)
+    best = max(fitting, key=lambda i: len(cache[i][1]))
+    plugin, data, bits = cache[best]
     return RateChoice(plugin, ladder[best], data, bits, True, len(cache))
