@@ -25,6 +25,7 @@ from PIL import Image
 
 from sedic_kit import Codec
 from sedic_kit.imaging import psnr
+from sedic_kit.payload import SourceImage
 
 REPO = Path(__file__).resolve().parents[1]
 SETTINGS: dict[str, list[dict[str, Any]]] = {
@@ -48,9 +49,10 @@ def ms_ssim(a: Image.Image, b: Image.Image) -> float:
     return float(msssim(t(a), t(b), data_range=255.0))
 
 
-def measure(codec: Codec, image: Image.Image, target_bpp: float | None = None) -> dict[str, Any]:
+def measure(codec: Codec, source: Image.Image | SourceImage, target_bpp: float | None = None) -> dict[str, Any]:
     start = time.perf_counter()
-    result = codec.encode(image, target_bpp)
+    result = codec.encode(source, target_bpp)
+    image = source.image if isinstance(source, SourceImage) else source
     enc = time.perf_counter() - start
     start = time.perf_counter()
     decoded = codec.decode(result.data)

@@ -24,7 +24,7 @@ from PIL import Image
 from pydantic import Field
 
 from sedic_kit.container import Reader, put_varint
-from sedic_kit.errors import FormatError, ModelNotFoundError, SedicError
+from sedic_kit.errors import FormatError, ModelNotFoundError, ProfileError, SedicError
 from sedic_kit.hookspecs import hookimpl
 from sedic_kit.models import ModelSpec
 from sedic_kit.roles import Options, ReferenceCodec
@@ -36,6 +36,7 @@ PAD = 64
 INSTALL_HINT = "pip install 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8"
 RANDOM_SEED = 0
 STRINGS = 2
+LADDER_DOWNSCALES = (6.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0)
 """Every architecture here codes the latent y and the hyper-latent z (in that order)."""
 
 
@@ -120,7 +121,7 @@ class CompressAICodec(ReferenceCodec):
     def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
         if self.options.quality > self.max_quality:
-            raise SedicError(f"{self.name}: quality must be <= {self.max_quality}")
+            raise ProfileError(f"reference_codec '{self.name}': quality must be <= {self.max_quality}")
         self._model: Any = None
 
     @classmethod
@@ -215,8 +216,10 @@ class CompressAICodec(ReferenceCodec):
         return Image.fromarray(np.ascontiguousarray(arr), "RGB")
 
     def rate_ladder(self) -> list[dict[str, Any]]:
-        """Zoo qualities at the downscale factors that reach <= 0.05 bpp, lowest rate first."""
-        return [{"downscale": s, "quality": q} for s in (4.0, 3.0, 2.0, 1.5, 1.0) for q in range(1, self.max_quality + 1)]
+        """Downscale factors, coarsest first, each with every zoo quality (only the factors for a checkpoint)."""
+        if self.options.checkpoint:
+            return [{"downscale": s} for s in LADDER_DOWNSCALES]
+        return [{"downscale": s, "quality": q} for s in LADDER_DOWNSCALES for q in range(1, self.max_quality + 1)]
 
 
 class _threads:
