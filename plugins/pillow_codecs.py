@@ -1,7 +1,9 @@
-"""Classical reference codecs through Pillow: AVIF, HEIC (pillow-heif), WebP and JPEG.
+"""Classical reference codecs through Pillow: AVIF (libavif/libaom), HEIC (pillow-heif/x265), WebP, JPEG.
 
-Each codes the image downscaled by ``scale`` (the restorer upsamples); the section holds the
-codec's own file bytes.
+Each codes the image downscaled by ``scale`` (the restorer upsamples). The section carries no
+container the decoder can rebuild: AVIF and HEIC keep the coded size (two varints) and the
+``mdat`` payload only (see :mod:`.isobmff`), WebP keeps the bare VP8 chunk. JPEG keeps its
+whole file (its Huffman tables are optimised per image, so they cannot be inferred).
 """
 
 from __future__ import annotations
@@ -12,27 +14,44 @@ from typing import Any, ClassVar, Literal
 from PIL import Image
 from pydantic import Field
 
+from sedic_kit.container import Reader, put_varint
 from sedic_kit.errors import FormatError
 from sedic_kit.hookspecs import hookimpl
 from sedic_kit.roles import Options, ReferenceCodec
+
+from . import isobmff
+from .reference_scaling import DownscaleFilter, downscale
+
+TEMPLATE_GRAY = (128, 128, 128)
+LADDER_SCALES = (6.0, 5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0)
+"""Downscale factors of the rate ladder, lowest rate first."""
+LADDER_QUALITIES = range(0, 31, 2)
+"""Qualities tried at each scale; their rates overlap the next scale's (see :meth:`PillowCodec.rate_ladder`)."""
 
 
 class PillowCodecOptions(Options):
     scale: float = Field(2.0, ge=1.0, le=64.0, description="code at 1/scale resolution")
     quality: int = Field(0, ge=0, le=100)
+    filter: DownscaleFilter = Field("lanczos", description="downscaling filter")
 
 
 class AvifOptions(PillowCodecOptions):
     speed: int = Field(0, ge=0, le=10, description="libavif speed: 0 slowest/best")
     subsampling: Literal["4:2:0", "4:2:2", "4:4:4"] = "4:2:0"
+    tune: Literal["default", "psnr", "ssim"] = Field("default", description="libaom tuning (default: libavif's)")
+
+
+class HeicOptions(PillowCodecOptions):
+    chroma: Literal["420", "422", "444"] = "420"
+    preset: Literal["ultrafast", "fast", "medium", "slow", "veryslow", "placebo"] = Field("slow", description="x265 preset")
 
 
 class WebpOptions(PillowCodecOptions):
-    method: int = Field(6, ge=0, le=6)
+    method: int = Field(6, ge=0, le=6, description="0 fastest, 6 best")
 
 
 class PillowCodec(ReferenceCodec):
-    """Downscale with Lanczos, code with a Pillow format."""
+    """Downscale, code with a Pillow format, keep what the decoder cannot infer."""
 
     format: ClassVar[str]
     Options = PillowCodecOptions
@@ -40,16 +59,13 @@ class PillowCodec(ReferenceCodec):
     def save_kwargs(self) -> dict[str, Any]:
         return {"quality": self.options.quality}
 
-    def encode(self, image: Image.Image) -> bytes:
-        w, h = image.size
-        s = self.options.scale
-        size = (max(1, round(w / s)), max(1, round(h / s)))
-        small = image if size == image.size else image.resize(size, Image.Resampling.LANCZOS)
+    def write(self, image: Image.Image, **kwargs: Any) -> bytes:
+        """The image as a complete file of this format."""
         buf = io.BytesIO()
-        small.save(buf, self.format, **self.save_kwargs())
+        image.save(buf, self.format, **{**self.save_kwargs(), **kwargs})
         return buf.getvalue()
 
-    def decode(self, data: bytes, width: int, height: int) -> Image.Image:
+    def read(self, data: bytes) -> Image.Image:
         try:
             with Image.open(io.BytesIO(data)) as im:
                 im.load()
@@ -57,51 +73,127 @@ class PillowCodec(ReferenceCodec):
         except Exception as exc:
             raise FormatError(f"cannot decode the {self.name} reference section ({exc})") from None
 
+    def strip(self, small: Image.Image, data: bytes) -> bytes:
+        """The section for a complete file ``data`` of ``small`` (default: the whole file)."""
+        return data
 
-class AvifCodec(PillowCodec):
-    """AV1 still image (libavif through Pillow)."""
-
-    name = "avif"
-    format = "AVIF"
-    Options = AvifOptions
-
-    def save_kwargs(self) -> dict[str, Any]:
-        return {"quality": self.options.quality, "speed": self.options.speed, "subsampling": self.options.subsampling}
-
-
-class HeicCodec(PillowCodec):
-    """HEVC still image (libheif through pillow-heif)."""
-
-    name = "heic"
-    format = "HEIF"
-    requires = ("pillow_heif",)
+    def unstrip(self, section: bytes) -> bytes:
+        """Inverse of :meth:`strip`."""
+        return section
 
     def encode(self, image: Image.Image) -> bytes:
-        import pillow_heif
-
-        pillow_heif.register_heif_opener()
-        return super().encode(image)
+        small = downscale(image, self.options.scale, self.options.filter)
+        return self.strip(small, self.write(small))
 
     def decode(self, data: bytes, width: int, height: int) -> Image.Image:
+        return self.read(self.unstrip(data))
+
+    def rate_ladder(self) -> list[dict[str, Any]]:
+        """Qualities at each downscale factor, coarsest first, then full resolution up to quality 90.
+
+        At every scale the top quality costs more than the next scale's lowest, so wherever the
+        search ends it is between two neighbouring qualities of one scale (a small rate step).
+        """
+        rungs = [{"scale": s, "quality": q} for s in LADDER_SCALES[:-1] for q in LADDER_QUALITIES]
+        return rungs + [{"scale": 1.0, "quality": q} for q in range(0, 91, 2)]
+
+
+class ContainerStrippedCodec(PillowCodec):
+    """HEIF-family formats: the section is the coded size and the ``mdat`` payload."""
+
+    def template_kwargs(self) -> dict[str, Any]:
+        """Save options of the template: only those that shape the container boxes matter."""
+        return {}
+
+    def strip(self, small: Image.Image, data: bytes) -> bytes:
+        out = bytearray()
+        put_varint(out, small.width - 1)
+        put_varint(out, small.height - 1)
+        return bytes(out) + isobmff.payload(data)
+
+    def unstrip(self, section: bytes) -> bytes:
+        reader = Reader(section)
+        size = (reader.varint("coded width") + 1, reader.varint("coded height") + 1)
+        if size[0] * size[1] > 1 << 28:
+            raise FormatError(f"corrupt {self.name} section (coded size {size[0]}x{size[1]})")
+        template = self.write(Image.new("RGB", size, TEMPLATE_GRAY), **self.template_kwargs())
+        return isobmff.rebuild(template, section[reader.pos :])
+
+
+class AvifCodec(ContainerStrippedCodec):
+    """AV1 still image (libavif + libaom through Pillow)."""
+
+    name = "avif"
+    version = 2
+    format = "AVIF"
+    Options = AvifOptions
+    decode_params = ("subsampling",)
+
+    def save_kwargs(self) -> dict[str, Any]:
+        o = self.options
+        kwargs: dict[str, Any] = {"quality": o.quality, "speed": o.speed, "subsampling": o.subsampling, "codec": "aom"}
+        if o.tune != "default":
+            kwargs["advanced"] = {"tune": o.tune}
+        return kwargs
+
+    def template_kwargs(self) -> dict[str, Any]:
+        return {"quality": 0, "speed": 10}
+
+
+class HeicCodec(ContainerStrippedCodec):
+    """HEVC still image (libheif + x265 through pillow-heif)."""
+
+    name = "heic"
+    version = 2
+    format = "HEIF"
+    Options = HeicOptions
+    requires = ("pillow_heif",)
+    decode_params = ("chroma", "preset")  # both shape the hvcC box of the template
+
+    def save_kwargs(self) -> dict[str, Any]:
+        o = self.options
+        return {"quality": o.quality, "chroma": int(o.chroma), "enc_params": {"preset": o.preset}}
+
+    def template_kwargs(self) -> dict[str, Any]:
+        return {"quality": 0}
+
+    def write(self, image: Image.Image, **kwargs: Any) -> bytes:
         import pillow_heif
 
         pillow_heif.register_heif_opener()
-        return super().decode(data, width, height)
+        return super().write(image, **kwargs)
+
+    def read(self, data: bytes) -> Image.Image:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        return super().read(data)
 
 
 class WebpCodec(PillowCodec):
-    """WebP (lossy VP8)."""
+    """WebP (lossy VP8): the section is the bare VP8 bitstream (the RIFF wrapper is rebuilt)."""
 
     name = "webp"
+    version = 2
     format = "WEBP"
     Options = WebpOptions
 
     def save_kwargs(self) -> dict[str, Any]:
         return {"quality": self.options.quality, "method": self.options.method}
 
+    def strip(self, small: Image.Image, data: bytes) -> bytes:
+        if data[:4] != b"RIFF" or data[8:16] != b"WEBPVP8 ":
+            raise FormatError("Pillow wrote an unexpected WebP layout")
+        size = int.from_bytes(data[16:20], "little")
+        return data[20 : 20 + size]
+
+    def unstrip(self, section: bytes) -> bytes:
+        chunk = b"VP8 " + len(section).to_bytes(4, "little") + section + b"\0" * (len(section) % 2)
+        return b"RIFF" + (4 + len(chunk)).to_bytes(4, "little") + b"WEBP" + chunk
+
 
 class JpegCodec(PillowCodec):
-    """Baseline JPEG."""
+    """Baseline JPEG with optimised Huffman tables."""
 
     name = "jpeg"
     format = "JPEG"

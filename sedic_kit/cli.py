@@ -45,6 +45,10 @@ err = Console(stderr=True, soft_wrap=True, markup=False)
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name or path to a .toml file.")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a profile option: ROLE.KEY=VALUE.")]
 MaxPixelsOpt = Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")]
+TargetBppOpt = Annotated[
+    Optional[float],
+    typer.Option("--target-bpp", min=0.0, help="Choose the reference codec's setting so each file is at most this many bpp."),
+]
 
 
 @app.callback(invoke_without_command=True)
@@ -79,6 +83,7 @@ def run(
     profile: ProfileOpt = "lite",
     set_: SetOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    target_bpp: TargetBppOpt = None,
 ) -> None:
     """Encode, write .sedic, decode, write the reconstruction and a JSON report."""
     codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
@@ -90,7 +95,7 @@ def run(
         for path in paths:
             progress.update(task, description=path.name)
             try:
-                records.append(run_one(codec, path, out_dir))
+                records.append(run_one(codec, path, out_dir, target_bpp))
             except SedicError as exc:
                 failures += 1
                 err.print(Text.assemble(("Error:", "red"), f" {exc}"))
@@ -105,10 +110,10 @@ def run(
         raise typer.Exit(1)
 
 
-def run_one(codec: Codec, path: Path, out_dir: Path) -> dict[str, Any]:
+def run_one(codec: Codec, path: Path, out_dir: Path, target_bpp: float | None = None) -> dict[str, Any]:
     source = codec.load(path)
     start = time.perf_counter()
-    result = codec.encode(source)
+    result = codec.encode(source, target_bpp)
     enc_time = time.perf_counter() - start
     sedic_path = result.save(out_dir / f"{path.stem}.sedic")
     start = time.perf_counter()
@@ -149,13 +154,16 @@ def encode(
     profile: ProfileOpt = "lite",
     set_: SetOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    target_bpp: TargetBppOpt = None,
 ) -> None:
     """Encode one image into a .sedic file."""
     codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
-    result = codec.encode(image)
+    result = codec.encode(image, target_bpp)
     path = result.save(output or image.with_suffix(".sedic"))
     parts = ", ".join(f"{k} {v}" for k, v in result.bits.items())
     out.print(f"{path}: {result.total_bits} bits, {result.bpp:.5f} bpp ({parts})")
+    for note in result.notes:
+        out.print(f"  {note}")
 
 
 @app.command()

@@ -20,6 +20,7 @@ from .imaging import DEFAULT_MAX_PIXELS, load_image
 from .payload import Payload, SourceImage
 from .plugins import get_registry
 from .profiles import Profile, apply_override, instantiate, load_profile
+from .rate import fit_reference
 from .roles import (
     DECODER_ROLES,
     Describer,
@@ -198,21 +199,41 @@ class Codec:
                 raise PluginError(f"segmenter '{self.segmenter.name}' gave object '{obj.name}' mask {shape}, expected {(h, w)}")
         return payload
 
-    def encode(self, image: Image.Image | str | Path | bytes | SourceImage) -> EncodeResult:
-        """Encode an image (PIL image, path or encoded bytes) into a ``.sedic`` file."""
+    def encode(
+        self, image: Image.Image | str | Path | bytes | SourceImage, target_bpp: float | None = None
+    ) -> EncodeResult:
+        """Encode an image (PIL image, path or encoded bytes) into a ``.sedic`` file.
+
+        With ``target_bpp``, the reference codec's setting is searched (after text and masks are
+        coded) so the whole file lands at or just under that many bits per pixel.
+        """
         timings: dict[str, float] = {}
         source = image if isinstance(image, SourceImage) else self.load(image)
         payload = self.analyze(source, timings)
         w, h = source.size
-        with _timed(timings, "reference"):
-            payload.reference = self.reference_codec.encode(source.image)
         with _timed(timings, "text"):
             text = self.text_coder.encode(payload.texts())
         with _timed(timings, "masks"):
             masks = self.mask_coder.encode([o.mask for o in payload.objects], w, h)  # type: ignore[misc]
         refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role, p in self.plugins.items() if role in DECODER_ROLES}
-        data, bits = pack(SedicFile(w, h, refs, payload.reference, text, masks, dict(payload.extras)))
-        return EncodeResult(data, payload, bits, timings, list(source.notes))
+        notes = list(source.notes)
+
+        def build(codec: ReferenceCodec) -> tuple[bytes, dict[str, int]]:
+            payload.reference = codec.encode(source.image)
+            refs[Role.reference_codec] = PluginRef(codec.name, codec.version, codec.decode_config())
+            return pack(SedicFile(w, h, refs, payload.reference, text, masks, dict(payload.extras)))
+
+        with _timed(timings, "reference"):
+            if target_bpp is None:
+                data, bits = build(self.reference_codec)
+            else:
+                choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build)
+                data, bits = choice.data, choice.bits
+                payload.reference = unpack(data).reference
+                setting = ", ".join(f"{k}={v}" for k, v in choice.setting.items())
+                verdict = "" if choice.fits else " (the lowest setting; the target is out of reach)"
+                notes.append(f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} tries")
+        return EncodeResult(data, payload, bits, timings, notes)
 
     # -- decoding --------------------------------------------------------------------------
     def decoder_plugin(self, role: Role, ref: PluginRef) -> Plugin:

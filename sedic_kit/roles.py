@@ -139,6 +139,10 @@ class ReferenceCodec(Plugin):
         May return a smaller image (coded at reduced resolution); the restorer brings it to size.
         """
 
+    def rate_ladder(self) -> list[dict[str, Any]]:
+        """Option overrides from lowest to highest rate, searched by ``target_bpp`` (none: no rate control)."""
+        return []
+
 
 class EntropyCoder(Plugin):
     """Lossless coder of one side-information section (text or masks)."""

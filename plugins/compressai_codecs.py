@@ -1,0 +1,288 @@
+"""Learned reference codecs from CompressAI: cheng2020-attn/anchor, mbt2018(-mean), bmshj2018-hyperprior.
+
+The section holds the real ``compress()`` strings (never a rate estimate): the length of every
+string but the last as a varint, then the strings. The decoder recomputes the latent shape from
+the image size, ``downscale`` and the padding to multiples of 64.
+
+Weights: ``checkpoint`` (a local file written by ``sedic-kit train-codec`` or any CompressAI
+state dict) or the CompressAI zoo weights for ``quality``/``metric``, read from the torch hub
+cache (never downloaded here: a missing file is a one-line error naming it and the cache dir).
+``pretrained = false`` gives seeded random weights (tests, speed measurements).
+
+Install (see README): ``pip install 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from PIL import Image
+from pydantic import Field
+
+from sedic_kit.container import Reader, put_varint
+from sedic_kit.errors import FormatError, ModelNotFoundError, ProfileError, SedicError
+from sedic_kit.hookspecs import hookimpl
+from sedic_kit.models import ModelSpec
+from sedic_kit.roles import Options, ReferenceCodec
+
+from .reference_scaling import DownscaleFilter, downscale, scaled_size
+
+PAD = 64
+"""Every architecture here downsamples by 64 in total (16 analysis x 4 hyper-analysis)."""
+INSTALL_HINT = "pip install 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8"
+RANDOM_SEED = 0
+STRINGS = 2
+LADDER_DOWNSCALES = (6.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0)
+"""Every architecture here codes the latent y and the hyper-latent z (in that order)."""
+
+
+def import_compressai() -> types.ModuleType:
+    """Import compressai without torchvision.
+
+    compressai 1.2.8 imports ``torchvision.transforms`` at import time only to list its classes
+    in ``compressai.registry`` (a transform registry sedic-kit never uses), and PyPI's
+    torchvision does not load beside the CPU torch. When torchvision cannot be imported, an
+    empty ``torchvision.transforms`` namespace stands in for the duration of the import and is
+    removed afterwards, so nothing else in the process sees it.
+    """
+    if "compressai" in sys.modules:
+        return sys.modules["compressai"]
+    try:
+        importlib.import_module("torchvision.transforms")
+        return importlib.import_module("compressai")
+    except ImportError:
+        pass
+    except Exception:  # a torchvision built for another torch fails with RuntimeError
+        for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[name]
+    package, transforms = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
+    package.transforms = transforms  # type: ignore[attr-defined]
+    sys.modules.update({"torchvision": package, "torchvision.transforms": transforms})
+    try:
+        return importlib.import_module("compressai")
+    finally:
+        for name in ("torchvision", "torchvision.transforms"):
+            if sys.modules.get(name) in (package, transforms):
+                del sys.modules[name]
+
+
+def zoo_checkpoint(arch: str, metric: str, quality: int) -> tuple[str, Path]:
+    """URL of a zoo weight file and where torch hub caches it."""
+    import torch
+
+    zoo = importlib.import_module("compressai.zoo.image")
+    try:
+        url = zoo.model_urls[arch][metric][quality]
+    except KeyError:
+        raise SedicError(f"CompressAI has no zoo weights for {arch} metric={metric} quality={quality}") from None
+    return url, Path(torch.hub.get_dir()) / "checkpoints" / url.rsplit("/", 1)[-1]
+
+
+def read_state_dict(path: Path) -> dict[str, Any]:
+    """A state dict from a CompressAI checkpoint (plain, ``{"state_dict": ...}`` or zoo file)."""
+    import torch
+
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelNotFoundError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc})") from None
+    if isinstance(data, dict) and isinstance(data.get("state_dict"), dict):
+        data = data["state_dict"]
+    if not isinstance(data, dict):
+        raise ModelNotFoundError(f"{path}: expected a state dict")
+    zoo = importlib.import_module("compressai.zoo.pretrained")
+    return zoo.load_pretrained({k.removeprefix("module."): v for k, v in data.items()})
+
+
+class CompressAIOptions(Options):
+    quality: int = Field(1, ge=1, le=8, description="zoo quality (1 = lowest rate)")
+    metric: Literal["mse", "ms-ssim"] = "mse"
+    checkpoint: str | None = Field(None, description="local checkpoint file; overrides the zoo weights")
+    pretrained: bool = Field(True, description="false: seeded random weights (tests, timing)")
+    downscale: float = Field(1.0, ge=1.0, le=16.0, description="code at 1/downscale resolution")
+    filter: DownscaleFilter = "lanczos"
+    threads: int = Field(1, ge=1, description="torch CPU threads while coding")
+
+
+class CompressAICodec(ReferenceCodec):
+    """A CompressAI image model run on CPU for bit-exact entropy coding."""
+
+    arch: ClassVar[str]
+    max_quality: ClassVar[int] = 8
+    Options = CompressAIOptions
+    decode_params = ("quality", "metric", "pretrained", "downscale")
+    requires = ("compressai", "torch", "einops", "scipy", "pandas", "pytorch_msssim", "torch_geometric")
+    extra = "compressai"
+
+    def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        if self.options.quality > self.max_quality:
+            raise ProfileError(f"reference_codec '{self.name}': quality must be <= {self.max_quality}")
+        self._model: Any = None
+
+    @classmethod
+    def check_available(cls) -> None:
+        missing = cls.missing_requirements()
+        if missing:
+            raise SedicError(f"reference_codec '{cls.name}' needs {', '.join(missing)}: {INSTALL_HINT}")
+
+    def required_models(self) -> list[ModelSpec]:
+        if self.options.checkpoint or not self.options.pretrained:
+            return []
+        self.check_available()
+        import_compressai()
+        url, _ = zoo_checkpoint(self.arch, self.options.metric, self.options.quality)
+        return [ModelSpec("reference_codec", f"{self.arch}-{self.options.metric}-{self.options.quality}", "torch-hub", url=url)]
+
+    # -- model -----------------------------------------------------------------------------
+    def model(self) -> Any:
+        """The network with its entropy-coder tables built, loaded once."""
+        if self._model is None:
+            self.check_available()
+            import torch
+
+            import_compressai()
+            zoo = importlib.import_module("compressai.zoo.image")
+            cls = zoo.model_architectures[self.arch]
+            opts = self.options
+            if opts.checkpoint:
+                path = Path(opts.checkpoint).expanduser()
+                if not path.is_file():
+                    raise ModelNotFoundError(f"reference_codec.checkpoint: {path} does not exist")
+                model = cls.from_state_dict(read_state_dict(path))
+            elif opts.pretrained:
+                url, path = zoo_checkpoint(self.arch, opts.metric, opts.quality)
+                if not path.is_file():
+                    raise ModelNotFoundError(
+                        f"reference_codec '{self.name}': zoo weights {path.name} are not in the torch hub cache "
+                        f"{path.parent}; download {url} there, or set reference_codec.checkpoint to a local file"
+                    )
+                model = cls.from_state_dict(read_state_dict(path))
+            else:
+                with torch.random.fork_rng():
+                    torch.manual_seed(RANDOM_SEED)
+                    model = cls(*zoo.cfgs[self.arch][opts.quality])
+            model.eval()
+            model.update()  # builds the CDF tables where the weights do not carry them
+            self._model = model
+        return self._model
+
+    # -- coding ----------------------------------------------------------------------------
+    def _coded_size(self, width: int, height: int) -> tuple[int, int]:
+        return scaled_size(width, height, self.options.downscale)
+
+    def encode(self, image: Image.Image) -> bytes:
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+
+        small = downscale(image.convert("RGB"), self.options.downscale, self.options.filter)
+        w, h = small.size
+        x = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+        x = F.pad(x, (0, -w % PAD, 0, -h % PAD), mode="replicate")
+        with torch.inference_mode(), _threads(self.options.threads):
+            out = self.model().compress(x)
+        strings = [s[0] for s in out["strings"]]
+        if len(strings) != STRINGS:
+            raise SedicError(f"{self.name}: expected {STRINGS} compressed strings, got {len(strings)}")
+        section = bytearray()
+        for s in strings[:-1]:
+            put_varint(section, len(s))
+        for s in strings:
+            section += s
+        return bytes(section)
+
+    def decode(self, data: bytes, width: int, height: int) -> Image.Image:
+        import numpy as np
+        import torch
+
+        model = self.model()
+        w, h = self._coded_size(width, height)
+        reader = Reader(data)
+        lengths = [reader.varint("compressai string length") for _ in range(STRINGS - 1)]
+        strings = [reader.take(n, "compressai string") for n in lengths]
+        strings.append(reader.take(reader.end - reader.pos, "compressai string"))
+        shape = (-(-h // PAD), -(-w // PAD))
+        try:
+            with torch.inference_mode(), _threads(self.options.threads):
+                x_hat = model.decompress([[s] for s in strings], shape)["x_hat"]
+        except Exception as exc:
+            raise FormatError(f"cannot decode the {self.name} reference section ({type(exc).__name__}: {exc})") from None
+        arr = (x_hat[0, :, :h, :w].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
+        return Image.fromarray(np.ascontiguousarray(arr), "RGB")
+
+    def rate_ladder(self) -> list[dict[str, Any]]:
+        """Downscale factors, coarsest first, each with every zoo quality (only the factors for a checkpoint)."""
+        if self.options.checkpoint:
+            return [{"downscale": s} for s in LADDER_DOWNSCALES]
+        return [{"downscale": s, "quality": q} for s in LADDER_DOWNSCALES for q in range(1, self.max_quality + 1)]
+
+
+class _threads:
+    """Context manager: run torch with ``n`` intra-op threads, restoring the previous count."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __enter__(self) -> None:
+        import torch
+
+        self.previous = torch.get_num_threads()
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        import torch
+
+        torch.set_num_threads(self.previous)
+
+
+class Cheng2020Attention(CompressAICodec):
+    """Cheng et al. 2020, GMM-free variant with attention (the paper's reference codec)."""
+
+    name = arch = "cheng2020-attn"
+    max_quality = 6
+
+
+class Cheng2020Anchor(CompressAICodec):
+    """Cheng et al. 2020 anchor (residual blocks, no attention)."""
+
+    name = arch = "cheng2020-anchor"
+    max_quality = 6
+
+
+class Mbt2018(CompressAICodec):
+    """Minnen et al. 2018 joint autoregressive and hierarchical priors."""
+
+    name = arch = "mbt2018"
+
+
+class Mbt2018Mean(CompressAICodec):
+    """Minnen et al. 2018 mean-scale hyperprior (no context model: fast)."""
+
+    name = arch = "mbt2018-mean"
+
+
+class Bmshj2018Hyperprior(CompressAICodec):
+    """Ballé et al. 2018 scale hyperprior (fast)."""
+
+    name = arch = "bmshj2018-hyperprior"
+
+
+CODECS: tuple[type[CompressAICodec], ...] = (Cheng2020Attention, Cheng2020Anchor, Mbt2018, Mbt2018Mean, Bmshj2018Hyperprior)
+
+
+@hookimpl
+def register_reference_codecs(register):  # type: ignore[no-untyped-def]
+    for cls in CODECS:
+        register(cls)
+
+
+@hookimpl
+def register_commands(cli):  # type: ignore[no-untyped-def]
+    from .compressai_training import add_train_command
+
+    add_train_command(cli)
