@@ -92,7 +92,6 @@ def test_extends_cycle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_offline_profile_names_the_missing_extra() -> None:
     """vllm needs a GPU and its own environment; without it the profile says what to install."""
-    pytest.importorskip("torch")
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
     with pytest.raises(ProfileError, match=r"offline\.toml: describer\.plugin: describer 'vllm' needs vllm which is not installed: pip install 'sedic-kit\[vllm\]'"):
