@@ -8,7 +8,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from .errors import InputError
 from .payload import SourceImage
@@ -61,7 +61,8 @@ def load_image(src: Image.Image | str | Path | bytes, max_pixels: int = DEFAULT_
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image.load()
             text = {str(k): str(v) for k, v in getattr(image, "text", {}).items()}
-            rotated = ImageOps.exif_transpose(image)
+            orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
+            rotated = ImageOps.exif_transpose(image) if orientation not in (0, 1) else image
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{label}: cannot decode image ({exc})") from None
     if rotated is not image:

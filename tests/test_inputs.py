@@ -53,6 +53,7 @@ def test_exif_rotation_is_applied(tmp_path: Path) -> None:
     img.save(path, exif=exif, quality=95)
     src = load_image(path)
     assert src.size == (64, 96) and "applied EXIF orientation" in src.notes
+    assert "applied EXIF orientation" not in load_image(synthetic_image()).notes
     result = Codec.from_profile("lite").encode(path)
     assert (result.payload.width, result.payload.height) == (64, 96)
 
