@@ -13,6 +13,7 @@ of one index (e.g. both CUDA builds) in their own environment, see the README.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Literal
 
@@ -98,17 +99,37 @@ class SamOptions(TorchOptions):
     checkpoint: str | None = Field(None, description="checkpoint file; default: the official one for model_type, cached")
 
 
-class SamSegmenter(Segmenter):
+class PredictorSegmenter(Segmenter):
+    """A box-prompted SAM-family predictor: embed the image once, best multimask per object."""
+
+    def __init__(self, options: Any = None, **kwargs: Any) -> None:
+        super().__init__(options, **kwargs)
+        self._predictor: Any = None
+
+    @abstractmethod
+    def predictor(self) -> Any:
+        """The loaded predictor (built on first use)."""
+
+    @abstractmethod
+    def predict(self, predictor: Any, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Candidate masks (bool) and their predicted IoUs for one box."""
+
+    def segment(self, source: SourceImage, payload: Payload) -> Payload:
+        if not payload.objects:
+            return payload
+        predictor = self.predictor()
+        predictor.set_image(np.asarray(source.image))
+        candidates = [self.predict(predictor, np.asarray(box, dtype=np.float32)) for box in prompt_boxes(payload)]
+        return with_masks(payload, candidates)
+
+
+class SamSegmenter(PredictorSegmenter):
     """The official segment-anything ``SamPredictor``."""
 
     name = "sam"
     Options = SamOptions
     requires = ("segment_anything", "torchvision")
     extra = "sam"
-
-    def __init__(self, options: SamOptions | None = None, **kwargs: Any) -> None:
-        super().__init__(options, **kwargs)
-        self._predictor: Any = None
 
     def required_models(self) -> list[ModelSpec]:
         url = SAM_URLS[self.options.model_type]
@@ -125,16 +146,9 @@ class SamSegmenter(Segmenter):
             self._predictor = SamPredictor(sam)
         return self._predictor
 
-    def segment(self, source: SourceImage, payload: Payload) -> Payload:
-        if not payload.objects:
-            return payload
-        predictor = self.predictor()
-        predictor.set_image(np.asarray(source.image))
-        candidates = []
-        for box in prompt_boxes(payload):
-            masks, scores, _ = predictor.predict(box=np.asarray(box, dtype=np.float32), multimask_output=True)
-            candidates.append((masks, scores))
-        return with_masks(payload, candidates)
+    def predict(self, predictor: Any, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        masks, scores, _ = predictor.predict(box=box, multimask_output=True)
+        return masks, scores
 
 
 class Sam2Options(TorchOptions):
@@ -142,17 +156,13 @@ class Sam2Options(TorchOptions):
     checkpoint: str | None = Field(None, description="checkpoint file; default: the variant's from the hub, cached")
 
 
-class Sam2Segmenter(Segmenter):
+class Sam2Segmenter(PredictorSegmenter):
     """SAM 2.1 through the official ``sam2`` package's ``SAM2ImagePredictor``."""
 
     name = "sam2"
     Options = Sam2Options
     requires = ("sam2", "torchvision")
     extra = "sam2"
-
-    def __init__(self, options: Sam2Options | None = None, **kwargs: Any) -> None:
-        super().__init__(options, **kwargs)
-        self._predictor: Any = None
 
     def required_models(self) -> list[ModelSpec]:
         repo, _, ckpt = SAM2_VARIANTS[self.options.variant]
@@ -173,16 +183,9 @@ class Sam2Segmenter(Segmenter):
             self._predictor = SAM2ImagePredictor(build_sam2(config, str(path), device=device))
         return self._predictor
 
-    def segment(self, source: SourceImage, payload: Payload) -> Payload:
-        if not payload.objects:
-            return payload
-        predictor = self.predictor()
-        predictor.set_image(np.asarray(source.image))
-        candidates = []
-        for box in prompt_boxes(payload):
-            masks, scores, _ = predictor.predict(box=np.asarray(box, dtype=np.float32)[None, :], multimask_output=True)
-            candidates.append((np.asarray(masks) > 0, scores))
-        return with_masks(payload, candidates)
+    def predict(self, predictor: Any, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        masks, scores, _ = predictor.predict(box=box[None, :], multimask_output=True)
+        return np.asarray(masks) > 0, scores
 
 
 @register_tiny("sam")

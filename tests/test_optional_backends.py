@@ -17,7 +17,7 @@ from sedic_plugins.vllm_describer import VllmDescriber
 from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.imaging import load_image
 from sedic_kit.model_files import check
-from sedic_kit.payload import Payload, SemanticObject
+from sedic_kit.payload import Payload, SemanticObject, SourceImage
 
 
 def installed(module: str) -> bool:
@@ -158,3 +158,36 @@ def test_groundingdino_py_missing_checkpoint(tmp_path, monkeypatch, source):
     g = GroundingDinoPyGrounder(checkpoint=str(tmp_path / "nope.pth"))
     with pytest.raises(ModelNotFoundError, match="nope.pth does not exist"):
         g.ground(source, Payload(96, 64, "", [SemanticObject("a")]))
+
+
+class RecordingPredictor:
+    """Speaks the SamPredictor / SAM2ImagePredictor API (set_image, predict(box=, multimask_output=)):
+    the real packages need a torchvision that cannot load beside the CPU torch here."""
+
+    def __init__(self) -> None:
+        self.boxes: list[np.ndarray] = []
+
+    def set_image(self, image: np.ndarray) -> None:
+        self.shape = image.shape[:2]
+
+    def predict(self, box: np.ndarray, multimask_output: bool) -> tuple[np.ndarray, np.ndarray, None]:
+        assert multimask_output
+        self.boxes.append(box)
+        h, w = self.shape
+        masks = np.zeros((3, h, w), dtype=np.float32)
+        x0, y0, x1, y1 = np.asarray(box).reshape(-1)[:4].astype(int)
+        masks[1, y0:y1, x0:x1] = 1.0
+        masks[2, :, :] = 1.0
+        return masks, np.array([0.2, 0.9, 0.5]), None
+
+
+@pytest.mark.parametrize(("plugin", "box_shape"), [("sam", (4,)), ("sam2", (1, 4))])
+def test_official_sam_segmenters_prompt_with_boxes_and_keep_the_best_mask(plugin: str, box_shape: tuple[int, ...]) -> None:
+    segmenter = {"sam": SamSegmenter, "sam2": Sam2Segmenter}[plugin]()
+    predictor = RecordingPredictor()
+    segmenter._predictor = predictor
+    payload = Payload(32, 24, "", [SemanticObject("a", box=(4, 4, 12, 10)), SemanticObject("b", box=(20, 2, 30, 20))])
+    out = segmenter.segment(SourceImage(Image.new("RGB", (32, 24))), payload)
+    assert [b.shape for b in predictor.boxes] == [box_shape, box_shape]
+    assert [int(o.mask.sum()) for o in out.objects] == [8 * 6, 10 * 18]
+    assert all(o.mask.dtype == bool for o in out.objects)
