@@ -91,7 +91,7 @@ def pull(spec: ModelSpec) -> Path:
         target.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
             try:
-                with urllib.request.urlopen(spec.url, timeout=60) as response:
+                with urllib.request.urlopen(spec.url or spec.spec, timeout=60) as response:
                     while chunk := response.read(1 << 20):
                         tmp.write(chunk)
             except OSError as exc:

@@ -213,6 +213,7 @@ def describe_with(ask: Ask, source: SourceImage, options: LMMDescriptionOptions,
     """
     width, height = source.size
     answer = ask(build_prompt(options))
+    payload: Payload | None
     try:
         payload = parse_description(answer, width, height)
     except DescriptionParseError as first:
@@ -225,11 +226,11 @@ def describe_with(ask: Ask, source: SourceImage, options: LMMDescriptionOptions,
                 payload = parse_description(answer, width, height)
             except DescriptionParseError as second:
                 problem, payload = str(second), None
-        if payload is None:
-            if options.on_failure == "error":
-                raise SedicError(f"describer '{who}' gave no usable description ({problem})") from None
-            source.notes.append(f"describer '{who}' gave no usable description ({problem}); coded without one")
-            return Payload(width, height)
+    if payload is None:
+        if options.on_failure == "error":
+            raise SedicError(f"describer '{who}' gave no usable description ({problem})") from None
+        source.notes.append(f"describer '{who}' gave no usable description ({problem}); coded without one")
+        return Payload(width, height)
     return apply_limits(payload, options)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from .errors import SedicError
 from .profiles import instantiate
@@ -43,8 +43,8 @@ def fit_reference(
 
     def attempt(i: int) -> tuple[ReferenceCodec, bytes, dict[str, int]]:
         if i not in cache:
-            plugin = instantiate(type(codec), {**base, **ladder[i]}, where="rate ladder")
-            cache[i] = (plugin, *build(plugin))  # type: ignore[arg-type]
+            plugin = cast(ReferenceCodec, instantiate(type(codec), {**base, **ladder[i]}, where="rate ladder"))
+            cache[i] = (plugin, *build(plugin))
         return cache[i]
 
     def fits(i: int) -> bool:
