@@ -1,9 +1,11 @@
 """Side-information benchmark: text and mask coders on the Kodak semantics fixture.
 
 For every registered text coder and mask coder: mean bits and bpp (over the full image's
-pixels) across the 24 images, mean encode/decode time, and a lossless check.
+pixels) across the 24 images, mean encode/decode time, and a lossless check. Mask coders that
+condition on the reference get the decoded ``lite`` reference (``avif`` at scale 2, quality 0,
+coded and decoded from the Kodak image in ``--images``).
 
-Usage: ``python benchmarks/side_info.py [--data ../shared/data/kodak-semantics] [--scale 8]``
+Usage: ``python benchmarks/side_info.py [--data ../shared/data/kodak-semantics] [--images ../shared/data/kodak] [--scale 8]``
 """
 
 from __future__ import annotations
@@ -24,25 +26,30 @@ from sedic_kit.roles import Role
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def load(data: Path) -> list[tuple[Payload, list[np.ndarray]]]:
+def load(data: Path, images: Path) -> list[tuple[Payload, list[np.ndarray], Image.Image]]:
+    """Payload, full-size masks and decoded lite reference of every fixture image."""
+    reference_codec = get_registry().get(Role.reference_codec, "avif")(scale=2.0, quality=0)
     items = []
     for part in sorted(data.glob("descriptions-*.json")):
         for d in json.loads(part.read_text()):
             stem = Path(d["image"]).stem
             objects = [SemanticObject(o["name"], o["details"]) for o in d["objects"]]
             masks = [np.asarray(Image.open(data / "masks" / f"{stem}_obj{k}.png")) > 0 for k in range(len(objects))]
-            items.append((Payload(d["width"], d["height"], d["caption"], objects), masks))
+            with Image.open(images / f"{stem}.png") as image:
+                section = reference_codec.encode(image.convert("RGB"))
+            reference = reference_codec.decode(section, d["width"], d["height"])
+            items.append((Payload(d["width"], d["height"], d["caption"], objects), masks, reference))
     return items
 
 
 def measure(items, encode, decode, check) -> tuple[float, float, float, float]:  # type: ignore[no-untyped-def]
     bits = bpp = enc = dec = 0.0
-    for payload, masks in items:
+    for payload, masks, reference in items:
         t = time.perf_counter()
-        data = encode(payload, masks)
+        data = encode(payload, masks, reference)
         enc += time.perf_counter() - t
         t = time.perf_counter()
-        out = decode(data, payload, masks)
+        out = decode(data, payload, masks, reference)
         dec += time.perf_counter() - t
         if not check(out, payload, masks):
             raise SystemExit("round trip failed")
@@ -55,9 +62,10 @@ def measure(items, encode, decode, check) -> tuple[float, float, float, float]: 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "data" / "kodak-semantics")
+    parser.add_argument("--images", type=Path, default=ROOT / ".." / "shared" / "data" / "kodak")
     parser.add_argument("--scale", type=int, default=8, help="mask grid scale (8: latent resolution)")
     args = parser.parse_args()
-    items = load(args.data)
+    items = load(args.data, args.images)
     registry = get_registry()
     print(f"{len(items)} images; bits and bpp are means per image\n")
     print("| section | coder | bits | bpp | encode ms | decode ms |")
@@ -66,8 +74,8 @@ def main() -> None:
         coder = registry.get(Role.text_coder, name)()
         row = measure(
             items,
-            lambda p, m: coder.encode(p.texts()),
-            lambda d, p, m: coder.decode(d),
+            lambda p, m, r: coder.encode(p.texts()),
+            lambda d, p, m, r: coder.decode(d),
             lambda out, p, m: out == p.texts(),
         )
         print(f"| text | {name} | {row[0]:.0f} | {row[1]:.5f} | {row[2]:.1f} | {row[3]:.1f} |")
@@ -75,10 +83,11 @@ def main() -> None:
         cls = registry.get(Role.mask_coder, name)
         coder = cls(scale=args.scale) if "scale" in cls.Options.model_fields else cls()
         s = getattr(coder.options, "scale", 1)
+        ref = (lambda r: {"reference": r}) if coder.uses_reference else (lambda r: {})
         row = measure(
             items,
-            lambda p, m: coder.encode(m, p.width, p.height),
-            lambda d, p, m: coder.decode(d, len(m), p.width, p.height),
+            lambda p, m, r: coder.encode(m, p.width, p.height, **ref(r)),
+            lambda d, p, m, r: coder.decode(d, len(m), p.width, p.height, **ref(r)),
             lambda out, p, m: all(np.array_equal(o, to_grid(x, p.width, p.height, s)) for o, x in zip(out, m)),
         )
         print(f"| masks (1/{s}) | {name} | {row[0]:.0f} | {row[1]:.5f} | {row[2]:.1f} | {row[3]:.1f} |")

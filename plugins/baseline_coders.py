@@ -107,10 +107,10 @@ class RawMaskCoder(GridMaskCoder):
 
     name = "raw"
 
-    def encode(self, masks: list[np.ndarray], width: int, height: int) -> bytes:
+    def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
         return np.packbits(self.stack(masks, width, height)).tobytes()
 
-    def decode(self, data: bytes, count: int, width: int, height: int) -> list[np.ndarray]:
+    def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         rows, cols = grid_size(width, height, self.options.scale)
         n = rows * cols * count
         if len(data) != (n + 7) // 8:
@@ -124,7 +124,7 @@ class PngMaskCoder(GridMaskCoder):
 
     name = "png"
 
-    def encode(self, masks: list[np.ndarray], width: int, height: int) -> bytes:
+    def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
         grid = self.stack(masks, width, height)
         if grid.size == 0:
             return b""
@@ -132,7 +132,7 @@ class PngMaskCoder(GridMaskCoder):
         Image.fromarray(grid).save(buf, "PNG", optimize=True)
         return buf.getvalue()
 
-    def decode(self, data: bytes, count: int, width: int, height: int) -> list[np.ndarray]:
+    def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         if count == 0:
             if data:
                 raise FormatError("mask section is not empty but there are no objects")

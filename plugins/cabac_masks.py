@@ -12,10 +12,14 @@ coded losslessly there, one after another, in raster order with constriction's r
 - predictions: a static prior per 16-pixel context, measured on synthetic shapes and shipped
   (``cabac_prior``), and adaptive counts on 4-, 10- and 16-pixel contexts (each with the two
   other-mask pixels) smoothed towards that prior, combined by a logistic mixer whose weights
-  (one set per number of set nearest neighbours) learn online.
+  (one set per number of set nearest neighbours and reference edge presence) learn online;
+- given the decoded reference image (which the decoder has before the masks), one more adaptive
+  model adds what the reference says about the cell, block-averaged onto the grid: whether its
+  colour changes to the left / top neighbour (GrabCut masks follow colour edges), and whether
+  it is closer to the mean colour of this mask's cells coded so far as set or as unset.
 
-The mixer runs in integer fixed point and the counts use IEEE division only, so encoder and
-decoder compute bit-identical probabilities on any platform.
+The mixer and the reference features run in integer arithmetic and the counts use IEEE division
+only, so encoder and decoder compute bit-identical probabilities on any platform.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 
 import constriction
 import numpy as np
+from PIL import Image
 
 from sedic_kit.errors import FormatError
 from sedic_kit.hookspecs import hookimpl
@@ -48,6 +53,10 @@ OTHERS = ((0, 0), (1, 0))
 """Offsets read from the union of the previously coded masks."""
 LEVELS = ((0xF, 2, 0.5), (0x3FF, 2, 32.0), (0xFFFF, 2, 8.0))
 """Adaptive count models: (template pixel bit mask, other-mask pixels, pseudo-count of the prior)."""
+EDGE_STEPS = (20, 60)
+"""Thresholds on the summed absolute RGB difference between neighbouring reference cells."""
+REFERENCE_WEIGHT = 0.25
+"""Pseudo-count of the prior in the reference-conditioned model."""
 PRIOR_FILE = Path(__file__).with_name("cabac_prior.npz")
 PAD = 3
 
@@ -99,14 +108,55 @@ def _stretch_table() -> list[int]:
     return table
 
 
-def _code(io, count: int, rows: int, cols: int, grids: np.ndarray | None, typical_rows: bool = True) -> np.ndarray:  # type: ignore[no-untyped-def]
+def block_means(image: Image.Image, rows: int, cols: int) -> np.ndarray:
+    """Integer mean RGB of each cell of a ``rows`` x ``cols`` grid laid over ``image``."""
+    pixels = np.asarray(image.convert("RGB"), dtype=np.int64)
+    h, w = pixels.shape[:2]
+    if h < rows or w < cols:
+        pixels = pixels.repeat(-(-rows // h), axis=0).repeat(-(-cols // w), axis=1)
+        h, w = pixels.shape[:2]
+    ys, xs = np.arange(rows) * h // rows, np.arange(cols) * w // cols
+    sums = np.add.reduceat(np.add.reduceat(pixels, ys, axis=0), xs, axis=1)
+    areas = np.diff(np.append(ys, h))[:, None] * np.diff(np.append(xs, w))[None, :]
+    return sums // areas[:, :, None]
+
+
+def _reference_cells(reference: Image.Image | None, rows: int, cols: int) -> tuple[list[list[int]], list[list[list[int]]]] | None:
+    """Padded per-cell edge codes (left step + 3 * top step) and mean colours of the reference."""
+    if reference is None:
+        return None
+    g = block_means(reference, rows, cols)
+    left = np.zeros((rows, cols), dtype=np.int64)
+    top = np.zeros((rows, cols), dtype=np.int64)
+    left[:, 1:] = np.abs(g[:, 1:] - g[:, :-1]).sum(axis=2)
+    top[1:] = np.abs(g[1:] - g[:-1]).sum(axis=2)
+    codes = np.pad(np.digitize(left, EDGE_STEPS) + 3 * np.digitize(top, EDGE_STEPS), PAD)
+    colours = np.pad(g, ((PAD, PAD), (PAD, PAD), (0, 0)))
+    return codes.tolist(), colours.tolist()
+
+
+def _colour_side(colour: list[int], sums: list[list[int]]) -> int:
+    """0: no cell of one kind yet; 1: ``colour`` nearer the set cells' mean; 2: nearer the unset ones'."""
+    unset, ones = sums
+    if not (unset[3] and ones[3]):
+        return 0
+    d_one = sum(abs(colour[j] * ones[3] - ones[j]) for j in range(3)) * unset[3]
+    d_unset = sum(abs(colour[j] * unset[3] - unset[j]) for j in range(3)) * ones[3]
+    return 1 + (2 * d_one) // (d_one + d_unset + 1)
+
+
+def _code(io, count: int, rows: int, cols: int, grids: np.ndarray | None, typical_rows: bool = True, reference: Image.Image | None = None) -> np.ndarray:  # type: ignore[no-untyped-def]
     """Shared encoder/decoder walk; ``io(p_one, bit or None)`` returns the bit."""
+    cells = _reference_cells(reference, rows, cols)
+    ref_ones: dict[int, float] = {}
+    ref_total: dict[int, float] = {}
     prior = _prior()
     stretch = _stretch_table()
     prior_mask = (1 << PRIOR_BITS) - 1
     levels = [(mask, weight, {}, {}) for mask, weight in _level_masks()]
-    n_inputs = len(levels) + 2
-    weights = [[0, 0, *([(1 << 16) // len(levels)] * len(levels))] for _ in range(5)]
+    n_models = len(levels) + (cells is not None)
+    n_inputs = n_models + 2
+    weights = [[0, 0, *([(1 << 16) // n_models] * n_models)] for _ in range(10)]
     row_ones, row_total = [0.5, 0.5], [1.0, 1.0]
     padded = np.zeros((count, rows + 2 * PAD, cols + 2 * PAD), dtype=np.uint8)
     union = np.zeros((rows + 2 * PAD, cols + 2 * PAD), dtype=np.uint8)
@@ -116,6 +166,7 @@ def _code(io, count: int, rows: int, cols: int, grids: np.ndarray | None, typica
         cur = padded[k].tolist()
         uni = union.tolist()
         prev_flag = 0
+        colour_sums = [[0, 0, 0, 0], [0, 0, 0, 0]]
         for r in range(PAD, rows + PAD):
             known = None if grids is None else grids[k, r - PAD]
             same = 0
@@ -143,7 +194,13 @@ def _code(io, count: int, rows: int, cols: int, grids: np.ndarray | None, typica
                     key = i & mask
                     q = (ones.get(key, 0.0) + weight * p) / (total.get(key, 0.0) + weight)
                     inputs.append(stretch[int(q * 4096)])
-                w = weights[(i & 1) + ((i >> 1) & 1) + ((i >> 2) & 1) + ((i >> 3) & 1)]
+                edge = 0
+                if cells is not None:
+                    edge, colour = cells[0][r][c], cells[1][r][c]
+                    ref_key = (i & 0xF) | ((i >> len(TEMPLATE)) & 1) << 4 | edge << 5 | _colour_side(colour, colour_sums) << 9
+                    q = (ref_ones.get(ref_key, 0.0) + REFERENCE_WEIGHT * p) / (ref_total.get(ref_key, 0.0) + REFERENCE_WEIGHT)
+                    inputs.append(stretch[int(q * 4096)])
+                w = weights[(i & 1) + ((i >> 1) & 1) + ((i >> 2) & 1) + ((i >> 3) & 1) + 5 * (edge != 0)]
                 dot = sum(a * b for a, b in zip(w, inputs)) >> 16
                 pm = squash(dot)
                 value = None if known is None else int(known[c - PAD])
@@ -155,6 +212,13 @@ def _code(io, count: int, rows: int, cols: int, grids: np.ndarray | None, typica
                     key = i & mask
                     ones[key] = ones.get(key, 0.0) + value
                     total[key] = total.get(key, 0.0) + 1.0
+                if cells is not None:
+                    ref_ones[ref_key] = ref_ones.get(ref_key, 0.0) + value
+                    ref_total[ref_key] = ref_total.get(ref_key, 0.0) + 1.0
+                    sums = colour_sums[value]
+                    for j in range(3):
+                        sums[j] += colour[j]
+                    sums[3] += 1
                 row[c] = value
         padded[k] = cur
         union |= padded[k]
@@ -165,8 +229,10 @@ class CabacMaskCoder(GridMaskCoder):
     """Context-adaptive binary arithmetic coding on the 1/scale grid (JBIG-style contexts)."""
 
     name = "cabac"
+    version = 2
+    uses_reference = True
 
-    def encode(self, masks: list[np.ndarray], width: int, height: int) -> bytes:
+    def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
         rows, cols = grid_size(width, height, self.options.scale)
         if not masks:
             return b""
@@ -179,20 +245,20 @@ class CabacMaskCoder(GridMaskCoder):
             probs.append(p)
             return bit  # type: ignore[return-value]
 
-        _code(put, len(masks), rows, cols, grids, self.options.scale == 1)
+        _code(put, len(masks), rows, cols, grids, self.options.scale == 1, reference)
         encoder = RangeEncoder()
         encoder.encode(np.array(bits, dtype=np.int32), Bernoulli(perfect=False), np.array(probs, dtype=np.float64))
         expected = [g for g in grids]
-        return words_to_bytes(encoder.get_compressed(), lambda d: self._decodes_to(d, expected, width, height))
+        return words_to_bytes(encoder.get_compressed(), lambda d: self._decodes_to(d, expected, width, height, reference))
 
-    def _decodes_to(self, data: bytes, expected: list[np.ndarray], width: int, height: int) -> bool:
+    def _decodes_to(self, data: bytes, expected: list[np.ndarray], width: int, height: int, reference: Image.Image | None) -> bool:
         try:
-            out = self.decode(data, len(expected), width, height)
+            out = self.decode(data, len(expected), width, height, reference)
         except FormatError:
             return False
         return all(np.array_equal(a, b) for a, b in zip(out, expected))
 
-    def decode(self, data: bytes, count: int, width: int, height: int) -> list[np.ndarray]:
+    def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         rows, cols = grid_size(width, height, self.options.scale)
         if count == 0:
             if data:
@@ -214,7 +280,7 @@ class CabacMaskCoder(GridMaskCoder):
             except (AssertionError, ValueError) as exc:
                 raise FormatError(f"corrupt mask section ({exc})") from None
 
-        return list(_code(get, count, rows, cols, None, self.options.scale == 1))
+        return list(_code(get, count, rows, cols, None, self.options.scale == 1, reference))
 
 
 @hookimpl

@@ -10,6 +10,7 @@ import heapq
 from collections import Counter
 
 import numpy as np
+from PIL import Image
 
 from sedic_kit.errors import FormatError
 from sedic_kit.hookspecs import hookimpl
@@ -131,7 +132,7 @@ class GolombMaskCoder(GridMaskCoder):
 
     name = "golomb"
 
-    def encode(self, masks: list[np.ndarray], width: int, height: int) -> bytes:
+    def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
         if not masks:
             return b""
         flat = self.stack(masks, width, height).ravel()
@@ -148,7 +149,7 @@ class GolombMaskCoder(GridMaskCoder):
             w.put(run & ((1 << k) - 1), k)
         return w.getvalue()
 
-    def decode(self, data: bytes, count: int, width: int, height: int) -> list[np.ndarray]:
+    def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         rows, cols = grid_size(width, height, self.options.scale)
         if count == 0:
             if data:

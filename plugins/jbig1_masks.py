@@ -15,6 +15,7 @@ import struct
 from functools import lru_cache
 
 import numpy as np
+from PIL import Image
 
 from sedic_kit.errors import FormatError, SedicError
 from sedic_kit.hookspecs import hookimpl
@@ -68,7 +69,7 @@ class Jbig1MaskCoder(GridMaskCoder):
         if _lib() is None:
             raise SedicError("mask_coder 'jbig1' needs the jbigkit library: apt-get install libjbig0")
 
-    def encode(self, masks: list[np.ndarray], width: int, height: int) -> bytes:
+    def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
         self.check_available()
         if not masks:
             return b""
@@ -90,7 +91,7 @@ class Jbig1MaskCoder(GridMaskCoder):
             raise SedicError("jbigkit wrote an unexpected image header")
         return bytes(out[len(header) :])
 
-    def decode(self, data: bytes, count: int, width: int, height: int) -> list[np.ndarray]:
+    def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         self.check_available()
         if count == 0:
             if data:

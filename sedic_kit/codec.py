@@ -213,26 +213,35 @@ class Codec:
         w, h = source.size
         with _timed(timings, "text"):
             text = self.text_coder.encode(payload.texts())
-        with _timed(timings, "masks"):
-            masks = self.mask_coder.encode([o.mask for o in payload.objects], w, h)  # type: ignore[misc]
+        object_masks: list[np.ndarray] = [o.mask for o in payload.objects]  # type: ignore[misc]
+        mask_coder = self.mask_coder
+        masks = b""
+        if not mask_coder.uses_reference:
+            with _timed(timings, "masks"):
+                masks = mask_coder.encode(object_masks, w, h)
         refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role, p in self.plugins.items() if role in DECODER_ROLES}
         notes = list(source.notes)
 
         def build(codec: ReferenceCodec) -> tuple[bytes, dict[str, int]]:
-            payload.reference = codec.encode(source.image)
+            with _timed(timings, "reference"):
+                payload.reference = codec.encode(source.image)
             refs[Role.reference_codec] = PluginRef(codec.name, codec.version, codec.decode_config())
-            return pack(SedicFile(w, h, refs, payload.reference, text, masks, dict(payload.extras)))
+            coded_masks = masks
+            if mask_coder.uses_reference:  # conditioned on the reference as the decoder will see it
+                with _timed(timings, "masks"):
+                    decoded = codec.decode(payload.reference, w, h)
+                    coded_masks = mask_coder.encode(object_masks, w, h, reference=decoded)
+            return pack(SedicFile(w, h, refs, payload.reference, text, coded_masks, dict(payload.extras)))
 
-        with _timed(timings, "reference"):
-            if target_bpp is None:
-                data, bits = build(self.reference_codec)
-            else:
-                choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build)
-                data, bits = choice.data, choice.bits
-                payload.reference = unpack(data).reference
-                setting = ", ".join(f"{k}={v}" for k, v in choice.setting.items())
-                verdict = "" if choice.fits else " (the lowest setting; the target is out of reach)"
-                notes.append(f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} tries")
+        if target_bpp is None:
+            data, bits = build(self.reference_codec)
+        else:
+            choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build)
+            data, bits = choice.data, choice.bits
+            payload.reference = unpack(data).reference
+            setting = ", ".join(f"{k}={v}" for k, v in choice.setting.items())
+            verdict = "" if choice.fits else " (the lowest setting; the target is out of reach)"
+            notes.append(f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} tries")
         return EncodeResult(data, payload, bits, timings, notes)
 
     # -- decoding --------------------------------------------------------------------------
@@ -295,14 +304,17 @@ class Codec:
                 caption, objects = Payload.split_texts(texts)
             except ValueError as exc:
                 raise FormatError(f"corrupt text section ({exc})") from None
+        with _timed(timings, "reference"):
+            reference = _section(lambda: reference_codec.decode(f.reference, f.width, f.height), "reference")
         with _timed(timings, "masks"):
-            masks = _section(lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height), "mask")
+            if mask_coder.uses_reference:
+                masks = _section(lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height, reference=reference), "mask")
+            else:
+                masks = _section(lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height), "mask")
         if len(masks) != len(objects):
             raise FormatError(f"mask section holds {len(masks)} masks for {len(objects)} objects")
         for obj, mask in zip(objects, masks):
             obj.mask = np.asarray(mask, dtype=bool)
-        with _timed(timings, "reference"):
-            reference = _section(lambda: reference_codec.decode(f.reference, f.width, f.height), "reference")
         payload = Payload(f.width, f.height, caption, objects, f.reference, dict(f.extras))
         with _timed(timings, "restore"):
             image = restorer.restore(reference, payload)

@@ -166,14 +166,17 @@ class MaskCoder(EntropyCoder):
     """Codes the objects' masks, possibly at reduced resolution."""
 
     role = Role.mask_coder
+    uses_reference: ClassVar[bool] = False
+    """True if the coder conditions on the decoded reference; the codec then passes it as
+    ``reference`` (the reference as decoded, at coded resolution) and codes the reference first."""
 
     @abstractmethod
-    def encode(self, masks: list[np.ndarray], width: int, height: int) -> bytes:
+    def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
         """Code full-size boolean masks of an image of ``width`` x ``height``."""
 
     @abstractmethod
-    def decode(self, data: bytes, count: int, width: int, height: int) -> list[np.ndarray]:
-        """Return ``count`` boolean masks at the coder's resolution."""
+    def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
+        """Return ``count`` boolean masks at the coder's resolution (``reference`` as at encode)."""
 
 
 class Restorer(Plugin):

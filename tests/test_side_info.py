@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+from PIL import Image
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -17,7 +18,7 @@ from sedic_kit.imaging import resize_mask
 from sedic_kit.masks import to_grid
 from sedic_kit.payload import Payload, SemanticObject
 from sedic_plugins.baseline_coders import BrotliTextCoder, PngMaskCoder, ZlibTextCoder
-from sedic_plugins.cabac_masks import CabacMaskCoder
+from sedic_plugins.cabac_masks import CabacMaskCoder, block_means
 from sedic_plugins.classic_coders import GolombMaskCoder, HuffmanTextCoder
 from sedic_plugins.jbig1_masks import Jbig1MaskCoder
 from sedic_plugins.lm_text import LmTextCoder
@@ -147,6 +148,36 @@ def test_cabac_uses_previous_masks():
     assert len(CabacMaskCoder().encode([blob], 256, 256)) < len(PngMaskCoder().encode([blob], 256, 256))
 
 
+def test_cabac_conditions_on_the_reference():
+    rng = np.random.default_rng(2)
+    yy, xx = np.mgrid[:96, :128]
+    masks = [
+        (xx - 40) ** 2 + (yy - 50) ** 2 < 30**2 + rng.integers(0, 400, (96, 128)),
+        (np.abs(xx - 100) < 20 + rng.integers(0, 3, (96, 128))) & (yy > 30),
+    ]
+    colours = np.where(masks[0][..., None], [200, 40, 40], np.where(masks[1][..., None], [40, 200, 40], [40, 40, 200]))
+    reference = Image.fromarray((colours + rng.integers(0, 8, colours.shape)).astype(np.uint8)).resize((64, 48), Image.BOX)
+    coder = CabacMaskCoder(scale=1)
+    plain, conditioned = coder.encode(masks, 128, 96), coder.encode(masks, 128, 96, reference=reference)
+    assert len(conditioned) < 0.9 * len(plain)
+    out = coder.decode(conditioned, 2, 128, 96, reference=reference)
+    assert all(np.array_equal(a, b) for a, b in zip(out, masks))
+    try:  # without the reference the decoder follows other contexts
+        wrong = coder.decode(conditioned, 2, 128, 96)
+    except FormatError:
+        pass
+    else:
+        assert not all(np.array_equal(a, b) for a, b in zip(wrong, masks))
+
+
+def test_block_means_are_exact_integer_means():
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    means = block_means(Image.fromarray(pixels), 10, 12)
+    assert np.array_equal(means, pixels.astype(np.int64).reshape(10, 4, 12, 5, 3).sum(axis=(1, 3)) // 20)
+    assert block_means(Image.fromarray(pixels), 64, 96).shape == (64, 96, 3)  # finer grid than the image
+
+
 def test_reported_bits_equal_sections_in_file(tmp_path):
     from PIL import Image
 
@@ -157,9 +188,10 @@ def test_reported_bits_equal_sections_in_file(tmp_path):
     objects = [SemanticObject(TEXTS[1], TEXTS[2], mask=(xx - 40) ** 2 + (yy - 50) ** 2 < 900)]
     payload = Payload(128, 96, CAPTION, objects)
     text = codec.text_coder.encode(payload.texts())
-    masks = codec.mask_coder.encode([o.mask for o in objects], 128, 96)
     result = _encode_with_payload(codec, image, payload)
     f = unpack(result.data)
+    reference = codec.reference_codec.decode(f.reference, 128, 96)
+    masks = codec.mask_coder.encode([o.mask for o in objects], 128, 96, reference=reference)
     assert result.bits["text"] == 8 * len(f.text) == 8 * len(text)
     assert result.bits["masks"] == 8 * len(f.masks) == 8 * len(masks)
     decoded = codec.decode_detailed(result.data).payload
