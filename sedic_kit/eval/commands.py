@@ -34,7 +34,7 @@ def run_compare(
         raise SedicError(f"evaluation needs {', '.join(missing)}: pip install 'sedic-kit[eval]'")
     from .compare import compare
     from .datasets import infer
-    from .runner import EvalConfig
+    from .runner import EvalConfig, shutdown_distributed
 
     guessed, default_protocol = infer(data)
     if protocol not in (None, "as-is", "crop768"):
@@ -48,6 +48,7 @@ def run_compare(
     )
     paper_set = guessed if dataset is None else (None if dataset == "none" else dataset)
     written = compare(profiles, cfg, paper_set, crop)
+    shutdown_distributed()
     if written:
         console = Console(soft_wrap=True)
         for what, path in written.items():

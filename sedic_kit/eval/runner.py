@@ -60,6 +60,16 @@ def dist_state() -> Any:
     return PartialState(cpu=True) if not _has_accelerator() else PartialState()
 
 
+def shutdown_distributed() -> None:
+    """Wait for every rank, then tear the process group down: a rank that exits while its gloo
+    threads are alive (rank 0 still writing the report) can abort with SIGABRT."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def _has_accelerator() -> bool:
     import torch
 
@@ -205,8 +215,9 @@ class Evaluation:
                     progress.update(task, description=f"{self.name} {path.name}")
                     new.append(self.one(path, state.process_index))
                     progress.advance(task)
-        finally:
+        except BaseException:  # Ctrl-C or a failure: leave no partial file (finished writes have none)
             remove_partials(self.dir)
+            raise
         if state.num_processes > 1:
             from accelerate.utils import gather_object
 
