@@ -95,6 +95,15 @@ class GridMaskCoder(MaskCoder):
             return np.zeros((0, cols), dtype=bool)
         return np.concatenate([to_grid(m, width, height, self.options.scale) for m in masks], axis=0)
 
+    @staticmethod
+    def no_objects(data: bytes, count: int) -> bool:
+        """True when there is nothing to decode; the section must then be empty."""
+        if count:
+            return False
+        if data:
+            raise FormatError("mask section is not empty but there are no objects")
+        return True
+
     def unstack(self, grid: np.ndarray, count: int, width: int, height: int) -> list[np.ndarray]:
         rows, cols = grid_size(width, height, self.options.scale)
         if grid.shape != (rows * count, cols):
@@ -133,9 +142,7 @@ class PngMaskCoder(GridMaskCoder):
         return buf.getvalue()
 
     def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
-        if count == 0:
-            if data:
-                raise FormatError("mask section is not empty but there are no objects")
+        if self.no_objects(data, count):
             return []
         with Image.open(io.BytesIO(data)) as im:
             grid = np.asarray(im.convert("1"), dtype=bool)

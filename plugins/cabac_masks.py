@@ -260,9 +260,7 @@ class CabacMaskCoder(GridMaskCoder):
 
     def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         rows, cols = grid_size(width, height, self.options.scale)
-        if count == 0:
-            if data:
-                raise FormatError("mask section is not empty but there are no objects")
+        if self.no_objects(data, count):
             return []
         # every decision costs at least log2(4096/4095) bits, and a stream holds at most 64 bits
         # once the decoder has read past its data: anything beyond is corrupt, not slow

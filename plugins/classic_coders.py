@@ -151,9 +151,7 @@ class GolombMaskCoder(GridMaskCoder):
 
     def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         rows, cols = grid_size(width, height, self.options.scale)
-        if count == 0:
-            if data:
-                raise FormatError("mask section is not empty but there are no objects")
+        if self.no_objects(data, count):
             return []
         total = rows * cols * count
         r = BitReader(data)

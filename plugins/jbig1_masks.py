@@ -93,9 +93,7 @@ class Jbig1MaskCoder(GridMaskCoder):
 
     def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         self.check_available()
-        if count == 0:
-            if data:
-                raise FormatError("mask section is not empty but there are no objects")
+        if self.no_objects(data, count):
             return []
         rows, cols = grid_size(width, height, self.options.scale)
         rows *= count

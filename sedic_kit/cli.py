@@ -16,7 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__
-from .codec import Codec, finite, write_atomic
+from .codec import Codec, finite, save_png, write_atomic
 from .errors import SedicError
 from .eval.commands import add_commands as add_eval_commands
 from .eval.results import results_json
@@ -119,10 +119,7 @@ def run_one(codec: Codec, path: Path, out_dir: Path, target_bpp: float | None = 
     start = time.perf_counter()
     decoded = codec.decode_detailed(sedic_path)
     dec_time = time.perf_counter() - start
-    png = out_dir / f"{path.stem}.png"
-    tmp = png.with_name(f".{png.name}.tmp")
-    decoded.image.save(tmp, "PNG")
-    tmp.replace(png)
+    png = save_png(decoded.image, out_dir / f"{path.stem}.png")
     return {
         "image": str(path),
         "sedic": str(sedic_path),

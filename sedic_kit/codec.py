@@ -94,6 +94,15 @@ def write_atomic(path: Path, data: bytes) -> Path:
     return path
 
 
+def save_png(image: Image.Image, path: Path) -> Path:
+    """Write ``image`` as PNG via a temporary file and rename (no partial files)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    image.save(tmp, "PNG")
+    tmp.replace(path)
+    return path
+
+
 @contextmanager
 def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
     start = time.perf_counter()

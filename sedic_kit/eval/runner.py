@@ -26,7 +26,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .. import __version__
-from ..codec import Codec, write_atomic
+from ..codec import Codec, save_png, write_atomic
 from ..errors import SedicError
 from ..imaging import DEFAULT_MAX_PIXELS, upsample
 from ..plugins import get_registry
@@ -78,13 +78,6 @@ def _has_accelerator() -> bool:
 
 def write_json(path: Path, data: Any) -> None:
     write_atomic(path, (json.dumps(data, indent=2, sort_keys=False) + "\n").encode())
-
-
-def save_png(image: Image.Image, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, "PNG")
-    tmp.replace(path)
 
 
 def remove_partials(root: Path) -> None:
