@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zlib
 
 import brotli
@@ -168,7 +169,8 @@ class PngMaskCoder(GridMaskCoder):
         if self.no_objects(data, count):
             return []
         rows, cols = grid_size(width, height, self.options.scale)
-        with Image.open(io.BytesIO(data)) as im:
+        with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as im:
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below is stricter
             if im.size != (cols, rows * count):  # from the PNG header, before inflating anything
                 raise FormatError(f"mask section is a {im.size[0]}x{im.size[1]} PNG, expected {cols}x{rows * count}")
             grid = np.asarray(im.convert("1"), dtype=bool)
