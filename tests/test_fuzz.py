@@ -13,7 +13,7 @@ from pathlib import Path
 from conftest import EXAMPLES
 from sedic_kit import fuzz
 
-CASES = 12 * 30
+CASES = 12 * 20
 
 
 def test_fuzz_decoder_outcomes_are_clean(tmp_path: Path) -> None:
@@ -31,7 +31,7 @@ def test_fuzz_decoder_outcomes_are_clean(tmp_path: Path) -> None:
 
 
 def test_a_crash_is_recorded_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
-    """A worker killed mid-case (as by a segfault) yields a 'crash' for that case; the rest still run."""
+    """A worker killed mid-case (as by a segfault in a codec) yields a 'crash' for that case; the rest still run."""
     import os
     import signal
 
@@ -40,7 +40,7 @@ def test_a_crash_is_recorded_and_the_run_goes_on(tmp_path: Path, monkeypatch) ->
 
     def dies_on_case_5(codec, data, *args):  # type: ignore[no-untyped-def]
         if data == fuzz.make_case(files, 1, 5)[1]:
-            os.kill(os.getpid(), signal.SIGSEGV)
+            os.kill(os.getpid(), signal.SIGKILL)  # dies as a segfaulting codec would: no cleanup, no message
         return real(codec, data, *args)
 
     monkeypatch.setattr(fuzz, "decode_case", dies_on_case_5)
