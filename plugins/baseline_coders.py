@@ -59,7 +59,10 @@ class ZlibTextCoder(TextCoder):
         return c.compress(join_texts(texts)) + c.flush()
 
     def decode(self, data: bytes) -> list[str]:
-        return split_texts(zlib.decompress(data, -15))
+        try:
+            return split_texts(zlib.decompress(data, -15))
+        except zlib.error as exc:
+            raise FormatError(f"corrupt text section (zlib: {exc})") from None
 
 
 class BrotliOptions(Options):
@@ -76,7 +79,10 @@ class BrotliTextCoder(TextCoder):
         return brotli.compress(join_texts(texts), mode=brotli.MODE_TEXT, quality=self.options.quality)
 
     def decode(self, data: bytes) -> list[str]:
-        return split_texts(brotli.decompress(data))
+        try:
+            return split_texts(brotli.decompress(data))
+        except brotli.error as exc:
+            raise FormatError(f"corrupt text section (brotli: {exc})") from None
 
 
 class GridOptions(Options):
@@ -144,8 +150,11 @@ class PngMaskCoder(GridMaskCoder):
     def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         if self.no_objects(data, count):
             return []
-        with Image.open(io.BytesIO(data)) as im:
-            grid = np.asarray(im.convert("1"), dtype=bool)
+        try:
+            with Image.open(io.BytesIO(data)) as im:
+                grid = np.asarray(im.convert("1"), dtype=bool)
+        except (OSError, ValueError) as exc:  # not a PNG, or a damaged one
+            raise FormatError(f"corrupt mask section (PNG: {exc})") from None
         return self.unstack(grid, count, width, height)
 
 

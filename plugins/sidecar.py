@@ -13,6 +13,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from sedic_kit.describe import DescriptionOptions, apply_limits
 from sedic_kit.errors import InputError
 from sedic_kit.hookspecs import hookimpl
@@ -23,7 +25,7 @@ TEXT_KEYS = ("caption", "prompt", "Description")
 
 
 class SidecarOptions(DescriptionOptions):
-    path: str | None = None
+    path: str | None = Field(None, description="a description JSON file or a directory of them (default: beside the image)")
 
 
 class SidecarDescriber(Describer):
