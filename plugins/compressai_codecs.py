@@ -59,6 +59,9 @@ def import_compressai() -> types.ModuleType:
     except Exception:  # a torchvision built for another torch fails with RuntimeError
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
+    # torch_geometric (imported by compressai.registry too) probes for torchvision through
+    # transformers: it must be imported before the stand-in exists, or the probe fails on it.
+    importlib.import_module("torch_geometric.transforms")
     package, transforms = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
     package.transforms = transforms  # type: ignore[attr-defined]
     sys.modules.update({"torchvision": package, "torchvision.transforms": transforms})

@@ -13,6 +13,8 @@ import math
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
 from sedic_kit.bounded_json import loads_bounded
 from sedic_kit.describe import DescriptionOptions, apply_limits
 from sedic_kit.errors import InputError
@@ -28,7 +30,7 @@ MAX_COORDINATE = 1 << 24
 
 
 class SidecarOptions(DescriptionOptions):
-    path: str | None = None
+    path: str | None = Field(None, description="a description JSON file or a directory of them (default: beside the image)")
 
 
 class SidecarDescriber(Describer):

@@ -202,7 +202,9 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
                     "extra": cls.extra,
                 }
             )
-    broken = [{"module": s.name, "distribution": s.distribution, "error": s.error} for s in registry.sources.values() if s.error]
+    broken = [
+        {"module": s.name, "distribution": s.distribution, "error": error} for s in registry.sources.values() for error in s.errors
+    ]
     if as_json:
         out.print_json(json.dumps({"plugins": rows, "errors": broken}))
         return

@@ -21,7 +21,7 @@ from .describe import text_limit_problem
 from .errors import FormatError, PluginError, ProfileError, SedicError
 from .imaging import DEFAULT_MAX_PIXELS, load_image
 from .payload import Payload, SourceImage
-from .plugins import get_registry
+from .plugins import Registry, get_registry
 from .profiles import Profile, apply_override, instantiate, load_profile
 from .rate import fit_reference
 from .roles import (
@@ -151,13 +151,16 @@ class Codec:
         plugins: Mapping[Role, Plugin],
         profile: Profile | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        registry: Registry | None = None,
     ) -> None:
+        """``registry`` resolves the decoder plugins a file names (default: the installed plugins)."""
         missing = [r.value for r in Role if r not in plugins]
         if missing:
             raise ProfileError(f"codec needs a plugin for: {', '.join(missing)}")
         self.plugins = dict(plugins)
         self.profile = profile
         self.max_pixels = max_pixels
+        self.registry = registry if registry is not None else get_registry()
         self._decoders: dict[tuple[Role, str, str], Plugin] = {}
 
     @classmethod
@@ -167,12 +170,14 @@ class Codec:
         *,
         overrides: Sequence[str] = (),
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        registry: Registry | None = None,
         **role_options: Mapping[str, Any],
     ) -> Codec:
         """Build from a profile name, path or object.
 
         ``overrides`` are ``"role.key=value"`` strings; keyword arguments are per-role option
-        dicts, e.g. ``Codec.from_profile("lite", reference_codec={"quality": 10})``.
+        dicts, e.g. ``Codec.from_profile("lite", reference_codec={"quality": 10})``. Plugins come
+        from ``registry`` (default: the installed plugins), for encoding and decoding alike.
         """
         if isinstance(profile, Profile):
             prof = copy.deepcopy(profile)
@@ -185,7 +190,8 @@ class Codec:
                 raise ProfileError(f"{role_name}: expected a dict of options, got {options!r}")
             for key, value in options.items():
                 apply_override(prof, f"{role_name}.{key}", value)
-        return cls(prof.build(), prof, max_pixels)
+        registry = registry if registry is not None else get_registry()
+        return cls(prof.build(registry), prof, max_pixels, registry)
 
     # -- typed access to the chosen plugins ------------------------------------------------
     @property
@@ -298,7 +304,7 @@ class Codec:
         key = (role, ref.name, repr(sorted(ref.params.items())))
         if key in self._decoders:
             return self._decoders[key]
-        registry = get_registry()
+        registry = self.registry
         try:
             cls = registry.get(role, ref.name)
         except ProfileError:
