@@ -72,11 +72,12 @@ class PillowCodec(ReferenceCodec):
     def read(self, data: bytes, size: tuple[int, int]) -> Image.Image:
         """Decode a complete file of this format holding the image of ``size`` at a coded scale."""
         try:
-            with warnings.catch_warnings(), Image.open(io.BytesIO(data)) as im:
+            with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below is stricter
-                self.check_coded_size(im.size, size)  # from the file's header, before decoding pixels
-                im.load()
-                return im.convert("RGB")
+                with Image.open(io.BytesIO(data)) as im:
+                    self.check_coded_size(im.size, size)  # from the file's header, before decoding pixels
+                    im.load()
+                    return im.convert("RGB")
         except FormatError:
             raise
         except Exception as exc:
