@@ -25,7 +25,7 @@ from sedic_kit.cli import main
 from sedic_kit.codec import save_png, write_atomic
 from sedic_kit.container import Reader, SedicFile, put_bytes, put_varint, unpack
 from sedic_kit.describe import MAX_FIELD_CHARS
-from sedic_kit.fuzz import craft_v1
+from sedic_kit.fuzz import craft_v1, png_claiming, swap
 from sedic_kit.roles import Role
 
 FAST_S = 1.0
@@ -61,14 +61,6 @@ def edit(data: bytes, **fields: object) -> SedicFile:
     f = unpack(data)
     for k, v in fields.items():
         setattr(f, k, v)
-    return f
-
-
-def swap(f: SedicFile, role: Role, name: str, params: dict | None = None) -> SedicFile:
-    from sedic_kit.container import PluginRef
-    from sedic_kit.plugins import get_registry
-
-    f.plugins = {**f.plugins, role: PluginRef(name, get_registry().get(role, name).version, params or {})}
     return f
 
 
@@ -125,14 +117,6 @@ def test_webp_and_jpeg_sizes_are_checked_before_decoding(codec: Codec, coded: by
     sof = jpeg.find(b"\xff\xc0")
     jpeg[sof + 5 : sof + 9] = struct.pack(">HH", 10000, 12000)
     refused(codec, craft_v1(swap(edit(coded, reference=bytes(jpeg)), Role.reference_codec, "jpeg")), "coded size 12000x10000")
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def test_mask_coders_check_sizes_before_allocating(codec: Codec, coded: bytes) -> None:
