@@ -350,8 +350,8 @@ class Codec:
         f = self.read(data)
         if f.width * f.height > self.max_pixels:
             raise FormatError(
-                f"the file is a {f.width}x{f.height} image ({f.width * f.height / 1e6:.1f} megapixels), above the "
-                f"decoder's limit of {self.max_pixels / 1e6:g} (raise it with --max-pixels or Codec(max_pixels=...))"
+                f"the file is a {f.width}x{f.height} image ({f.width * f.height:,} pixels), above the decoder's "
+                f"limit of {self.max_pixels:,} (raise it with --max-pixels or Codec(max_pixels=...))"
             )
         timings: dict[str, float] = {}
         plugins = {role: self.decoder_plugin(role, f.plugins[role]) for role in DECODER_ROLES}
