@@ -9,9 +9,11 @@ whole file (its Huffman tables are optimised per image, so they cannot be inferr
 from __future__ import annotations
 
 import io
+from abc import abstractmethod
 from typing import Any, ClassVar, Literal
 
-from PIL import Image
+import PIL
+from PIL import Image, features
 from pydantic import Field
 
 from sedic_kit.container import Reader, put_varint
@@ -99,24 +101,35 @@ class PillowCodec(ReferenceCodec):
 
 
 class ContainerStrippedCodec(PillowCodec):
-    """HEIF-family formats: the section is the coded size and the ``mdat`` payload."""
+    """HEIF-family formats: the section is the coded size, a 2-byte check value of the container
+    boxes (:func:`.isobmff.check_value`) and the ``mdat`` payload."""
 
     def template_kwargs(self) -> dict[str, Any]:
         """Save options of the template: only those that shape the container boxes matter."""
         return {}
 
+    @abstractmethod
+    def library(self) -> str:
+        """The versions of the libraries that write and read this format here."""
+
     def strip(self, small: Image.Image, data: bytes) -> bytes:
         out = bytearray()
         put_varint(out, small.width - 1)
         put_varint(out, small.height - 1)
-        return bytes(out) + isobmff.payload(data)
+        return bytes(out) + isobmff.check_value(data) + isobmff.payload(data)
 
     def unstrip(self, section: bytes) -> bytes:
         reader = Reader(section)
         size = (reader.varint("coded width") + 1, reader.varint("coded height") + 1)
         if size[0] * size[1] > 1 << 28:
             raise FormatError(f"corrupt {self.name} section (coded size {size[0]}x{size[1]})")
+        check = reader.take(2, f"{self.name} container check value")
         template = self.write(Image.new("RGB", size, TEMPLATE_GRAY), **self.template_kwargs())
+        if isobmff.check_value(template) != check:
+            raise FormatError(
+                f"the {self.name} reference was coded with another build of its library: this decoder "
+                f"({self.library()}) rebuilds a different container; decode with the encoder's versions"
+            )
         return isobmff.rebuild(template, section[reader.pos :])
 
 
@@ -124,7 +137,7 @@ class AvifCodec(ContainerStrippedCodec):
     """AV1 still image (libavif + libaom through Pillow)."""
 
     name = "avif"
-    version = 2
+    version = 3
     format = "AVIF"
     Options = AvifOptions
     decode_params = ("subsampling",)
@@ -139,12 +152,15 @@ class AvifCodec(ContainerStrippedCodec):
     def template_kwargs(self) -> dict[str, Any]:
         return {"quality": 0, "speed": 10}
 
+    def library(self) -> str:
+        return f"Pillow {PIL.__version__}, libavif {features.version('avif')}"
+
 
 class HeicCodec(ContainerStrippedCodec):
     """HEVC still image (libheif + x265 through pillow-heif)."""
 
     name = "heic"
-    version = 2
+    version = 3
     format = "HEIF"
     Options = HeicOptions
     requires = ("pillow_heif",)
@@ -156,6 +172,11 @@ class HeicCodec(ContainerStrippedCodec):
 
     def template_kwargs(self) -> dict[str, Any]:
         return {"quality": 0}
+
+    def library(self) -> str:
+        import pillow_heif
+
+        return f"pillow-heif {pillow_heif.__version__}, libheif {pillow_heif.libheif_version()}"
 
     def write(self, image: Image.Image, **kwargs: Any) -> bytes:
         import pillow_heif
