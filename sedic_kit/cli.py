@@ -169,9 +169,10 @@ def decode(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output image (default: FILE.png).")] = None,
     profile: Annotated[str, typer.Option("--profile", "-p", help="Profile giving local options (model paths, device).")] = "lite",
     set_: SetOpt = None,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Decode a .sedic file to an image."""
-    codec = Codec.from_profile(profile, overrides=set_ or [])
+    codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
     image = codec.decode(sedic)
     path = output or sedic.with_suffix(".png")
     image.save(path)

@@ -15,6 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
+from .bounded_json import loads_bounded
 from .errors import FormatError
 from .plugin_ids import BUILTIN_IDS, builtin_id
 from .roles import DECODER_ROLES, Role
@@ -25,6 +26,9 @@ FORMAT_VERSION = 2
 READ_VERSIONS = (1, 2)
 """Every version this release decodes (the compatibility promise of docs/format.md)."""
 MAX_SIDE = 1 << 20
+MAX_PARAMS_BYTES = 4096
+"""Decoder parameters of one plugin: a few small options, never nested deeply."""
+MAX_PARAMS_DEPTH = 4
 
 
 @dataclass(frozen=True)
@@ -297,9 +301,9 @@ def _unpack_v1(r: Reader) -> SedicFile:
             name = r.blob(f"{role.value} id").decode()
             ver = r.varint(f"{role.value} version")
             raw = r.blob(f"{role.value} parameters")
-            params = json.loads(raw) if raw else {}
-        except (UnicodeDecodeError, ValueError):
-            raise FormatError(f"corrupt .sedic file (bad {role.value} config)") from None
+            params = loads_bounded(raw, max_bytes=MAX_PARAMS_BYTES, max_depth=MAX_PARAMS_DEPTH) if raw else {}
+        except ValueError as exc:  # also UnicodeDecodeError
+            raise FormatError(f"corrupt .sedic file (bad {role.value} config: {exc})") from None
         if not isinstance(params, dict):
             raise FormatError(f"corrupt .sedic file (bad {role.value} parameters)")
         plugins[role] = PluginRef(name, ver, params)

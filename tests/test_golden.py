@@ -62,7 +62,7 @@ def frozen_mismatch(case: Case, reg: Registry, source: Path) -> str | None:
     )
 
 
-@pytest.mark.parametrize("name", FILES)
+@pytest.mark.parametrize("name", FILES, ids=FILES)
 def test_golden_file_decodes_as_recorded(name: str, reg: Registry, expected: dict) -> None:
     """Files of today's plugin versions decode exactly as recorded; older ones fail naming the version."""
     data = (GOLDEN / f"{name}.sedic").read_bytes()
