@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import json
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -244,6 +245,20 @@ def test_bad_registrations_are_reported_not_fatal(registry: Registry) -> None:
     dup = registry.add_module(SimpleNamespace(register_restorers=hookimpl(lambda register: register(type("U", (SharpenRestorer,), {"name": "upsample"})))), "dup")
     assert dup.errors == ["restorer 'upsample' is already registered by upsample"]
     assert registry.get(Role.restorer, "upsample").__module__ == "sedic_plugins.upsample"
+
+
+def test_sedic_kit_plugins_shows_every_load_error(registry: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoName(Restorer):
+        def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
+            return reference
+
+    registry.add_module(SimpleNamespace(register_restorers=hookimpl(lambda register: [register(NoName), register(int)])), "two-errors")
+    monkeypatch.setattr(plugins_module, "_registry", registry)
+    assert main(["plugins", "--json"]) == 0
+    out = capsys.readouterr()
+    errors = json.loads(out.out)["errors"]
+    assert [e["error"] for e in errors] == ["NoName has no name", "<class 'int'> is not a Restorer subclass"]
+    assert out.err.count("plugin two-errors (?) failed to load") == 2
 
 
 def test_a_misspelled_hook_fails_its_module_with_a_hint(registry: Registry) -> None:
