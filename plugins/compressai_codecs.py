@@ -15,6 +15,7 @@ Install (see README): ``pip install 'sedic-kit[compressai]' && pip install --no-
 from __future__ import annotations
 
 import importlib
+import importlib.machinery
 import sys
 import types
 from pathlib import Path
@@ -60,6 +61,8 @@ def import_compressai() -> types.ModuleType:
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
     package, transforms = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
+    for module in (package, transforms):  # importlib.util.find_spec (transformers asks) needs a spec
+        module.__spec__ = importlib.machinery.ModuleSpec(module.__name__, None)
     package.transforms = transforms  # type: ignore[attr-defined]
     sys.modules.update({"torchvision": package, "torchvision.transforms": transforms})
     try:

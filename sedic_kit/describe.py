@@ -9,11 +9,14 @@ from pydantic import Field
 from .payload import Payload
 from .roles import Options
 
+MAX_OBJECTS = 3
+"""The paper's J: no file codes more objects than this, whatever the describer returns."""
+
 
 class DescriptionOptions(Options):
     """Profile options every describer accepts: the paper's J, l_n, l_d and l_all."""
 
-    max_objects: int = Field(3, ge=0, le=3, description="J: at most this many objects")
+    max_objects: int = Field(MAX_OBJECTS, ge=0, le=MAX_OBJECTS, description="J: at most this many objects")
     name_words: int = Field(3, ge=1, description="l_n: words per object name")
     detail_words: int = Field(30, ge=0, le=30, description="l_d: words per object description")
     caption_words: int = Field(50, ge=0, le=50, description="l_all: words in the overall caption")
