@@ -130,15 +130,17 @@ def run(
 
 def check_models(codec: Codec, profile: str, overrides: list[str]) -> None:
     """Stop before the first image when a plugin's weights are missing (one line)."""
-    from .model_files import locate
+    from .model_files import check
 
-    for role, plugin in codec.plugins.items():
+    for plugin in codec.plugins.values():
         for spec in plugin.required_models():
-            try:
-                locate(spec)
-            except ModelNotFoundError as exc:
+            status = check(spec)
+            if not status.present:
                 sets = "".join(f" --set {shlex.quote(s)}" for s in overrides)
-                raise ModelNotFoundError(f"{exc} (list all: sedic-kit models check {shlex.quote(profile)}{sets})") from None
+                raise ModelNotFoundError(
+                    f"{spec.what} = {spec.spec} is not in {status.location}; fetch it where a network exists with "
+                    f"`sedic-kit models pull {shlex.quote(profile)}{sets}`, or set {spec.what} to a local copy"
+                )
 
 
 def run_one(codec: Codec, path: Path, directory: RunDirectory, target_bpp: float | None = None) -> dict[str, Any]:
