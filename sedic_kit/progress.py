@@ -32,7 +32,7 @@ def shows_progress(console: Console) -> bool:
 
 
 class ImageProgress:
-    """A bar over images with ETA; the current image's stage (describe ... restore) beside it."""
+    """A bar over images (or steps) with ETA; the current image's stage (describe ... restore) beside it."""
 
     def __init__(self, console: Console, total: int, what: str = "images") -> None:
         self.progress = Progress(
@@ -64,9 +64,9 @@ class ImageProgress:
         finally:
             self.progress.advance(self.task)
 
-    def stage(self, stage: str) -> None:
-        """Show a stage the codec does not report itself (e.g. writing files)."""
-        self.progress.update(self.task, stage=stage)
+    def done(self, count: int) -> None:
+        """Set how many are done (e.g. training steps, a resumed run starting past zero)."""
+        self.progress.update(self.task, completed=count)
 
 
 def warning_kind(message: str) -> str:
