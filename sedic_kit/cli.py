@@ -136,11 +136,15 @@ def check_models(codec: Codec, profile: str, overrides: list[str]) -> None:
         for spec in plugin.required_models():
             status = check(spec)
             if not status.present:
-                sets = "".join(f" --set {shlex.quote(s)}" for s in overrides)
                 raise ModelNotFoundError(
                     f"{spec.what} = {spec.spec} is not in {status.location}; fetch it where a network exists with "
-                    f"`sedic-kit models pull {shlex.quote(profile)}{sets}`, or set {spec.what} to a local copy"
+                    f"`{pull_command(profile, overrides)}`, or set {spec.what} to a local copy"
                 )
+
+
+def pull_command(profile: str, overrides: list[str]) -> str:
+    """The ``models pull`` command line for a profile and its ``--set`` overrides."""
+    return f"sedic-kit models pull {shlex.quote(profile)}" + "".join(f" --set {shlex.quote(s)}" for s in overrides)
 
 
 def run_one(codec: Codec, path: Path, directory: RunDirectory, target_bpp: float | None = None) -> dict[str, Any]:
@@ -357,8 +361,7 @@ def print_models(rows: list[dict[str, Any]], profile: str, overrides: list[str],
     if not rows:
         out.print(f"profile {profile} needs no model weights")
     elif any(r["status"] == "missing" for r in rows):
-        sets = "".join(f" --set {shlex.quote(s)}" for s in overrides)
-        out.print(f"fetch the missing ones where a network exists: sedic-kit models pull {shlex.quote(profile)}{sets}")
+        out.print(f"fetch the missing ones where a network exists: {pull_command(profile, overrides)}")
 
 
 @models_app.command("pull")

@@ -21,9 +21,9 @@ QUIET = False
 """Set by ``--quiet``: no progress display and no per-image lines."""
 
 
-def plural(count: int, noun: str) -> str:
-    """``1 image``, ``2 images``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """``1 image``, ``2 images`` (``nouns`` for irregular plurals: ``process``, ``processes``)."""
+    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
 
 
 def shows_progress(console: Console) -> bool:

@@ -30,7 +30,7 @@ from ..codec import Codec, report_stages, save_png, write_atomic
 from ..errors import SedicError
 from ..imaging import DEFAULT_MAX_PIXELS, upsample
 from ..plugins import get_registry
-from ..progress import shows_progress
+from ..progress import plural, shows_progress
 from .datasets import Protocol, list_images, prepare
 from .metrics import DEFAULT_CLIP_MODEL, MetricSuite
 from .results import results_json
@@ -197,7 +197,7 @@ class Evaluation:
         if state.is_main_process:
             console.print(
                 f"{self.name}: {len(self.paths) - len(todo)} of {len(self.paths)} images already done, "
-                f"{len(todo)} to evaluate on {state.num_processes} process(es)",
+                f"{len(todo)} to evaluate on {plural(state.num_processes, 'process', 'processes')}",
                 highlight=False,
             )
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
