@@ -269,16 +269,16 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
 @profiles_app.command("list")
 def profiles_list() -> None:
     """List available profiles."""
-    rows = []
-    for name, path in available_profiles().items():
+    rows: list[tuple[str, str, str]] = []
+    for name, file in available_profiles().items():
         try:
-            desc = load_profile(path).description
+            desc = load_profile(file).description
         except SedicError as exc:
             desc = f"(invalid: {exc})"
-        rows.append((name, desc, str(path)))
+        rows.append((name, desc, str(file)))
     width = max((len(name) for name, _, _ in rows), default=0)
-    for name, desc, path in rows:
-        out.print(Text.assemble((name.ljust(width), "bold"), f"  {desc}\n", " " * (width + 2), (path, "dim")))
+    for name, desc, where in rows:
+        out.print(Text.assemble((name.ljust(width), "bold"), f"  {desc}\n", " " * (width + 2), (where, "dim")))
 
 
 @profiles_app.command("show")
@@ -389,10 +389,11 @@ def split_global_flags(args: list[str]) -> tuple[list[str], set[str]]:
 def tidy_param(param: Any) -> Any:
     """Typer 0.29 prints ``{IMAGES}...`` in usage lines and ``<bool>`` beside flags: show names only."""
     if isinstance(param, TyperArgument) and param.metavar:
-        param._usage_display_name = lambda: param.metavar if param.required else f"[{param.metavar}]"
-        param.display_type_rich = lambda ctx: None
+        name = param.metavar if param.required else f"[{param.metavar}]"
+        param._usage_display_name = lambda: name  # type: ignore[method-assign]
+        param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
     elif isinstance(param, TyperOption) and param.is_flag:
-        param.display_type_rich = lambda ctx: None
+        param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
     return param
 
 

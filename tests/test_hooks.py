@@ -18,7 +18,7 @@ from conftest import REPO
 from sedic_kit import Codec, Role, SedicError, hookimpl, hookspecs, load_profile
 from sedic_kit import plugins as plugins_module
 from sedic_kit.cli import main
-from sedic_kit.payload import Payload, SourceImage
+from sedic_kit.payload import Payload
 from sedic_kit.plugins import Registry, get_registry, reset_registry
 from sedic_kit.roles import Restorer
 

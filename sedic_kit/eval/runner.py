@@ -208,7 +208,10 @@ class Evaluation:
                 task = progress.add_task(self.name, total=len(mine))
                 for path in mine:
                     progress.update(task, description=f"{self.name} {path.name}")
-                    with report_stages(lambda stage, name=path.name: progress.update(task, description=f"{self.name} {name}: {stage}")):
+                    def show(stage: str, name: str = path.name) -> None:
+                        progress.update(task, description=f"{self.name} {name}: {stage}")
+
+                    with report_stages(show):
                         new.append(self.one(path, state.process_index))
                     progress.advance(task)
         except BaseException:  # Ctrl-C or a failure: leave no partial file (finished writes have none)

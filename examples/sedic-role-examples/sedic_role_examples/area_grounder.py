@@ -22,6 +22,7 @@ class MinAreaGrounder(Grounder):
 
     name = "min-area"
     Options = AreaOptions
+    options: AreaOptions  # typed access to the validated profile options
 
     def ground(self, source: SourceImage, payload: Payload) -> Payload:
         w, h = source.size

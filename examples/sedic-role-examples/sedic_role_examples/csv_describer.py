@@ -23,6 +23,7 @@ class CsvDescriber(Describer):
 
     name = "csv"
     Options = CsvOptions
+    options: CsvOptions  # typed access to the validated profile options
 
     def describe(self, source: SourceImage) -> Payload:
         w, h = source.size

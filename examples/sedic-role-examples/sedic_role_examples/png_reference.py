@@ -27,6 +27,7 @@ class PngReference(ReferenceCodec):
     name = "png"
     version = 1
     Options = PngOptions
+    options: PngOptions  # typed access to the validated profile options
     decode_params = ("scale",)
 
     def coded_size(self, width: int, height: int) -> tuple[int, int]:

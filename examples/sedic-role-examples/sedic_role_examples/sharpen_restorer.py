@@ -24,6 +24,7 @@ class SharpenRestorer(Restorer):
     name = "sharpen"
     version = 1
     Options = SharpenOptions
+    options: SharpenOptions  # typed access to the validated profile options
     decode_params = ("amount",)
 
     def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
