@@ -15,7 +15,6 @@ Install (see README): ``pip install torch==2.13.0 'sedic-kit[compressai]' && pip
 from __future__ import annotations
 
 import importlib
-import importlib.machinery
 import sys
 import types
 from pathlib import Path
@@ -60,9 +59,10 @@ def import_compressai() -> types.ModuleType:
     except Exception:  # a torchvision built for another torch fails with RuntimeError
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
+    # torch_geometric (imported by compressai.registry too) probes for torchvision through
+    # transformers: it must be imported before the stand-in exists, or the probe fails on it.
+    importlib.import_module("torch_geometric.transforms")
     package, transforms = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
-    for module in (package, transforms):  # importlib.util.find_spec (transformers asks) needs a spec
-        module.__spec__ = importlib.machinery.ModuleSpec(module.__name__, None)
     package.transforms = transforms  # type: ignore[attr-defined]
     sys.modules.update({"torchvision": package, "torchvision.transforms": transforms})
     try:

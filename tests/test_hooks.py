@@ -8,33 +8,35 @@ import sys
 import tomllib
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
-from typing import Iterator
 
+import numpy as np
 import pytest
 import typer
-from PIL import Image
+from PIL import Image, ImageFilter
 
 from conftest import REPO
 from sedic_kit import Codec, Role, SedicError, hookimpl, hookspecs, load_profile
 from sedic_kit import plugins as plugins_module
 from sedic_kit.cli import main
+from sedic_kit.errors import FormatError
 from sedic_kit.payload import Payload
-from sedic_kit.plugins import Registry, get_registry, reset_registry
+from sedic_kit.plugins import Registry, get_registry
 from sedic_kit.roles import Restorer
 
 HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_"))
 
 
 @pytest.fixture
-def registry() -> Iterator[Registry]:
-    reset_registry()
-    yield get_registry()
-    reset_registry()
+def registry() -> Registry:
+    """A private registry: what tests add to it is unknown to the installed plugins."""
+    registry = Registry()
+    registry.load_entry_points()
+    return registry
 
 
 def roundtrip(registry: Registry, image: Path, **swap: str) -> tuple[Codec, Image.Image]:
     profile = load_profile("lite", [f"{role}.plugin={name}" for role, name in swap.items()])
-    codec = Codec(profile.build(registry), profile)
+    codec = Codec(profile.build(registry), profile, registry=registry)
     result = codec.encode(image)
     return codec, codec.decode(result.data)
 
@@ -96,7 +98,7 @@ def test_role_examples_package_registers_one_plugin_per_role(registry: Registry)
     registered = {}
     for key, target in entry_points.items():
         source = registry.add_module(example(target.rsplit(".", 1)[1]), key)
-        assert source.error is None, source.error
+        assert source.errors == [], source.errors
         registered.update(dict(source.registered))
     assert registered == {
         Role.describer: "csv",
@@ -147,7 +149,7 @@ def test_hook_register_reference_codecs(registry: Registry, small_image: Path) -
     codec, image = roundtrip(registry, small_image, reference_codec="png")
     assert codec.decode_detailed(codec.encode(small_image).data).reference.size == (12, 8)
     assert image.size == (96, 64)
-    codec4 = Codec.from_profile(load_profile("lite", ["reference_codec.plugin=png", "reference_codec.scale=4"]))
+    codec4 = Codec.from_profile(load_profile("lite", ["reference_codec.plugin=png", "reference_codec.scale=4"]), registry=registry)
     assert codec.decode_detailed(codec4.encode(small_image).data).reference.size == (24, 16)  # scale is in the header
     result = codec.encode(small_image, target_bpp=1.0)
     assert result.bpp <= 1.0 and "reference scale=8" in result.notes[-1]  # scale=4 does not fit
@@ -168,8 +170,22 @@ def test_hook_register_entropy_coders(registry: Registry, small_image: Path) -> 
 
 def test_hook_register_restorers(registry: Registry, small_image: Path) -> None:
     registry.add_module(example("sharpen_restorer"))
-    _, image = roundtrip(registry, small_image, restorer="sharpen")
-    assert image.size == (96, 64) and image.mode == "RGB"
+    codec, image = roundtrip(registry, small_image, restorer="sharpen")
+    reference = codec.decode_detailed(codec.encode(small_image).data).reference
+    upsampled = reference.resize((96, 64), Image.Resampling.BICUBIC)
+    expected = upsampled.filter(ImageFilter.UnsharpMask(radius=2, percent=80, threshold=2))
+    assert np.array_equal(np.asarray(image), np.asarray(expected))
+    assert not np.array_equal(np.asarray(image), np.asarray(upsampled))
+
+
+def test_a_private_registry_decodes_its_own_plugins(registry: Registry, small_image: Path) -> None:
+    registry.add_module(example("lzma_text"))
+    codec, _ = roundtrip(registry, small_image, text_coder="lzma")
+    data = codec.encode(small_image).data
+    assert "lzma" not in get_registry().names(Role.text_coder)
+    assert codec.decode_detailed(data).payload.caption == codec.encode(small_image).payload.caption
+    with pytest.raises(FormatError, match="needs text_coder 'lzma' v1, which is not installed"):
+        Codec.from_profile("lite").decode(data)
 
 
 def test_hook_register_commands(registry: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -190,11 +206,25 @@ def test_bad_registrations_are_reported_not_fatal(registry: Registry) -> None:
         def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
             return reference
 
-    source = registry.add_module(SimpleNamespace(register_restorers=hookimpl(lambda register: register(NoName))), "bad-plugin")
-    assert source.error and "has no name" in source.error
-    assert "bad-plugin" in "\n".join(registry.errors())
     sharpen = example("sharpen_restorer").SharpenRestorer
-    bad = SimpleNamespace(register_grounders=hookimpl(lambda register: register(sharpen)))
-    assert "is not a Grounder" in (registry.add_module(bad, "wrong-role").error or "")
+    bad = SimpleNamespace(
+        register_restorers=hookimpl(lambda register: register(NoName)),
+        register_grounders=hookimpl(lambda register: register(sharpen)),
+    )
+    source = registry.add_module(bad, "bad-plugin")
+    assert len(source.errors) == 2
+    assert any("has no name" in e for e in source.errors) and any("is not a Grounder subclass" in e for e in source.errors)
+    assert sum("bad-plugin" in line for line in registry.errors()) == 2
     dup = registry.add_module(SimpleNamespace(register_restorers=hookimpl(lambda register: register(type("U", (sharpen,), {"name": "upsample"})))), "dup")
-    assert dup.error and "already registered" in dup.error
+    assert dup.errors == ["restorer 'upsample' is already registered by upsample"]
+    assert registry.get(Role.restorer, "upsample").__module__ == "sedic_plugins.upsample"
+
+
+def test_a_misspelled_hook_fails_its_module_with_a_hint(registry: Registry) -> None:
+    sharpen = example("sharpen_restorer").SharpenRestorer
+    typo = SimpleNamespace(register_describer=hookimpl(lambda register: None), register_restorers=hookimpl(lambda register: register(sharpen)))
+    source = registry.add_module(typo, "typo-plugin")
+    assert source.errors == ["PluginError: unknown hook register_describer (did you mean register_describers?)"]
+    assert "sharpen" not in registry.names(Role.restorer) and not registry.pm.has_plugin("typo-plugin")
+    registry.add_module(example("sharpen_restorer"))  # later modules are unaffected
+    assert "sharpen" in registry.names(Role.restorer)
