@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import io
 import warnings
+from abc import abstractmethod
 from typing import Any, ClassVar, Literal
 
-from PIL import Image
+import PIL
+from PIL import Image, features
 from pydantic import Field
 
 from sedic_kit.container import Reader, put_varint
@@ -117,23 +119,34 @@ class PillowCodec(ReferenceCodec):
 
 
 class ContainerStrippedCodec(PillowCodec):
-    """HEIF-family formats: the section is the coded size and the ``mdat`` payload."""
+    """HEIF-family formats: the section is the coded size, a 2-byte check value of the container
+    boxes (:func:`.isobmff.check_value`) and the ``mdat`` payload."""
 
     def template_kwargs(self) -> dict[str, Any]:
         """Save options of the template: only those that shape the container boxes matter."""
         return {}
 
+    @abstractmethod
+    def library(self) -> str:
+        """The versions of the libraries that write and read this format here."""
+
     def strip(self, small: Image.Image, data: bytes) -> bytes:
         out = bytearray()
         put_varint(out, small.width - 1)
         put_varint(out, small.height - 1)
-        return bytes(out) + isobmff.payload(data)
+        return bytes(out) + isobmff.check_value(data) + isobmff.payload(data)
 
     def unstrip(self, section: bytes, size: tuple[int, int]) -> bytes:
         reader = Reader(section)
         coded = (reader.varint("coded width") + 1, reader.varint("coded height") + 1)
         self.check_coded_size(coded, size)  # the template below is allocated and encoded at this size
+        check = reader.take(2, f"{self.name} container check value")
         template = self.write(Image.new("RGB", coded, TEMPLATE_GRAY), **self.template_kwargs())
+        if isobmff.check_value(template) != check:
+            raise FormatError(
+                f"the {self.name} reference was coded with another build of its library: this decoder "
+                f"({self.library()}) rebuilds a different container; decode with the encoder's versions"
+            )
         return isobmff.rebuild(template, section[reader.pos :])
 
 
@@ -141,7 +154,7 @@ class AvifCodec(ContainerStrippedCodec):
     """AV1 still image (libavif + libaom through Pillow)."""
 
     name = "avif"
-    version = 2
+    version = 3
     format = "AVIF"
     Options = AvifOptions
     decode_params = ("subsampling",)
@@ -158,12 +171,15 @@ class AvifCodec(ContainerStrippedCodec):
     def template_kwargs(self) -> dict[str, Any]:
         return {"quality": 0, "speed": 10}
 
+    def library(self) -> str:
+        return f"Pillow {PIL.__version__}, libavif {features.version('avif')}"
+
 
 class HeicCodec(ContainerStrippedCodec):
     """HEVC still image (libheif + x265 through pillow-heif)."""
 
     name = "heic"
-    version = 2
+    version = 3
     format = "HEIF"
     Options = HeicOptions
     requires = ("pillow_heif",)
@@ -175,6 +191,11 @@ class HeicCodec(ContainerStrippedCodec):
 
     def template_kwargs(self) -> dict[str, Any]:
         return {"quality": 0}
+
+    def library(self) -> str:
+        import pillow_heif
+
+        return f"pillow-heif {pillow_heif.__version__}, libheif {pillow_heif.libheif_version()}"
 
     def write(self, image: Image.Image, **kwargs: Any) -> bytes:
         import pillow_heif

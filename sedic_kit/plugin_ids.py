@@ -40,6 +40,8 @@ BUILTIN_IDS: dict[Role, dict[int, BuiltinId]] = {
         7: BuiltinId("mbt2018", 1, _COMPRESSAI),
         8: BuiltinId("mbt2018-mean", 1, _COMPRESSAI),
         9: BuiltinId("bmshj2018-hyperprior", 1, _COMPRESSAI),
+        10: BuiltinId("avif", 3, ("subsampling",)),
+        11: BuiltinId("heic", 3, ("chroma", "preset")),
     },
     Role.text_coder: {
         1: BuiltinId("lm", 1),

@@ -1,10 +1,11 @@
 """Golden ``.sedic`` files: one per built-in decoder plugin version, with what they decode to.
 
 Each case codes the same small image and description with the ``lite`` profile and one plugin
-swapped in. ``tests/data/golden/`` holds the files (named by role, plugin and version) and
-``expected.json`` their decoded texts, mask hashes and pixel hashes. Files are never rewritten:
-after a plugin's ``version`` bump, run ``python tests/golden_cases.py`` to add the new
-version's file beside the old one (which must then fail to decode with a clear error).
+swapped in. ``tests/data/golden/`` holds the files, named by the case and the four decoder
+plugins and versions they were written with, and ``expected.json`` their decoded texts, mask
+hashes and pixel hashes. Files are never rewritten: after a plugin's ``version`` bump, run
+``python tests/golden_cases.py`` to add files for the new versions beside the old ones (which
+must then fail to decode with an error naming the version).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from sedic_kit import Codec, hookimpl, load_profile  # noqa: E402
 from sedic_kit.codec import DecodeResult  # noqa: E402
 from sedic_kit.payload import Payload, SourceImage  # noqa: E402
 from sedic_kit.plugins import Registry  # noqa: E402
-from sedic_kit.roles import Role, Segmenter  # noqa: E402
+from sedic_kit.roles import DECODER_ROLES, Role, Segmenter  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 EXPECTED = GOLDEN / "expected.json"
@@ -59,8 +60,8 @@ class Case:
 
 
 CASES = [
-    Case(Role.reference_codec, "avif", 2),
-    Case(Role.reference_codec, "heic", 2),
+    Case(Role.reference_codec, "avif", 3),
+    Case(Role.reference_codec, "heic", 3),
     Case(Role.reference_codec, "webp", 2),
     Case(Role.reference_codec, "jpeg", 1),
     *(Case(Role.reference_codec, arch, 1, (("pretrained", False),))
@@ -72,8 +73,8 @@ CASES = [
     Case(Role.restorer, "upsample", 1),
     Case(Role.restorer, "upsample", 1, (("filter", "bicubic"),)),
 ]  # fmt: skip
-FORMAT_V1 = "format-v1-lite"
-"""A file written by sedic-kit 0.1 (format 1) with the lite profile."""
+FORMAT_V1 = "format-v1~"
+"""Prefix of files written by sedic-kit 0.1 (format 1)."""
 NOT_GOLDEN = {(Role.restorer, "orag"): "diffusion output depends on the device and library build"}
 """Built-in decoder plugins without golden files, and why."""
 
@@ -108,6 +109,12 @@ def write_input(directory: Path) -> Path:
     synthetic_image(*SIZE, seed=5).save(path)
     path.with_suffix(".json").write_text(json.dumps(DESCRIPTION))
     return path
+
+
+def file_name(case: Case, c: Codec) -> str:
+    """``<case>~<plugin>.v<version>+...`` for the decoder plugins, in header order."""
+    stack = "+".join(f"{c.plugins[role].name}.v{c.plugins[role].version}" for role in DECODER_ROLES)
+    return f"{case.name}~{stack}"
 
 
 def codec(case: Case | None, reg: Registry) -> Codec:
@@ -146,13 +153,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         source = write_input(Path(tmp))
         for case in CASES:
-            path = GOLDEN / f"{case.name}.sedic"
             cls = reg.get(case.role, case.plugin)
-            if path.exists() or cls.version != case.version or cls.missing_requirements():
+            if cls.version != case.version or cls.missing_requirements():
                 continue
             c = codec(case, reg)
+            name = file_name(case, c)
+            path = GOLDEN / f"{name}.sedic"
+            if path.exists():
+                continue
             data = c.encode(source).data
-            expected[case.name] = outcome(c.decode_detailed(data))
+            expected[name] = outcome(c.decode_detailed(data))
             path.write_bytes(data)
             EXPECTED.write_text(json.dumps(dict(sorted(expected.items())), indent=1) + "\n")
             print(f"wrote {path.name} ({len(data)} bytes)")

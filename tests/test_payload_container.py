@@ -39,7 +39,7 @@ def test_framing_is_14_bytes_for_kodak_sized_sections() -> None:
 
 def builtin_defaults() -> dict[Role, PluginRef]:
     return {
-        Role.reference_codec: PluginRef("avif", 2),
+        Role.reference_codec: PluginRef("avif", 3),
         Role.text_coder: PluginRef("lm", 1),
         Role.mask_coder: PluginRef("cabac", 2),
         Role.restorer: PluginRef("upsample", 1),
