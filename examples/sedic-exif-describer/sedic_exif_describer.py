@@ -10,6 +10,7 @@ from pydantic import Field
 
 from sedic_kit import Describer, Payload, SourceImage, hookimpl
 from sedic_kit.describe import truncate_words
+from sedic_kit.hookspecs import Register
 from sedic_kit.roles import Options
 
 IMAGE_DESCRIPTION = 270  # EXIF tag
@@ -20,11 +21,10 @@ class ExifOptions(Options):
     fallback: str = Field("", description="caption used when the image has no description")
 
 
-class ExifDescriber(Describer):
+class ExifDescriber(Describer[ExifOptions]):
     """Caption from EXIF ImageDescription or a PNG ``Description`` chunk."""
 
     name = "exif"
-    Options = ExifOptions
 
     def describe(self, source: SourceImage) -> Payload:
         caption = source.text_metadata.get("Description", "")
@@ -36,5 +36,5 @@ class ExifDescriber(Describer):
 
 
 @hookimpl
-def register_describers(register):
+def register_describers(register: Register) -> None:
     register(ExifDescriber)
