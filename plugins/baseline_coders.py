@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zlib
 
 import brotli
@@ -167,10 +168,12 @@ class PngMaskCoder(GridMaskCoder):
             return []
         rows, cols = grid_size(width, height, self.options.scale)
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                if im.size != (cols, rows * count):  # from the PNG header, before inflating anything
-                    raise FormatError(f"mask section is a {im.size[0]}x{im.size[1]} PNG, expected {cols}x{rows * count}")
-                grid = np.asarray(im.convert("1"), dtype=bool)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below is stricter
+                with Image.open(io.BytesIO(data)) as im:
+                    if im.size != (cols, rows * count):  # from the PNG header, before inflating anything
+                        raise FormatError(f"mask section is a {im.size[0]}x{im.size[1]} PNG, expected {cols}x{rows * count}")
+                    grid = np.asarray(im.convert("1"), dtype=bool)
         except (OSError, ValueError) as exc:  # not a PNG, or a damaged one
             raise FormatError(f"corrupt mask section (PNG: {exc})") from None
         return self.unstack(grid, count, width, height)

@@ -9,6 +9,7 @@ whole file (its Huffman tables are optimised per image, so they cannot be inferr
 from __future__ import annotations
 
 import io
+import warnings
 from abc import abstractmethod
 from typing import Any, ClassVar, Literal, TypeVar
 
@@ -75,14 +76,16 @@ class PillowCodec(ReferenceCodec[PillowOptionsT]):
     def read(self, data: bytes, size: tuple[int, int]) -> Image.Image:
         """Decode a complete file of this format holding the image of ``size`` at a coded scale."""
         try:
-            with Image.open(io.BytesIO(data)) as im:
-                self.check_coded_size(im.size, size)  # from the file's header, before decoding pixels
-                im.load()
-                return im.convert("RGB")
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below is stricter
+                with Image.open(io.BytesIO(data)) as im:
+                    self.check_coded_size(im.size, size)  # from the file's header, before decoding pixels
+                    im.load()
+                    return im.convert("RGB")
         except FormatError:
             raise
         except Exception as exc:
-            raise FormatError(f"cannot decode the {self.name} reference section ({exc})") from None
+            raise FormatError(f"corrupt {self.format} data ({' '.join(str(exc).split())})") from None
 
     def check_coded_size(self, coded: tuple[int, int], size: tuple[int, int]) -> None:
         """Refuse a coded size this codec cannot have written for an image of ``size``."""

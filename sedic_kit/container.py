@@ -9,7 +9,6 @@ length-prefixed, extras last.
 
 from __future__ import annotations
 
-import json
 import struct
 import zlib
 from dataclasses import dataclass, field

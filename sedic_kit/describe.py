@@ -14,7 +14,7 @@ from .payload import Payload
 from .roles import Options
 
 MAX_OBJECTS = 3
-"""J: the most objects a file may describe."""
+"""The paper's J: no file codes more objects than this, whatever the describer returns."""
 MAX_FIELD_CHARS = 600
 """The most characters in one text field (caption, object name or details): 50 words of 12."""
 MAX_TEXTS = 1 + 2 * MAX_OBJECTS

@@ -8,9 +8,8 @@ the whole image from the caption alone.
 from PIL import Image
 from pydantic import Field
 
-from sedic_kit import Describer, Payload, SourceImage, hookimpl
+from sedic_kit import Describer, Payload, Register, SourceImage, hookimpl
 from sedic_kit.describe import truncate_words
-from sedic_kit.hookspecs import Register
 from sedic_kit.roles import Options
 
 IMAGE_DESCRIPTION = 270  # EXIF tag
