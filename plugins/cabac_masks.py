@@ -32,7 +32,7 @@ import numpy as np
 from PIL import Image
 
 from sedic_kit.errors import FormatError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.masks import grid_size
 
 from .baseline_coders import GridMaskCoder
@@ -153,7 +153,7 @@ def _code(io, count: int, rows: int, cols: int, grids: np.ndarray | None, typica
     prior = _prior()
     stretch = _stretch_table()
     prior_mask = (1 << PRIOR_BITS) - 1
-    levels = [(mask, weight, {}, {}) for mask, weight in _level_masks()]
+    levels: list[tuple[int, float, dict[int, float], dict[int, float]]] = [(mask, weight, {}, {}) for mask, weight in _level_masks()]
     n_models = len(levels) + (cells is not None)
     n_inputs = n_models + 2
     weights = [[0, 0, *([(1 << 16) // n_models] * n_models)] for _ in range(10)]
@@ -171,8 +171,8 @@ def _code(io, count: int, rows: int, cols: int, grids: np.ndarray | None, typica
             known = None if grids is None else grids[k, r - PAD]
             same = 0
             if typical_rows:
-                same = None if known is None else int(np.array_equal(known, cur[r - 1][PAD : cols + PAD]))
-                same = io(row_ones[prev_flag] / row_total[prev_flag], same)
+                known_same = None if known is None else int(np.array_equal(known, cur[r - 1][PAD : cols + PAD]))
+                same = io(row_ones[prev_flag] / row_total[prev_flag], known_same)
                 row_ones[prev_flag] += same
                 row_total[prev_flag] += 1.0
                 prev_flag = same
@@ -285,5 +285,5 @@ class CabacMaskCoder(GridMaskCoder):
 
 
 @hookimpl
-def register_entropy_coders(register):  # type: ignore[no-untyped-def]
+def register_entropy_coders(register: Register) -> None:
     register(CabacMaskCoder)

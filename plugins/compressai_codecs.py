@@ -25,7 +25,7 @@ from pydantic import Field
 
 from sedic_kit.container import Reader, put_varint
 from sedic_kit.errors import FormatError, ModelNotFoundError, ProfileError, SedicError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.install import install_hint
 from sedic_kit.models import ModelSpec
 from sedic_kit.roles import Options, ReferenceCodec
@@ -111,17 +111,16 @@ class CompressAIOptions(Options):
     threads: int = Field(1, ge=1, description="torch CPU threads while coding")
 
 
-class CompressAICodec(ReferenceCodec):
+class CompressAICodec(ReferenceCodec[CompressAIOptions]):
     """A CompressAI image model run on CPU for bit-exact entropy coding."""
 
     arch: ClassVar[str]
     max_quality: ClassVar[int] = 8
-    Options = CompressAIOptions
     decode_params = ("quality", "metric", "pretrained", "downscale")
     requires = ("compressai", "torch", "einops", "scipy", "pandas", "pytorch_msssim", "torch_geometric")
     extra = "compressai"
 
-    def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
+    def __init__(self, options: CompressAIOptions | None = None, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
         if self.options.quality > self.max_quality:
             raise ProfileError(f"reference_codec '{self.name}': quality must be <= {self.max_quality}")
@@ -279,7 +278,7 @@ CODECS: tuple[type[CompressAICodec], ...] = (Cheng2020Attention, Cheng2020Anchor
 
 
 @hookimpl
-def register_reference_codecs(register):  # type: ignore[no-untyped-def]
+def register_reference_codecs(register: Register) -> None:
     for cls in CODECS:
         register(cls)
 

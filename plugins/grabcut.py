@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Box, Payload, SourceImage
 from sedic_kit.roles import Options, Segmenter
 
@@ -21,11 +21,10 @@ class GrabCutOptions(Options):
     min_coverage: float = Field(0.02, ge=0, le=1, description="below this share of the box, use the box")
 
 
-class GrabCutSegmenter(Segmenter):
+class GrabCutSegmenter(Segmenter[GrabCutOptions]):
     """GrabCut inside the box; falls back to the box when the box is the frame or GrabCut finds nothing."""
 
     name = "grabcut"
-    Options = GrabCutOptions
 
     def segment(self, source: SourceImage, payload: Payload) -> Payload:
         w, h = source.size
@@ -55,5 +54,5 @@ class GrabCutSegmenter(Segmenter):
 
 
 @hookimpl
-def register_segmenters(register):  # type: ignore[no-untyped-def]
+def register_segmenters(register: Register) -> None:
     register(GrabCutSegmenter)

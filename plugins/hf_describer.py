@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.models import ModelSpec, register_tiny, resolve
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.prompting import LMMDescriptionOptions, describe_with, fit_image
@@ -36,11 +36,10 @@ class TransformersDescriberOptions(LMMDescriptionOptions, TorchOptions):
     seed: int = 0
 
 
-class TransformersDescriber(Describer):
+class TransformersDescriber(Describer[TransformersDescriberOptions]):
     """Caption and objects from a local image-text-to-text model through transformers."""
 
     name = "transformers"
-    Options = TransformersDescriberOptions
     requires = ("torch", "transformers")
     extra = "transformers"
 
@@ -60,7 +59,8 @@ class TransformersDescriber(Describer):
             device, dtype = pick_device(self.options)
             with quiet_transformers():
                 processor = AutoProcessor.from_pretrained(path)
-                model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(device).eval()
+                model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+                model = model.to(device).eval()
             self._loaded = (processor, model, device)
         return self._loaded
 
@@ -154,5 +154,5 @@ def build_tiny_llava(directory: Path) -> None:
 
 
 @hookimpl
-def register_describers(register):  # type: ignore[no-untyped-def]
+def register_describers(register: Register) -> None:
     register(TransformersDescriber)

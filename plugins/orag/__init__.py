@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.imaging import upsample
 from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload
@@ -20,12 +20,11 @@ from .components import required_models
 from .options import DECODE_PARAMS, OragOptions
 
 
-class OragRestorer(Restorer):
+class OragRestorer(Restorer[OragOptions]):
     """Object Restoration with Attention Guidance, then a global ControlNet stage."""
 
     name = "orag"
     version = 1
-    Options = OragOptions
     decode_params = DECODE_PARAMS
     requires = ("torch", "diffusers", "transformers", "accelerate", "safetensors")
     extra = "diffusion"
@@ -47,5 +46,5 @@ class OragRestorer(Restorer):
 
 
 @hookimpl
-def register_restorers(register):  # type: ignore[no-untyped-def]
+def register_restorers(register: Register) -> None:
     register(OragRestorer)
