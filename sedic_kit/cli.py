@@ -121,7 +121,7 @@ def run(
             done += 1
             warnings.add(path.name, record["warnings"])
             if not progress.QUIET:
-                print_summary(record)
+                bar.print(out, summary_line(record))
     warnings.print(err, len(paths))
     out.print(f"wrote {plural(done, 'reconstruction')} and {directory.report_path}" + (f"; {failures} failed" if failures else ""))
     if failures:
@@ -169,11 +169,11 @@ def run_one(codec: Codec, path: Path, directory: RunDirectory, target_bpp: float
     return directory.commit(path, result.data, decoded.image, fields)
 
 
-def print_summary(r: dict[str, Any]) -> None:
+def summary_line(r: dict[str, Any]) -> str:
     """One line per image: bpp split by section, PSNR and times."""
     parts = ", ".join(f"{k} {v / (r['width'] * r['height']):.4f}" for k, v in r["bits"].items())
     quality = "identical" if r["psnr-rgb"] is None else f"PSNR {r['psnr-rgb']:.2f} dB"
-    out.print(
+    return (
         f"{Path(r['image']).name}: {r['bpp']:.5f} bpp ({parts}), {quality}, "
         f"encode {r['encoding_time']:.2f} s, decode {r['decoding_time']:.2f} s"
     )
