@@ -20,6 +20,13 @@ from sedic_kit.payload import Payload, SemanticObject, SourceImage
 from sedic_kit.roles import Describer
 
 TEXT_KEYS = ("caption", "prompt", "Description")
+DESCRIPTIONS = "descriptions*.json"
+"""Lists of descriptions (entries with an ``"image"`` file name) found beside an image."""
+
+
+def description_files(directory: Path) -> list[Path]:
+    """The ``descriptions*.json`` lists in ``directory``, in name order."""
+    return sorted(directory.glob(DESCRIPTIONS))
 
 
 class SidecarOptions(DescriptionOptions):
@@ -49,7 +56,7 @@ class SidecarDescriber(Describer):
                 raise InputError(f"describer.path: {p} does not exist")
         if source.path is not None:
             sp = source.path
-            candidates += [sp.with_name(sp.name + ".json"), sp.with_suffix(".json"), *sorted(sp.parent.glob("descriptions*.json"))]
+            candidates += [sp.with_name(sp.name + ".json"), sp.with_suffix(".json"), *description_files(sp.parent)]
         name = source.path.name if source.path else None
         for cand in candidates:
             if not cand.is_file():
