@@ -165,7 +165,9 @@ class CabacMaskCoder(GridMaskCoder):
         padded = np.pad(grids.astype(np.uint8), ((0, 0), (PAD, PAD), (PAD, PAD)))
         out = np.empty(4 * grids.shape[0] * rows * (cols + 1) + 8, np.uint8)  # <= 4 bytes per decision
         size = _walk(padded, True, out, self.options.scale == 1, reference)
-        return out[:size].tobytes()
+        # all-empty masks can code to nothing; one zero byte decodes the same (the decoder reads
+        # zeros past the end) and keeps "objects with an empty mask section" an error for the decoder
+        return out[:size].tobytes() or b"\0"
 
     def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         rows, cols = grid_size(width, height, self.options.scale)

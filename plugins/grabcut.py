@@ -18,7 +18,7 @@ from .passthrough import box_mask, clamp_box
 
 
 class GrabCutOptions(Options):
-    iterations: int = Field(5, ge=1, le=50)
+    iterations: int = Field(5, ge=1, le=50, description="GrabCut iterations per object")
     scale: int = Field(
         4, ge=1, le=64,
         description="run GrabCut at 1/scale resolution, then upsample (4: each cell of the 1/8 mask grid is 2x2 GrabCut pixels)",

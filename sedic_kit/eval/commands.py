@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from ..errors import SedicError
+from ..install import install_hint
 
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Directory of images (e.g. ../shared/data/kodak).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory (reruns resume in it).")]
@@ -31,7 +32,7 @@ def run_compare(
     """Shared body of ``eval`` and ``compare``."""
     missing = [m for m in ("torch", "torchmetrics", "pytorch_msssim", "accelerate", "matplotlib") if importlib.util.find_spec(m) is None]
     if missing:
-        raise SedicError(f"evaluation needs {', '.join(missing)}: pip install 'sedic-kit[eval]'")
+        raise SedicError(f"evaluation needs {', '.join(missing)}: {install_hint('eval')}")
     from .compare import compare
     from .datasets import infer
     from .runner import EvalConfig, shutdown_distributed
