@@ -313,9 +313,20 @@ def models_check(
     set_: SetOpt = None,
     files: Annotated[bool, typer.Option("--files", help="List every file of the models present.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    memory: Annotated[bool, typer.Option("--memory", help="Print the GPU memory plan instead (exit 1 if it does not fit).")] = False,
 ) -> None:
     """List each model a profile needs: present or missing, files, sizes, cache location (exit 1 if any is missing)."""
     from .model_files import check, profile_models
+
+    if memory:
+        from .memory_plan import plan
+
+        gpu = plan(load_profile(name, set_ or []))
+        for line in gpu.lines():
+            out.print(line)
+        if not gpu.fits:
+            raise typer.Exit(1)
+        return
 
     rows: list[dict[str, Any]] = []
     for rm in profile_models(load_profile(name, set_ or [])):
