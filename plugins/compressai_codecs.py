@@ -27,7 +27,7 @@ from sedic_kit.container import Reader, put_varint
 from sedic_kit.errors import FormatError, ModelNotFoundError, ProfileError, SedicError
 from sedic_kit.hookspecs import hookimpl
 from sedic_kit.models import ModelSpec
-from sedic_kit.roles import Options, ReferenceCodec
+from sedic_kit.roles import Options, ReferenceCodec, one_line
 
 from .reference_scaling import DownscaleFilter, downscale, scaled_size
 
@@ -48,6 +48,10 @@ def import_compressai() -> types.ModuleType:
     torchvision does not load beside the CPU torch. When torchvision cannot be imported, an
     empty ``torchvision.transforms`` namespace stands in for the duration of the import and is
     removed afterwards, so nothing else in the process sees it.
+
+    ``torch_geometric.transforms`` (the registry's other source) is imported first, outside that
+    window: it imports transformers, whose ``find_spec("torchvision")`` would fail on the
+    stand-in (it has no ``__spec__``) and must not record a torchvision that is not there.
     """
     if "compressai" in sys.modules:
         return sys.modules["compressai"]
@@ -59,6 +63,7 @@ def import_compressai() -> types.ModuleType:
     except Exception:  # a torchvision built for another torch fails with RuntimeError
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
+    importlib.import_module("torch_geometric.transforms")
     package, transforms = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
     package.transforms = transforms  # type: ignore[attr-defined]
     sys.modules.update({"torchvision": package, "torchvision.transforms": transforms})
@@ -129,6 +134,17 @@ class CompressAICodec(ReferenceCodec):
         missing = cls.missing_requirements()
         if missing:
             raise SedicError(f"reference_codec '{cls.name}' needs {', '.join(missing)}: {INSTALL_HINT}")
+
+    @classmethod
+    def import_problem(cls) -> str | None:
+        missing = cls.missing_requirements()
+        if missing:
+            return f"needs {', '.join(missing)}"
+        try:
+            import_compressai()  # what encode/decode do: a plain `import compressai` needs torchvision
+        except Exception as exc:
+            return f"import compressai fails: {one_line(exc)}"
+        return None
 
     def required_models(self) -> list[ModelSpec]:
         if self.options.checkpoint or not self.options.pretrained:

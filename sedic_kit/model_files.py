@@ -2,7 +2,8 @@
 
 A :class:`~sedic_kit.models.ModelSpec` is located without any network access: ``tiny/NAME``
 specs are built locally, paths are checked, hub ids are looked up in the Hugging Face cache, and
-``url`` specs (single checkpoint files) are looked up in ``$SEDIC_CACHE/models``.
+``url`` specs (single checkpoint files) are looked up in ``$SEDIC_CACHE/models`` and
+``torch-hub`` specs (CompressAI zoo files) in torch hub's ``checkpoints`` directory.
 """
 
 from __future__ import annotations
@@ -35,16 +36,24 @@ class ModelStatus:
         return sum(size for _, size in self.files)
 
 
+SINGLE_FILE_SOURCES = ("url", "torch-hub")
+
+
 def url_cache_path(spec: ModelSpec) -> Path:
-    """Where a ``url`` spec's single file is cached."""
+    """Where a ``url`` or ``torch-hub`` spec's single file is cached."""
     if not spec.url:
         raise SedicError(f"{spec.what}: url model '{spec.spec}' has no url")
-    return cache_root() / "models" / spec.url.rsplit("/", 1)[-1]
+    name = spec.url.rsplit("/", 1)[-1]
+    if spec.source == "torch-hub":
+        import torch
+
+        return Path(torch.hub.get_dir()) / "checkpoints" / name
+    return cache_root() / "models" / name
 
 
 def locate(spec: ModelSpec) -> Path:
     """A local path for ``spec`` (never downloads); one-line :class:`ModelNotFoundError` otherwise."""
-    if spec.source == "url":
+    if spec.source in SINGLE_FILE_SOURCES:
         path = Path(spec.spec).expanduser()
         if path.is_file():
             return path
@@ -71,7 +80,7 @@ def check(spec: ModelSpec) -> ModelStatus:
     try:
         path = locate(spec)
     except ModelNotFoundError as exc:
-        if spec.source == "url":
+        if spec.source in SINGLE_FILE_SOURCES:
             where = str(url_cache_path(spec))
         elif spec.spec.startswith(TINY_PREFIX):
             where = str(cache_root() / "tiny")
@@ -84,7 +93,7 @@ def check(spec: ModelSpec) -> ModelStatus:
 
 def pull(spec: ModelSpec) -> Path:
     """Fetch ``spec`` into its cache (needs a network for hub ids and urls)."""
-    if spec.source == "url":
+    if spec.source in SINGLE_FILE_SOURCES:
         target = url_cache_path(spec)
         if target.is_file():
             return target

@@ -16,7 +16,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError, ProfileError
-from .roles import ROLE_BASES, Plugin, Role
+from .roles import ROLE_BASES, Plugin, Role, one_line
 
 ENTRY_POINT_GROUP = "sedic_kit"
 LOAD_ENV = "SEDIC_LOAD_PLUGINS"
@@ -70,7 +70,7 @@ class Registry:
             try:
                 module = ep.load()
             except Exception as exc:  # a broken third-party plugin must not stop the CLI
-                self.sources[ep.name] = PluginSource(ep.name, dist, version, origin, _one_line(exc))
+                self.sources[ep.name] = PluginSource(ep.name, dist, version, origin, one_line(exc))
                 continue
             self.add_module(module, ep.name, dist, version, origin)
 
@@ -89,7 +89,7 @@ class Registry:
         try:
             self.pm.register(module, name=name)
         except Exception as exc:
-            source.error = _one_line(exc)
+            source.error = one_line(exc)
             return source
         for hook_name, roles in ROLE_HOOKS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
@@ -98,7 +98,7 @@ class Registry:
                 try:
                     impl.function(register=lambda cls, roles=roles: self._register(cls, roles, source))
                 except Exception as exc:
-                    source.error = _one_line(exc)
+                    source.error = one_line(exc)
         return source
 
     def _register(self, cls: type, roles: tuple[Role, ...], source: PluginSource) -> None:
@@ -138,12 +138,7 @@ class Registry:
             try:
                 impl.function(cli=cli)
             except Exception as exc:
-                self.sources[impl.plugin_name].error = _one_line(exc)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+                self.sources[impl.plugin_name].error = one_line(exc)
 
 
 _registry: Registry | None = None
