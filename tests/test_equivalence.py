@@ -176,3 +176,29 @@ def test_orag_without_objects_is_the_controlnet_pipeline(cfg_scale: float) -> No
         guidance_scale=cfg_scale, controlnet_conditioning_scale=1.0, latents=noise, output_type="pil",
     ).images[0]
     assert np.array_equal(np.asarray(ours), np.asarray(theirs))
+
+
+# -- sam2 through our plugin vs SAM2ImagePredictor called directly ---------------------------
+@needs("sam2.build_sam", "sam2.sam2_image_predictor")
+def test_sam2_plugin_is_sam2_image_predictor(tmp_path: Path) -> None:
+    import torch
+    from sam2.build_sam import build_sam2
+    from sam2.sam2_image_predictor import SAM2ImagePredictor
+    from sedic_plugins.sam import SAM2_VARIANTS, Sam2Segmenter
+
+    config = SAM2_VARIANTS["tiny"][1]
+    torch.manual_seed(0)
+    ckpt = tmp_path / "sam2_random.pt"
+    torch.save({"model": build_sam2(config, None, device="cpu").state_dict()}, ckpt)
+    image = textured_image(96, 64, seed=4)
+    boxes = [(10, 8, 60, 50), (40, 20, 90, 60)]
+    payload = Payload(96, 64, "", [SemanticObject(str(i), box=b) for i, b in enumerate(boxes)])
+    ours = Sam2Segmenter(variant="tiny", checkpoint=str(ckpt), device="cpu").segment(load_image(image), payload)
+
+    predictor = SAM2ImagePredictor(build_sam2(config, str(ckpt), device="cpu"))
+    predictor.set_image(np.asarray(image))
+    for obj, b in zip(ours.objects, boxes, strict=True):
+        masks, scores, _ = predictor.predict(box=np.array([b], dtype=np.float32), multimask_output=True)
+        best = masks[int(np.argmax(scores))] > 0
+        assert best.any() and (~best).any()
+        assert np.array_equal(obj.mask, best)
