@@ -74,6 +74,7 @@ class TransformersDescriber(Describer):
             messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
             prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
             inputs = processor(images=image, text=prompt, return_tensors="pt").to(device)
+            inputs.pop("token_type_ids", None)  # transformers 4's tokenizers add them; LLaVA takes none
             inputs = {k: v.to(model.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
             sample = self.options.temperature > 0
             manual_seed(self.options.seed)
