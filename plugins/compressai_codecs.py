@@ -48,10 +48,6 @@ def import_compressai() -> types.ModuleType:
     torchvision does not load beside the CPU torch. When torchvision cannot be imported, an
     empty ``torchvision.transforms`` namespace stands in for the duration of the import and is
     removed afterwards, so nothing else in the process sees it.
-
-    ``torch_geometric.transforms`` (the registry's other source) is imported first, outside that
-    window: it imports transformers, whose ``find_spec("torchvision")`` would fail on the
-    stand-in (it has no ``__spec__``) and must not record a torchvision that is not there.
     """
     if "compressai" in sys.modules:
         return sys.modules["compressai"]
@@ -63,6 +59,8 @@ def import_compressai() -> types.ModuleType:
     except Exception:  # a torchvision built for another torch fails with RuntimeError
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
+    # torch_geometric (imported by compressai.registry too) probes for torchvision through
+    # transformers: it must be imported before the stand-in exists, or the probe fails on it.
     importlib.import_module("torch_geometric.transforms")
     package, transforms = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
     package.transforms = transforms  # type: ignore[attr-defined]

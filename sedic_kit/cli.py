@@ -169,9 +169,10 @@ def decode(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output image (default: FILE.png).")] = None,
     profile: Annotated[str, typer.Option("--profile", "-p", help="Profile giving local options (model paths, device).")] = "lite",
     set_: SetOpt = None,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Decode a .sedic file to an image."""
-    codec = Codec.from_profile(profile, overrides=set_ or [])
+    codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
     image = codec.decode(sedic)
     path = output or sedic.with_suffix(".png")
     image.save(path)
@@ -203,7 +204,9 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
                     "extra": cls.extra,
                 }
             )
-    broken = [{"module": s.name, "distribution": s.distribution, "error": s.error} for s in registry.sources.values() if s.error]
+    broken = [
+        {"module": s.name, "distribution": s.distribution, "error": error} for s in registry.sources.values() for error in s.errors
+    ]
     if as_json:
         out.print_json(json.dumps({"plugins": rows, "errors": broken}))
         return

@@ -4,21 +4,24 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from .container import PluginRef, SedicFile, pack, unpack
+from .describe import text_limit_problem
 from .errors import FormatError, PluginError, ProfileError, SedicError
 from .imaging import DEFAULT_MAX_PIXELS, load_image
 from .payload import Payload, SourceImage
-from .plugins import get_registry
+from .plugins import Registry, get_registry
 from .profiles import Profile, apply_override, instantiate, load_profile
 from .rate import fit_reference
 from .roles import (
@@ -33,6 +36,9 @@ from .roles import (
     Segmenter,
     TextCoder,
 )
+
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -87,20 +93,45 @@ class DecodeResult:
 
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file and rename (no partial files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    with _temporary_beside(path) as tmp:
+        tmp.write_bytes(data)
     return path
 
 
 def save_png(image: Image.Image, path: Path) -> Path:
     """Write ``image`` as PNG via a temporary file and rename (no partial files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, "PNG")
-    tmp.replace(path)
+    with _temporary_beside(path) as tmp:
+        image.save(tmp, "PNG")
     return path
+
+
+def _file_mode() -> int:
+    """0o666 less the process umask (what ``open`` would give a new file)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
+@contextmanager
+def _temporary_beside(path: Path) -> Iterator[Path]:
+    """A uniquely named temporary file in ``path``'s directory, renamed to ``path`` when the
+    block succeeds and removed when it fails (concurrent writers never share a temporary name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        try:
+            os.fchmod(fd, _FILE_MODE)  # mkstemp makes it private; outputs get the usual mode
+        finally:
+            os.close(fd)
+        yield tmp
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @contextmanager
@@ -120,13 +151,16 @@ class Codec:
         plugins: Mapping[Role, Plugin],
         profile: Profile | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        registry: Registry | None = None,
     ) -> None:
+        """``registry`` resolves the decoder plugins a file names (default: the installed plugins)."""
         missing = [r.value for r in Role if r not in plugins]
         if missing:
             raise ProfileError(f"codec needs a plugin for: {', '.join(missing)}")
         self.plugins = dict(plugins)
         self.profile = profile
         self.max_pixels = max_pixels
+        self.registry = registry if registry is not None else get_registry()
         self._decoders: dict[tuple[Role, str, str], Plugin] = {}
 
     @classmethod
@@ -136,12 +170,14 @@ class Codec:
         *,
         overrides: Sequence[str] = (),
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        registry: Registry | None = None,
         **role_options: Mapping[str, Any],
     ) -> Codec:
         """Build from a profile name, path or object.
 
         ``overrides`` are ``"role.key=value"`` strings; keyword arguments are per-role option
-        dicts, e.g. ``Codec.from_profile("lite", reference_codec={"quality": 10})``.
+        dicts, e.g. ``Codec.from_profile("lite", reference_codec={"quality": 10})``. Plugins come
+        from ``registry`` (default: the installed plugins), for encoding and decoding alike.
         """
         if isinstance(profile, Profile):
             prof = copy.deepcopy(profile)
@@ -154,7 +190,8 @@ class Codec:
                 raise ProfileError(f"{role_name}: expected a dict of options, got {options!r}")
             for key, value in options.items():
                 apply_override(prof, f"{role_name}.{key}", value)
-        return cls(prof.build(), prof, max_pixels)
+        registry = registry if registry is not None else get_registry()
+        return cls(prof.build(registry), prof, max_pixels, registry)
 
     # -- typed access to the chosen plugins ------------------------------------------------
     @property
@@ -220,6 +257,9 @@ class Codec:
         source = image if isinstance(image, SourceImage) else self.load(image)
         payload = self.analyze(source, timings)
         w, h = source.size
+        problem = text_limit_problem(payload.texts())
+        if problem:
+            raise PluginError(f"the description breaks the format's text limits ({problem})")
         with _timed(timings, "text"):
             text = self.text_coder.encode(payload.texts())
         object_masks: list[np.ndarray] = [o.mask for o in payload.objects]  # type: ignore[misc]
@@ -240,6 +280,8 @@ class Codec:
                 with _timed(timings, "masks"):
                     decoded = codec.decode(payload.reference, w, h)
                     coded_masks = mask_coder.encode(object_masks, w, h, reference=decoded)
+            if object_masks and not coded_masks:
+                raise PluginError(f"mask coder '{mask_coder.name}' wrote an empty section for {len(object_masks)} masks")
             return pack(SedicFile(w, h, refs, payload.reference, text, coded_masks, dict(payload.extras)))
 
         if target_bpp is None:
@@ -262,7 +304,7 @@ class Codec:
         key = (role, ref.name, repr(sorted(ref.params.items())))
         if key in self._decoders:
             return self._decoders[key]
-        registry = get_registry()
+        registry = self.registry
         try:
             cls = registry.get(role, ref.name)
         except ProfileError:
@@ -299,8 +341,18 @@ class Codec:
         return unpack(bytes(data))
 
     def decode_detailed(self, data: bytes | str | Path) -> DecodeResult:
-        """Decode and also return the payload, the reference image and timings."""
+        """Decode and also return the payload, the reference image and timings.
+
+        The header's image size is checked against ``max_pixels`` before any plugin runs; every
+        plugin call is guarded, so whatever a crafted file makes a plugin raise (``MemoryError``
+        included) comes out as one :class:`FormatError` line naming the section and the plugin.
+        """
         f = self.read(data)
+        if f.width * f.height > self.max_pixels:
+            raise FormatError(
+                f"the file is a {f.width}x{f.height} image ({f.width * f.height / 1e6:.1f} megapixels), above the "
+                f"decoder's limit of {self.max_pixels / 1e6:g} (raise it with --max-pixels or Codec(max_pixels=...))"
+            )
         timings: dict[str, float] = {}
         plugins = {role: self.decoder_plugin(role, f.plugins[role]) for role in DECODER_ROLES}
         text_coder: TextCoder = plugins[Role.text_coder]  # type: ignore[assignment]
@@ -308,25 +360,36 @@ class Codec:
         reference_codec: ReferenceCodec = plugins[Role.reference_codec]  # type: ignore[assignment]
         restorer: Restorer = plugins[Role.restorer]  # type: ignore[assignment]
         with _timed(timings, "text"):
-            texts = _section(lambda: text_coder.decode(f.text), "text")
+            texts = _guarded(lambda: text_coder.decode(f.text), "decode the text section", text_coder)
+            problem = text_limit_problem(texts) if isinstance(texts, list) else "not a list of strings"
+            if problem:
+                raise FormatError(f"corrupt text section ({problem})")
             try:
                 caption, objects = Payload.split_texts(texts)
             except ValueError as exc:
                 raise FormatError(f"corrupt text section ({exc})") from None
+        if objects and not f.masks:
+            raise FormatError(f"corrupt .sedic file (mask section is empty but there are {len(objects)} objects)")
         with _timed(timings, "reference"):
-            reference = _section(lambda: reference_codec.decode(f.reference, f.width, f.height), "reference")
+            reference = _guarded(
+                lambda: reference_codec.decode(f.reference, f.width, f.height), "decode the reference section", reference_codec
+            )
         with _timed(timings, "masks"):
             if mask_coder.uses_reference:
-                masks = _section(lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height, reference=reference), "mask")
+                masks = _guarded(
+                    lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height, reference=reference),
+                    "decode the mask section",
+                    mask_coder,
+                )
             else:
-                masks = _section(lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height), "mask")
+                masks = _guarded(lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height), "decode the mask section", mask_coder)
         if len(masks) != len(objects):
             raise FormatError(f"mask section holds {len(masks)} masks for {len(objects)} objects")
         for obj, mask in zip(objects, masks):
             obj.mask = np.asarray(mask, dtype=bool)
         payload = Payload(f.width, f.height, caption, objects, f.reference, dict(f.extras))
         with _timed(timings, "restore"):
-            image = restorer.restore(reference, payload)
+            image = _guarded(lambda: restorer.restore(reference, payload), "restore the image", restorer)
         if image.size != (f.width, f.height) or image.mode != "RGB":
             raise PluginError(
                 f"restorer '{restorer.name}' returned {image.mode} {image.size[0]}x{image.size[1]}, "
@@ -339,14 +402,27 @@ class Codec:
         return self.decode_detailed(data).image
 
 
-def _section(fn: Any, what: str) -> Any:
-    """Run a section decoder; turn anything but a SedicError into a one-line FormatError."""
+def _guarded(fn: Callable[[], T], what: str, plugin: Plugin) -> T:
+    """Run one decoder-side plugin call on data from a file.
+
+    A :class:`FormatError` gets the section and plugin added; any other exception but a
+    :class:`SedicError` (a missing model, say), ``MemoryError`` included, becomes one.
+    """
+    where = f"cannot {what} ({plugin.role.value} '{plugin.name}')"
     try:
         return fn()
+    except FormatError as exc:
+        raise FormatError(f"{where}: {_one_line(str(exc))}") from None
     except SedicError:
         raise
-    except Exception as exc:  # a coder choking on bytes that passed the CRC
-        raise FormatError(f"cannot decode the {what} section: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # a plugin choking on bytes that passed the CRC
+        detail = _one_line(str(exc))
+        raise FormatError(f"{where}: {type(exc).__name__}{': ' + detail if detail else ''}") from None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def finite(value: float) -> float | None:

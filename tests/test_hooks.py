@@ -8,7 +8,6 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
 
 import numpy as np
 import pytest
@@ -20,22 +19,24 @@ from sedic_kit import Codec, hookimpl, hookspecs, load_profile
 from sedic_kit import plugins as plugins_module
 from sedic_kit.cli import main
 from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.plugins import Registry, get_registry, reset_registry
-from sedic_kit.roles import Grounder, MaskCoder, ReferenceCodec, Restorer, Segmenter, TextCoder
+from sedic_kit.errors import FormatError
+from sedic_kit.plugins import Registry, get_registry
+from sedic_kit.roles import Grounder, MaskCoder, ReferenceCodec, Restorer, Role, Segmenter, TextCoder
 
 HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_"))
 
 
 @pytest.fixture
-def registry() -> Iterator[Registry]:
-    reset_registry()
-    yield get_registry()
-    reset_registry()
+def registry() -> Registry:
+    """A private registry: what tests add to it is unknown to the installed plugins."""
+    registry = Registry()
+    registry.load_entry_points()
+    return registry
 
 
 def roundtrip(registry: Registry, image: Path, **swap: str) -> tuple[Codec, Image.Image]:
     profile = load_profile("lite", [f"{role}.plugin={name}" for role, name in swap.items()])
-    codec = Codec(profile.build(registry), profile)
+    codec = Codec(profile.build(registry), profile, registry=registry)
     result = codec.encode(image)
     return codec, codec.decode(result.data)
 
@@ -197,8 +198,21 @@ def test_hook_register_entropy_coders(registry: Registry, small_image: Path) -> 
 
 def test_hook_register_restorers(registry: Registry, small_image: Path) -> None:
     registry.add_module(PLUGIN, "test-plugin")
-    _, image = roundtrip(registry, small_image, restorer="sharpen")
-    assert image.size == (96, 64) and image.mode == "RGB"
+    codec, image = roundtrip(registry, small_image, restorer="sharpen")
+    reference = codec.decode_detailed(codec.encode(small_image).data).reference
+    expected = reference.resize((96, 64), Image.Resampling.BICUBIC).filter(ImageFilter.SHARPEN)
+    assert np.array_equal(np.asarray(image), np.asarray(expected))
+    assert not np.array_equal(np.asarray(image), np.asarray(reference.resize((96, 64), Image.Resampling.BICUBIC)))
+
+
+def test_a_private_registry_decodes_its_own_plugins(registry: Registry, small_image: Path) -> None:
+    registry.add_module(PLUGIN, "test-plugin")
+    codec, _ = roundtrip(registry, small_image, text_coder="utf16")
+    data = codec.encode(small_image).data
+    assert "utf16" not in get_registry().names(Role.text_coder)
+    assert codec.decode_detailed(data).payload.caption == codec.encode(small_image).payload.caption
+    with pytest.raises(FormatError, match="needs text_coder 'utf16' v1, which is not installed"):
+        Codec.from_profile("lite").decode(data)
 
 
 def test_hook_register_commands(registry: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -224,7 +238,19 @@ def test_bad_registrations_are_reported_not_fatal(registry: Registry) -> None:
         register_grounders=hookimpl(lambda register: register(SharpenRestorer)),
     )
     source = registry.add_module(bad, "bad-plugin")
-    assert source.error and ("has no name" in source.error or "is not a Grounder" in source.error)
-    assert "bad-plugin" in "\n".join(registry.errors())
+    assert len(source.errors) == 2
+    assert any("has no name" in e for e in source.errors) and any("is not a Grounder subclass" in e for e in source.errors)
+    assert sum("bad-plugin" in line for line in registry.errors()) == 2
     dup = registry.add_module(SimpleNamespace(register_restorers=hookimpl(lambda register: register(type("U", (SharpenRestorer,), {"name": "upsample"})))), "dup")
-    assert dup.error and "already registered" in dup.error
+    assert dup.errors == ["restorer 'upsample' is already registered by upsample"]
+    assert registry.get(Role.restorer, "upsample").__module__ == "sedic_plugins.upsample"
+
+
+def test_a_misspelled_hook_fails_its_module_with_a_hint(registry: Registry) -> None:
+    typo = SimpleNamespace(register_describer=hookimpl(lambda register: None), register_restorers=hookimpl(lambda register: register(SharpenRestorer)))
+    source = registry.add_module(typo, "typo-plugin")
+    assert source.errors == ["PluginError: unknown hook register_describer (did you mean register_describers?)"]
+    assert "sharpen" not in registry.names(Role.restorer) and not registry.pm.has_plugin("typo-plugin")
+    registry.add_module(PLUGIN, "test-plugin")  # later modules are unaffected
+    assert "sharpen" in registry.names(Role.restorer)
+
