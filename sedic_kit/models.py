@@ -19,7 +19,7 @@ from typing import Callable
 from .errors import ModelNotFoundError
 
 TINY_PREFIX = "tiny/"
-TINY_VERSION = 1
+TINY_VERSION = 2
 _TINY_BUILDERS: dict[str, Callable[[Path], None]] = {}
 
 
