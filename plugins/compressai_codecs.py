@@ -28,7 +28,7 @@ from sedic_kit.errors import FormatError, ModelNotFoundError, ProfileError, Sedi
 from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.install import install_hint
 from sedic_kit.models import ModelSpec
-from sedic_kit.roles import Options, ReferenceCodec
+from sedic_kit.roles import Options, ReferenceCodec, one_line
 
 from .hf_common import torch_threads
 from .reference_scaling import DownscaleFilter, downscale, scaled_size
@@ -132,6 +132,17 @@ class CompressAICodec(ReferenceCodec[CompressAIOptions]):
         missing = cls.missing_requirements()
         if missing:
             raise SedicError(f"reference_codec '{cls.name}' needs {', '.join(missing)}: {install_hint('compressai')}")
+
+    @classmethod
+    def import_problem(cls) -> str | None:
+        missing = cls.missing_requirements()
+        if missing:
+            return f"needs {', '.join(missing)}"
+        try:
+            import_compressai()  # what encode/decode do: a plain `import compressai` needs torchvision
+        except Exception as exc:
+            return f"import compressai fails: {one_line(exc)}"
+        return None
 
     def required_models(self) -> list[ModelSpec]:
         if self.options.checkpoint or not self.options.pretrained:

@@ -239,6 +239,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
             cls = registry.classes[role][name]
             src = registry.sources[registry.owner[(role, name)]]
             missing = cls.missing_requirements()
+            problem = cls.import_problem()
             rows.append(
                 {
                     "role": role.value,
@@ -247,8 +248,9 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
                     "distribution": src.distribution,
                     "version": src.version,
                     "origin": src.origin,
-                    "available": not missing,
+                    "available": problem is None,
                     "missing": missing,
+                    "problem": problem,
                     "extra": cls.extra,
                 }
             )
@@ -262,7 +264,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
     for col in ("role", "name", "distribution", "version", "origin", "status"):
         table.add_column(col)
     for r in rows:
-        status = "ok" if r["available"] else f"needs {', '.join(r['missing'])}" + (f" ([{r['extra']}])" if r["extra"] else "")
+        status = "ok" if r["available"] else r["problem"] + (f" ([{r['extra']}])" if r["extra"] and r["missing"] else "")
         table.add_row(*(str(r[k] or "-") for k in ("role", "name", "distribution", "version", "origin")), status)
     out.print(table)
     for b in broken:

@@ -11,6 +11,7 @@ values are stored in the file header).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from abc import ABC, abstractmethod
 from enum import Enum
@@ -88,6 +89,23 @@ class Plugin(ABC, Generic[OptionsT]):
         return [m for m in cls.requires if importlib.util.find_spec(m) is None]
 
     @classmethod
+    def import_problem(cls) -> str | None:
+        """Why this plugin cannot run here, in one line (``None``: its libraries import).
+
+        Missing modules are named without importing anything; present ones are imported, since a
+        library that is installed can still fail to load (a torchvision built for another torch).
+        """
+        missing = cls.missing_requirements()
+        if missing:
+            return f"needs {', '.join(missing)}"
+        for module in cls.requires:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                return f"import {module} fails: {one_line(exc)}"
+        return None
+
+    @classmethod
     def check_available(cls) -> None:
         """Raise a one-line error naming what to install when ``requires`` are missing."""
         missing = cls.missing_requirements()
@@ -109,6 +127,12 @@ class Plugin(ABC, Generic[OptionsT]):
             for k in self.decode_params
             if getattr(self.options, k) != getattr(defaults, k)
         }
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 class Describer(Plugin[OptionsT]):
