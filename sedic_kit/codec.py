@@ -20,7 +20,7 @@ from .imaging import DEFAULT_MAX_PIXELS, load_image
 from .payload import Payload, SourceImage
 from .plugins import get_registry
 from .profiles import Profile, apply_override, instantiate, load_profile
-from .rate import fit_reference
+from .rate import RatePolicy, SemanticBudget, fit_reference, trim
 from .roles import (
     DECODER_ROLES,
     Describer,
@@ -190,14 +190,27 @@ class Codec:
         """Open and normalise an input image (limits and conversions of this codec)."""
         return load_image(image, self.max_pixels)
 
-    def analyze(self, source: SourceImage, timings: dict[str, float] | None = None) -> Payload:
-        """Run describer, grounder and segmenter: the semantic half of the encoder."""
+    def analyze(
+        self, source: SourceImage, timings: dict[str, float] | None = None, budget: SemanticBudget | None = None
+    ) -> Payload:
+        """Run describer, grounder and segmenter: the semantic half of the encoder.
+
+        With a ``budget`` (rate control), the description is limited to its J, l_d and l_all
+        after grounding and before segmentation: trimmed from the describer's answer, or asked
+        afresh with those limits when the profile sets ``rate.redescribe``.
+        """
         timings = timings if timings is not None else {}
         w, h = source.size
+        policy = self.rate_policy
+        describer = self.describer if budget is None or not policy.redescribe else self.describer_with(budget)
         with _timed(timings, "describe"):
-            payload = self.describer.describe(source)
+            payload = describer.describe(source)
         with _timed(timings, "ground"):
             payload = self.grounder.ground(source, payload)
+        if budget is not None:
+            payload, kept = trim(payload, budget)
+            how = "asked afresh" if policy.redescribe else "trimmed"
+            source.notes.append(f"semantics {budget.describe()} ({how}): {kept}")
         with _timed(timings, "segment"):
             payload = self.segmenter.segment(source, payload)
         if (payload.width, payload.height) != (w, h):
@@ -208,17 +221,36 @@ class Codec:
                 raise PluginError(f"segmenter '{self.segmenter.name}' gave object '{obj.name}' mask {shape}, expected {(h, w)}")
         return payload
 
+    @property
+    def rate_policy(self) -> RatePolicy:
+        """The profile's ``[rate]`` policy (the paper's operating points without a profile)."""
+        return self.profile.rate_policy() if self.profile is not None else RatePolicy()
+
+    def describer_with(self, budget: SemanticBudget) -> Describer:
+        """This codec's describer asking for ``budget``'s limits (same instance state: a loaded model is shared)."""
+        own = self.describer
+        fields = type(own.options).model_fields
+        if not all(k in fields for k in budget.limits()):
+            raise ProfileError(
+                f"rate.redescribe: describer '{own.name}' has no max_objects/detail_words/caption_words options to ask with"
+            )
+        fresh = copy.copy(own)
+        fresh.options = type(own.options).model_validate({**own.options.model_dump(), **budget.limits()})
+        return fresh
+
     def encode(
         self, image: Image.Image | str | Path | bytes | SourceImage, target_bpp: float | None = None
     ) -> EncodeResult:
         """Encode an image (PIL image, path or encoded bytes) into a ``.sedic`` file.
 
-        With ``target_bpp``, the reference codec's setting is searched (after text and masks are
-        coded) so the whole file lands at or just under that many bits per pixel.
+        With ``target_bpp``, the profile's rate policy first sets J, l_d and l_all (the paper's
+        knobs), then the reference codec's setting is searched (after text and masks are coded)
+        so the whole file lands at or just under that many bits per pixel.
         """
         timings: dict[str, float] = {}
         source = image if isinstance(image, SourceImage) else self.load(image)
-        payload = self.analyze(source, timings)
+        budget = None if target_bpp is None else self.rate_policy.choose(target_bpp)
+        payload = self.analyze(source, timings, budget)
         w, h = source.size
         with _timed(timings, "text"):
             text = self.text_coder.encode(payload.texts())
@@ -245,12 +277,14 @@ class Codec:
         if target_bpp is None:
             data, bits = build(self.reference_codec)
         else:
-            choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build)
+            choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build, lambda c: c.encode(source.image))
             data, bits = choice.data, choice.bits
             payload.reference = unpack(data).reference
             setting = ", ".join(f"{k}={v}" for k, v in choice.setting.items())
             verdict = "" if choice.fits else " (the lowest setting; the target is out of reach)"
-            notes.append(f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} tries")
+            notes.append(
+                f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} coded + {choice.probes} fast probes"
+            )
         return EncodeResult(data, payload, bits, timings, notes)
 
     # -- decoding --------------------------------------------------------------------------
