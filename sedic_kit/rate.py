@@ -182,10 +182,10 @@ def _settle(
     """
     i = start
     if real(i) <= budget_bits:
-        up = i + 1
-        if up < rungs and predicted_fits(up) and real(up) <= budget_bits:
-            return up
-        return i
+        up = i  # one real try at the highest rung the updated prediction allows
+        while up + 1 < rungs and predicted_fits(up + 1):
+            up += 1
+        return up if up > i and real(up) <= budget_bits else i
     while i > 0:
         k = i - 1
         while k > 0 and not predicted_fits(k):
