@@ -178,14 +178,18 @@ def _settle(
 ) -> int | None:
     """From the probes' best rung, the rung whose real file is the largest that fits (None: none fits).
 
-    Every real file updates the prediction (``predicted_fits``); only a real file decides.
+    Every real file updates the prediction (``predicted_fits``); only a real file decides. Going
+    up costs at most two more real files (the highest rung predicted to fit, then half way).
     """
     i = start
     if real(i) <= budget_bits:
         up = i  # one real try at the highest rung the updated prediction allows
         while up + 1 < rungs and predicted_fits(up + 1):
             up += 1
-        return up if up > i and real(up) <= budget_bits else i
+        if up > i and real(up) <= budget_bits:
+            return up
+        mid = (i + up) // 2  # overshot: one more real try half way
+        return mid if mid > i and real(mid) <= budget_bits else i
     while i > 0:
         k = i - 1
         while k > 0 and not predicted_fits(k):
