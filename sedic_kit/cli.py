@@ -47,7 +47,7 @@ SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Overri
 MaxPixelsOpt = Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")]
 TargetBppOpt = Annotated[
     Optional[float],
-    typer.Option("--target-bpp", min=0.0, help="Choose the reference codec's setting so each file is at most this many bpp."),
+    typer.Option("--target-bpp", min=0.0, help="Fit each file to at most this many bpp: J, l_d, l_all from the profile's [rate] policy, then the reference setting."),
 ]
 
 
