@@ -249,7 +249,10 @@ class CabacMaskCoder(GridMaskCoder):
         encoder = RangeEncoder()
         encoder.encode(np.array(bits, dtype=np.int32), Bernoulli(perfect=False), np.array(probs, dtype=np.float64))
         expected = [g for g in grids]
-        return words_to_bytes(encoder.get_compressed(), lambda d: self._decodes_to(d, expected, width, height, reference))
+        data = words_to_bytes(encoder.get_compressed(), lambda d: self._decodes_to(d, expected, width, height, reference))
+        # all-empty masks can trim to nothing; one zero byte decodes the same (missing words read
+        # as zeros) and keeps "objects with an empty mask section" an error for the decoder
+        return data or b"\0"
 
     def _decodes_to(self, data: bytes, expected: list[np.ndarray], width: int, height: int, reference: Image.Image | None) -> bool:
         try:

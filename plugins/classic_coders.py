@@ -157,7 +157,7 @@ class GolombMaskCoder(GridMaskCoder):
         r = BitReader(data)
         k = r.get(5)
         n = r.get(32)
-        if n > total:
+        if n > min(total, len(r.bits)):  # every run costs at least one bit
             raise FormatError("corrupt mask section (run count)")
         flat = np.zeros(total, dtype=bool)
         pos, value = 0, False

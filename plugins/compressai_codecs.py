@@ -9,7 +9,7 @@ state dict) or the CompressAI zoo weights for ``quality``/``metric``, read from 
 cache (never downloaded here: a missing file is a one-line error naming it and the cache dir).
 ``pretrained = false`` gives seeded random weights (tests, speed measurements).
 
-Install (see README): ``pip install 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8``.
+Install (see README): ``pip install torch==2.13.0 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8``.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pydantic import Field
 from sedic_kit.container import Reader, put_varint
 from sedic_kit.errors import FormatError, ModelNotFoundError, ProfileError, SedicError
 from sedic_kit.hookspecs import hookimpl
+from sedic_kit.install import install_hint
 from sedic_kit.models import ModelSpec
 from sedic_kit.roles import Options, ReferenceCodec
 
@@ -33,7 +34,6 @@ from .reference_scaling import DownscaleFilter, downscale, scaled_size
 
 PAD = 64
 """Every architecture here downsamples by 64 in total (16 analysis x 4 hyper-analysis)."""
-INSTALL_HINT = "pip install 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8"
 RANDOM_SEED = 0
 STRINGS = 2
 LADDER_DOWNSCALES = (6.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0)
@@ -59,6 +59,9 @@ def import_compressai() -> types.ModuleType:
     except Exception:  # a torchvision built for another torch fails with RuntimeError
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
+    # torch_geometric (imported by compressai.registry too) probes for torchvision through
+    # transformers: it must be imported before the stand-in exists, or the probe fails on it.
+    importlib.import_module("torch_geometric.transforms")
     package, transforms = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
     package.transforms = transforms  # type: ignore[attr-defined]
     sys.modules.update({"torchvision": package, "torchvision.transforms": transforms})
@@ -128,7 +131,7 @@ class CompressAICodec(ReferenceCodec):
     def check_available(cls) -> None:
         missing = cls.missing_requirements()
         if missing:
-            raise SedicError(f"reference_codec '{cls.name}' needs {', '.join(missing)}: {INSTALL_HINT}")
+            raise SedicError(f"reference_codec '{cls.name}' needs {', '.join(missing)}: {install_hint('compressai')}")
 
     def required_models(self) -> list[ModelSpec]:
         if self.options.checkpoint or not self.options.pretrained:
@@ -136,7 +139,7 @@ class CompressAICodec(ReferenceCodec):
         self.check_available()
         import_compressai()
         url, _ = zoo_checkpoint(self.arch, self.options.metric, self.options.quality)
-        return [ModelSpec("reference_codec", f"{self.arch}-{self.options.metric}-{self.options.quality}", "torch-hub", url=url)]
+        return [ModelSpec("reference_codec.checkpoint", f"{self.arch}-{self.options.metric}-{self.options.quality}", "torch-hub", url=url)]
 
     # -- model -----------------------------------------------------------------------------
     def model(self) -> Any:

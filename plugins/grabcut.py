@@ -16,7 +16,7 @@ from .passthrough import box_mask, clamp_box
 
 
 class GrabCutOptions(Options):
-    iterations: int = Field(5, ge=1, le=50)
+    iterations: int = Field(5, ge=1, le=50, description="GrabCut iterations per object")
     max_side: int = Field(1024, ge=64, description="work at most at this resolution, then upsample")
     min_coverage: float = Field(0.02, ge=0, le=1, description="below this share of the box, use the box")
 

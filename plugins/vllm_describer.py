@@ -25,8 +25,8 @@ class VllmOptions(LMMDescriptionOptions):
     model: str = Field("llava-hf/llava-1.5-7b-hf", description="hub id (cached) or local directory")
     max_image_side: int = Field(672, ge=64, le=4096, description="image sent resized to this longer side")
     guided: bool = Field(True, description="constrain decoding to the description JSON schema")
-    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
-    max_model_len: int = Field(4096, ge=512)
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="share of GPU memory vLLM may take")
+    max_model_len: int = Field(4096, ge=512, description="context length (prompt + image tokens + answer)")
     dtype: str = "auto"
     seed: int = 0
 

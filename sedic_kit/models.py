@@ -93,11 +93,11 @@ def hf_cache_dir() -> str:
         return str(Path.home() / ".cache" / "huggingface" / "hub")
 
 
-def resolve(spec: str, what: str, allow_patterns: tuple[str, ...] = ()) -> Path:
+def resolve(spec: str, what: str, allow_patterns: tuple[str, ...] = (), fetch: str = "sedic-kit models pull PROFILE") -> Path:
     """A local path for ``spec``: ``tiny/NAME``, an existing path, or a hub id already cached.
 
     Never downloads: a missing model raises :class:`ModelNotFoundError` naming the repository,
-    the files and the cache directory, and how to fetch them.
+    the files and the cache directory, and ``fetch``, the command that fetches it.
     """
     if spec.startswith(TINY_PREFIX):
         return tiny_path(spec[len(TINY_PREFIX) :])
@@ -116,5 +116,5 @@ def resolve(spec: str, what: str, allow_patterns: tuple[str, ...] = ()) -> Path:
         files = f" ({', '.join(allow_patterns)})" if allow_patterns else ""
         raise ModelNotFoundError(
             f"{what}: model '{spec}'{files} is not in the Hugging Face cache {hf_cache_dir()}; "
-            f"fetch it with `sedic-kit models pull PROFILE` where a network exists, or set {what} to a local directory"
+            f"fetch it with `{fetch}` where a network exists, or set {what} to a local directory"
         ) from None

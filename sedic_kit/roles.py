@@ -19,6 +19,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
 from .errors import SedicError
+from .install import install_hint
 from .models import ModelSpec
 from .payload import Payload, SourceImage
 
@@ -74,7 +75,7 @@ class Plugin(ABC):
         """Raise a one-line error naming what to install when ``requires`` are missing."""
         missing = cls.missing_requirements()
         if missing:
-            hint = f"pip install 'sedic-kit[{cls.extra}]'" if cls.extra else f"pip install {' '.join(missing)}"
+            hint = install_hint(cls.extra) if cls.extra else f"pip install {' '.join(missing)}"
             raise SedicError(
                 f"{cls.role.value} '{cls.name}' needs {', '.join(missing)} which is not installed: {hint}"
             )

@@ -15,8 +15,9 @@ from conftest import REPO
 ROLES = ["describer", "grounder", "segmenter", "reference_codec", "text_coder", "mask_coder", "restorer"]
 
 
-def plugins_json(pythonpath: Path | None = None, **env: str) -> dict:
-    full = {**os.environ, **env}
+def plugins_json(pythonpath: Path | None = None, **env: str | None) -> dict:
+    """``sedic-kit plugins --json`` in a subprocess; an env value of None unsets the variable."""
+    full = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     if pythonpath is not None:
         full["PYTHONPATH"] = str(pythonpath)
     proc = subprocess.run(
@@ -51,7 +52,7 @@ def test_builtins_cover_every_role() -> None:
 
 
 def test_installed_example_is_listed_and_broken_one_reported(site: Path) -> None:
-    data = plugins_json(site)
+    data = plugins_json(site, SEDIC_LOAD_PLUGINS=None)
     exif = [p for p in data["plugins"] if p["name"] == "exif"]
     assert exif == [
         {
@@ -67,12 +68,19 @@ def test_load_plugins_env_limits_third_party(site: Path) -> None:
     only = plugins_json(site, SEDIC_LOAD_PLUGINS="sedic-exif-describer")
     assert any(p["name"] == "exif" for p in only["plugins"]) and only["errors"] == []
     none = plugins_json(site, SEDIC_LOAD_PLUGINS="")
-    assert not any(p["origin"] == "third-party" for p in none["plugins"])
+    assert not any(p["origin"] == "third-party" for p in none["plugins"]) and none["errors"] == []
     assert {p["role"] for p in none["plugins"]} == set(ROLES)
 
 
+def test_the_test_suite_ignores_installed_third_party_plugins(site: Path) -> None:
+    """conftest sets SEDIC_LOAD_PLUGINS: an installed plugin (as CONTRIBUTING tells users to) changes nothing."""
+    assert os.environ["SEDIC_LOAD_PLUGINS"] == ""
+    data = plugins_json(site)
+    assert data["errors"] == [] and all(p["origin"] == "built-in" for p in data["plugins"])
+
+
 def test_example_plugin_runs_the_lite_pipeline_from_the_cli(site: Path, small_image: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    env = {**os.environ, "PYTHONPATH": str(site), "SEDIC_LOAD_PLUGINS": "sedic-exif-describer"}
     proc = subprocess.run(
         [sys.executable, "-m", "sedic_kit", "run", str(small_image), "--out", str(tmp_path / "o"),
          "--set", "describer.plugin=exif", "--set", "describer.fallback=a yellow disc"],

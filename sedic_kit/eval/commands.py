@@ -13,6 +13,7 @@ import typer
 from rich.console import Console
 
 from ..errors import SedicError
+from ..install import install_hint
 
 DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Directory of images (e.g. ../shared/data/kodak).")]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory (reruns resume in it).")]
@@ -86,7 +87,7 @@ def run_compare(
     """Shared body of ``eval`` and ``compare``."""
     missing = [m for m in ("torch", "torchmetrics", "pytorch_msssim", "accelerate", "matplotlib") if importlib.util.find_spec(m) is None]
     if missing:
-        raise SedicError(f"evaluation needs {', '.join(missing)}: pip install 'sedic-kit[eval]'")
+        raise SedicError(f"evaluation needs {', '.join(missing)}: {install_hint('eval')}")
     from .compare import compare
     from .datasets import infer
     from .runner import EvalConfig, shutdown_distributed
@@ -102,6 +103,8 @@ def run_compare(
         metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None, clip_model=clip_model,
     )
     rates = parse_targets(targets)
+    if rates and len(rates) > 1 and len(profiles) > 1 and importlib.util.find_spec("bjontegaard") is None:
+        raise SedicError(f"the BD-rate table needs bjontegaard: {install_hint('eval')}")
     if anchor is not None and anchor not in profiles:
         raise SedicError(f"--anchor: {anchor!r} is not one of --profiles ({', '.join(profiles)})")
     paper_set = guessed if dataset is None else (None if dataset == "none" else dataset)

@@ -27,10 +27,11 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .. import __version__
-from ..codec import Codec, save_png, write_atomic
+from ..codec import Codec, report_stages, save_png, write_atomic
 from ..errors import SedicError
 from ..imaging import DEFAULT_MAX_PIXELS, upsample
 from ..plugins import get_registry
+from ..progress import plural, shows_progress
 from .datasets import Protocol, list_images, prepare
 from .metrics import DEFAULT_CLIP_MODEL, MetricSuite
 from .results import results_json
@@ -203,17 +204,22 @@ class Evaluation:
         if state.is_main_process:
             console.print(
                 f"{self.point}: {len(self.paths) - len(todo)} of {len(self.paths)} images already done, "
-                f"{len(todo)} to evaluate on {state.num_processes} process(es)",
+                f"{len(todo)} to evaluate on {plural(state.num_processes, 'process', 'processes')}",
                 highlight=False,
             )
         columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         new: list[dict[str, Any]] = []
         try:
-            with Progress(*columns, console=console, transient=True, disable=not state.is_main_process or not mine) as progress:
+            shown = state.is_main_process and bool(mine) and shows_progress(console)
+            with Progress(*columns, console=console, transient=True, disable=not shown) as progress:
                 task = progress.add_task(self.point, total=len(mine))
                 for path in mine:
                     progress.update(task, description=f"{self.point} {path.name}")
-                    new.append(self.one(path, state.process_index))
+                    def show(stage: str, name: str = path.name) -> None:
+                        progress.update(task, description=f"{self.point} {name}: {stage}")
+
+                    with report_stages(show):
+                        new.append(self.one(path, state.process_index))
                     progress.advance(task)
         except BaseException:  # Ctrl-C or a failure: leave no partial file (finished writes have none)
             remove_partials(self.dir)
