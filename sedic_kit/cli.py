@@ -54,7 +54,7 @@ SetOpt = Annotated[
 MaxPixelsOpt = Annotated[int, typer.Option(metavar="N", help="Refuse images larger than this many pixels.")]
 TargetBppOpt = Annotated[
     Optional[float],
-    typer.Option("--target-bpp", min=0.0, metavar="BPP", help="Choose the reference codec's setting so each file is at most this many bpp."),
+    typer.Option("--target-bpp", min=0.0, metavar="BPP", help="Fit each file to at most this many bpp: J, l_d, l_all from the profile's [rate] policy, then the reference setting."),
 ]
 GLOBAL_FLAGS = ("--debug", "--quiet")
 """Accepted anywhere on the command line (before a ``--``)."""

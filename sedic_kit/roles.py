@@ -185,6 +185,13 @@ class ReferenceCodec(Plugin[OptionsT]):
         """Option overrides from lowest to highest rate, searched by ``target_bpp`` (none: no rate control)."""
         return []
 
+    def search_options(self) -> dict[str, Any]:
+        """Option overrides for the fast probes of a ``target_bpp`` search (none: probe at the real setting).
+
+        The probes only rank the ladder; the file is always coded at the profile's own setting.
+        """
+        return {}
+
 
 class EntropyCoder(Plugin[OptionsT]):
     """Lossless coder of one side-information section (text or masks)."""
