@@ -22,8 +22,11 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
 import brotli
 from PIL import Image
@@ -410,7 +413,7 @@ def run(
     limits = {"slow_s": slow_s, "memory_mb": memory_mb, "cap_mb": cap_mb, "hard_s": hard_s}
     results: list[Result] = []
     pending = [list(range(w, cases, workers)) for w in range(workers)]
-    running: dict[int, tuple[object, object, list[int]]] = {}
+    running: dict[int, tuple[BaseProcess, Connection, list[Any]]] = {}
 
     def start(w: int) -> None:
         parent, child = ctx.Pipe(duplex=False)
@@ -426,16 +429,16 @@ def run(
 
     while running:
         conns = {running[w][1]: w for w in running}
-        for conn in wait(list(conns), timeout=hard_s * 3):
-            w = conns[conn]  # type: ignore[index]
+        for conn in cast(list[Connection], wait(list(conns), timeout=hard_s * 3)):
+            w = conns[conn]
             proc, _, current = running[w]
             try:
-                msg = conn.recv()  # type: ignore[attr-defined]
+                msg = conn.recv()
             except EOFError:
-                proc.join()  # type: ignore[attr-defined]
+                proc.join()
                 if current:
                     i, kind = current
-                    results.append(Result(i, kind, "crash", 0.0, 0.0, 0.0, f"worker exit code {proc.exitcode}"))  # type: ignore[attr-defined]
+                    results.append(Result(i, kind, "crash", 0.0, 0.0, 0.0, f"worker exit code {proc.exitcode}"))
                     pending[w] = pending[w][pending[w].index(i) + 1 :]
                     del running[w]
                     if pending[w]:
