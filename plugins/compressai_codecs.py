@@ -28,8 +28,9 @@ from sedic_kit.errors import FormatError, ModelNotFoundError, ProfileError, Sedi
 from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.install import install_hint
 from sedic_kit.models import ModelSpec
-from sedic_kit.roles import Options, ReferenceCodec
+from sedic_kit.roles import Options, ReferenceCodec, one_line
 
+from .hf_common import torch_threads
 from .reference_scaling import DownscaleFilter, downscale, scaled_size
 
 PAD = 64
@@ -132,6 +133,17 @@ class CompressAICodec(ReferenceCodec[CompressAIOptions]):
         if missing:
             raise SedicError(f"reference_codec '{cls.name}' needs {', '.join(missing)}: {install_hint('compressai')}")
 
+    @classmethod
+    def import_problem(cls) -> str | None:
+        missing = cls.missing_requirements()
+        if missing:
+            return f"needs {', '.join(missing)}"
+        try:
+            import_compressai()  # what encode/decode do: a plain `import compressai` needs torchvision
+        except Exception as exc:
+            return f"import compressai fails: {one_line(exc)}"
+        return None
+
     def required_models(self) -> list[ModelSpec]:
         if self.options.checkpoint or not self.options.pretrained:
             return []
@@ -186,7 +198,7 @@ class CompressAICodec(ReferenceCodec[CompressAIOptions]):
         w, h = small.size
         x = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         x = F.pad(x, (0, -w % PAD, 0, -h % PAD), mode="replicate")
-        with torch.inference_mode(), _threads(self.options.threads):
+        with torch.inference_mode(), torch_threads(self.options.threads):
             out = self.model().compress(x)
         strings = [s[0] for s in out["strings"]]
         if len(strings) != STRINGS:
@@ -210,7 +222,7 @@ class CompressAICodec(ReferenceCodec[CompressAIOptions]):
         strings.append(reader.take(reader.end - reader.pos, "compressai string"))
         shape = (-(-h // PAD), -(-w // PAD))
         try:
-            with torch.inference_mode(), _threads(self.options.threads):
+            with torch.inference_mode(), torch_threads(self.options.threads):
                 x_hat = model.decompress([[s] for s in strings], shape)["x_hat"]
         except Exception as exc:
             raise FormatError(f"cannot decode the {self.name} reference section ({type(exc).__name__}: {exc})") from None
@@ -222,24 +234,6 @@ class CompressAICodec(ReferenceCodec[CompressAIOptions]):
         if self.options.checkpoint:
             return [{"downscale": s} for s in LADDER_DOWNSCALES]
         return [{"downscale": s, "quality": q} for s in LADDER_DOWNSCALES for q in range(1, self.max_quality + 1)]
-
-
-class _threads:
-    """Context manager: run torch with ``n`` intra-op threads, restoring the previous count."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __enter__(self) -> None:
-        import torch
-
-        self.previous = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        import torch
-
-        torch.set_num_threads(self.previous)
 
 
 class Cheng2020Attention(CompressAICodec):

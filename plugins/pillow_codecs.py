@@ -30,6 +30,8 @@ MAX_SCALE = 64.0
 """The largest ``scale`` option: a coded size must be the image size at 1/1 ... 1/64."""
 LADDER_SCALES = (6.0, 5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0)
 """Downscale factors of the rate ladder, lowest rate first."""
+SEARCH_SPEED = 6
+"""libaom speed of the AVIF rate-search probes."""
 LADDER_QUALITIES = range(0, 31, 2)
 """Qualities tried at each scale; their rates overlap the next scale's (see :meth:`PillowCodec.rate_ladder`)."""
 
@@ -174,6 +176,10 @@ class AvifCodec(ContainerStrippedCodec[AvifOptions]):
 
     def library(self) -> str:
         return f"Pillow {PIL.__version__}, libavif {features.version('avif')}"
+
+    def search_options(self) -> dict[str, Any]:
+        """Probe at speed 6 (30-50x faster than speed 0 on Kodak, within ~20% of its rate)."""
+        return {"speed": SEARCH_SPEED} if self.options.speed < SEARCH_SPEED else {}
 
 
 class HeicCodec(ContainerStrippedCodec[HeicOptions]):

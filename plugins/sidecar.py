@@ -27,6 +27,13 @@ MAX_JSON_BYTES = 64 << 20
 """A descriptions file for a whole data set (Kodak's is 10 KB for 12 images)."""
 MAX_JSON_DEPTH = 16
 MAX_COORDINATE = 1 << 24
+DESCRIPTIONS = "descriptions*.json"
+"""Lists of descriptions (entries with an ``"image"`` file name) found beside an image."""
+
+
+def description_files(directory: Path) -> list[Path]:
+    """The ``descriptions*.json`` lists in ``directory``, in name order."""
+    return sorted(directory.glob(DESCRIPTIONS))
 
 
 class SidecarOptions(DescriptionOptions):
@@ -55,7 +62,7 @@ class SidecarDescriber(Describer[SidecarOptions]):
                 raise InputError(f"describer.path: {p} does not exist")
         if source.path is not None:
             sp = source.path
-            candidates += [sp.with_name(sp.name + ".json"), sp.with_suffix(".json"), *sorted(sp.parent.glob("descriptions*.json"))]
+            candidates += [sp.with_name(sp.name + ".json"), sp.with_suffix(".json"), *description_files(sp.parent)]
         name = source.path.name if source.path else None
         for cand in candidates:
             if not cand.is_file():

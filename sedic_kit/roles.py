@@ -11,6 +11,7 @@ values are stored in the file header).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
@@ -90,6 +91,23 @@ class Plugin(ABC, Generic[OptionsT]):
         return [m for m in cls.requires if importlib.util.find_spec(m) is None]
 
     @classmethod
+    def import_problem(cls) -> str | None:
+        """Why this plugin cannot run here, in one line (``None``: its libraries import).
+
+        Missing modules are named without importing anything; present ones are imported, since a
+        library that is installed can still fail to load (a torchvision built for another torch).
+        """
+        missing = cls.missing_requirements()
+        if missing:
+            return f"needs {', '.join(missing)}"
+        for module in cls.requires:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                return f"import {module} fails: {one_line(exc)}"
+        return None
+
+    @classmethod
     def check_available(cls) -> None:
         """Raise a one-line error naming what to install when ``requires`` are missing."""
         missing = cls.missing_requirements()
@@ -111,6 +129,12 @@ class Plugin(ABC, Generic[OptionsT]):
             for k in self.decode_params
             if getattr(self.options, k) != getattr(defaults, k)
         }
+
+
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
 
 
 class Describer(Plugin[OptionsT]):
@@ -162,6 +186,13 @@ class ReferenceCodec(Plugin[OptionsT]):
     def rate_ladder(self) -> list[dict[str, Any]]:
         """Option overrides from lowest to highest rate, searched by ``target_bpp`` (none: no rate control)."""
         return []
+
+    def search_options(self) -> dict[str, Any]:
+        """Option overrides for the fast probes of a ``target_bpp`` search (none: probe at the real setting).
+
+        The probes only rank the ladder; the file is always coded at the profile's own setting.
+        """
+        return {}
 
 
 class EntropyCoder(Plugin[OptionsT]):

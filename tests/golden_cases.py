@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,12 +21,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import synthetic_image  # noqa: E402
+from conftest import REPO, synthetic_image  # noqa: E402
 from sedic_kit import Codec, hookimpl, load_profile  # noqa: E402
 from sedic_kit.codec import DecodeResult  # noqa: E402
-from sedic_kit.payload import Payload, SourceImage  # noqa: E402
 from sedic_kit.plugins import Registry  # noqa: E402
-from sedic_kit.roles import DECODER_ROLES, Role, Segmenter  # noqa: E402
+from sedic_kit.roles import DECODER_ROLES, Role  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 EXPECTED = GOLDEN / "expected.json"
@@ -69,6 +68,8 @@ CASES = [
     *(Case(Role.text_coder, name, 1) for name in ("lm", "huffman", "brotli", "zlib", "utf8")),
     Case(Role.mask_coder, "cabac", 2),
     Case(Role.mask_coder, "cabac", 2, (("scale", 2),)),
+    Case(Role.mask_coder, "cabac", 3),
+    Case(Role.mask_coder, "cabac", 3, (("scale", 2),)),
     *(Case(Role.mask_coder, name, 1) for name in ("golomb", "jbig1", "png", "raw")),
     Case(Role.restorer, "upsample", 1),
     Case(Role.restorer, "upsample", 1, (("filter", "bicubic"),)),
@@ -79,20 +80,17 @@ NOT_GOLDEN = {(Role.restorer, "orag"): "diffusion output depends on the device a
 """Built-in decoder plugins without golden files, and why."""
 
 
-class EllipseSegmenter(Segmenter):
-    """The ellipse inscribed in each object's box: a deterministic mask for the golden files."""
+sys.path.insert(0, str(REPO / "examples" / "sedic-role-examples"))
+try:
+    from sedic_role_examples.ellipse_segmenter import EllipseSegmenter as _Ellipse
+finally:
+    sys.path.pop(0)
+
+
+class EllipseSegmenter(_Ellipse):
+    """The role example's ellipse inscribed in each object's box: a deterministic mask for the golden files."""
 
     name = "golden-ellipse"
-
-    def segment(self, source: SourceImage, payload: Payload) -> Payload:
-        w, h = source.size
-        y, x = np.mgrid[0:h, 0:w]
-        objects = []
-        for o in payload.objects:
-            x0, y0, x1, y1 = o.box or (0, 0, w, h)
-            cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
-            objects.append(replace(o, mask=((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1))
-        return payload.with_objects(objects)
 
 
 def registry() -> Registry:

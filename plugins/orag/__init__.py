@@ -35,6 +35,7 @@ class OragRestorer(Restorer[OragOptions]):
 
     def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
         self.check_available()
+        from ..hf_common import torch_threads
         from .components import check_control, load_sd15
         from .sampler import OragSampler
 
@@ -42,7 +43,8 @@ class OragRestorer(Restorer[OragOptions]):
         parts = load_sd15(o.model, o.controlnet, o.device, o.dtype)
         check_control(parts, o.control, o.controlnet)
         image = upsample(reference.convert("RGB"), payload.width, payload.height)
-        return OragSampler(parts, o).run(image, payload.caption, payload.objects).image
+        with torch_threads(o.threads):
+            return OragSampler(parts, o).run(image, payload.caption, payload.objects).image
 
 
 @hookimpl
