@@ -22,7 +22,7 @@ class RatePolicy(Options):
     """A profile's ``[rate]`` table: how ``--target-bpp`` sets J, l_d and l_all."""
 
     points: list[tuple[float, int, int, int]] = Field(
-        default_factory=lambda: [tuple(p) for p in PAPER_POINTS],  # type: ignore[misc]
+        default_factory=lambda: list(PAPER_POINTS),
         description="[bpp, J, l_d, l_all] operating points; linear between them, clamped outside",
     )
     redescribe: bool = Field(False, description="ask the describer afresh with the chosen limits instead of trimming its answer")
@@ -137,7 +137,7 @@ def fit_reference(codec: ReferenceCodec, budget_bits: int, build: Build, probe: 
         return 8 * len(finals[i][1])
 
     def estimate(i: int) -> float:
-        if not fast_options:
+        if not fast_options or probe is None:
             return real(i)
         if i not in probes:
             if not probes:  # the first probe is a whole file: it measures the rest of the file
