@@ -200,16 +200,14 @@ def test_reported_bits_equal_sections_in_file(tmp_path):
 
 
 def _encode_with_payload(codec, image, payload):
-    """Encode through the real Codec with a fixed payload (the analysis stage replaced)."""
-    codec.analyze = lambda source, timings=None: payload
-    return codec.encode(image)
+    """Encode through the real Codec with a fixed payload (the analysis stage skipped)."""
+    return codec.encode(image, payload=payload)
 
 
 def test_corrupt_sections_fail_or_decode_to_something_else():
     codec = Codec.from_profile("lite")
     payload = Payload(64, 64, CAPTION, [SemanticObject("a", "b", mask=np.eye(64, dtype=bool))])
-    codec.analyze = lambda source, timings=None: payload
-    f = unpack(codec.encode(Image.new("RGB", (64, 64))).data)
+    f = unpack(codec.encode(Image.new("RGB", (64, 64)), payload=payload).data)
 
     def with_sections(text: bytes, masks: bytes) -> bytes:
         return pack(SedicFile(f.width, f.height, f.plugins, f.reference, text, masks, f.extras))[0]
