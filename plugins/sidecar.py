@@ -18,7 +18,7 @@ from pydantic import Field
 from sedic_kit.bounded_json import loads_bounded
 from sedic_kit.describe import DescriptionOptions, apply_limits
 from sedic_kit.errors import InputError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Payload, SemanticObject, SourceImage
 from sedic_kit.roles import Describer
 
@@ -27,17 +27,23 @@ MAX_JSON_BYTES = 64 << 20
 """A descriptions file for a whole data set (Kodak's is 10 KB for 12 images)."""
 MAX_JSON_DEPTH = 16
 MAX_COORDINATE = 1 << 24
+DESCRIPTIONS = "descriptions*.json"
+"""Lists of descriptions (entries with an ``"image"`` file name) found beside an image."""
+
+
+def description_files(directory: Path) -> list[Path]:
+    """The ``descriptions*.json`` lists in ``directory``, in name order."""
+    return sorted(directory.glob(DESCRIPTIONS))
 
 
 class SidecarOptions(DescriptionOptions):
     path: str | None = Field(None, description="a description JSON file or a directory of them (default: beside the image)")
 
 
-class SidecarDescriber(Describer):
+class SidecarDescriber(Describer[SidecarOptions]):
     """Caption and objects from a sidecar JSON file or PNG text metadata."""
 
     name = "sidecar"
-    Options = SidecarOptions
 
     def describe(self, source: SourceImage) -> Payload:
         w, h = source.size
@@ -56,7 +62,7 @@ class SidecarDescriber(Describer):
                 raise InputError(f"describer.path: {p} does not exist")
         if source.path is not None:
             sp = source.path
-            candidates += [sp.with_name(sp.name + ".json"), sp.with_suffix(".json"), *sorted(sp.parent.glob("descriptions*.json"))]
+            candidates += [sp.with_name(sp.name + ".json"), sp.with_suffix(".json"), *description_files(sp.parent)]
         name = source.path.name if source.path else None
         for cand in candidates:
             if not cand.is_file():
@@ -131,5 +137,5 @@ def _coordinate(value: Any) -> bool:
 
 
 @hookimpl
-def register_describers(register):  # type: ignore[no-untyped-def]
+def register_describers(register: Register) -> None:
     register(SidecarDescriber)

@@ -54,7 +54,7 @@ SetOpt = Annotated[
 MaxPixelsOpt = Annotated[int, typer.Option(metavar="N", help="Refuse images larger than this many pixels.")]
 TargetBppOpt = Annotated[
     Optional[float],
-    typer.Option("--target-bpp", min=0.0, metavar="BPP", help="Choose the reference codec's setting so each file is at most this many bpp."),
+    typer.Option("--target-bpp", min=0.0, metavar="BPP", help="Fit each file to at most this many bpp: J, l_d, l_all from the profile's [rate] policy, then the reference setting."),
 ]
 GLOBAL_FLAGS = ("--debug", "--quiet")
 """Accepted anywhere on the command line (before a ``--``)."""
@@ -241,6 +241,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
             cls = registry.classes[role][name]
             src = registry.sources[registry.owner[(role, name)]]
             missing = cls.missing_requirements()
+            problem = cls.import_problem()
             rows.append(
                 {
                     "role": role.value,
@@ -249,8 +250,9 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
                     "distribution": src.distribution,
                     "version": src.version,
                     "origin": src.origin,
-                    "available": not missing,
+                    "available": problem is None,
                     "missing": missing,
+                    "problem": problem,
                     "extra": cls.extra,
                 }
             )
@@ -264,7 +266,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
     for col in ("role", "name", "distribution", "version", "origin", "status"):
         table.add_column(col)
     for r in rows:
-        status = "ok" if r["available"] else f"needs {', '.join(r['missing'])}" + (f" ([{r['extra']}])" if r["extra"] else "")
+        status = "ok" if r["available"] else r["problem"] + (f" ([{r['extra']}])" if r["extra"] and r["missing"] else "")
         table.add_row(*(str(r[k] or "-") for k in ("role", "name", "distribution", "version", "origin")), status)
     out.print(table)
     for b in broken:
@@ -315,9 +317,20 @@ def models_check(
     set_: SetOpt = None,
     files: Annotated[bool, typer.Option("--files", help="List every file of the models present.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    memory: Annotated[bool, typer.Option("--memory", help="Print the GPU memory plan instead (exit 1 if it does not fit).")] = False,
 ) -> None:
     """List each model a profile needs: present or missing, files, sizes, cache location (exit 1 if any is missing)."""
     from .model_files import check, profile_models
+
+    if memory:
+        from .memory_plan import plan
+
+        gpu = plan(load_profile(name, set_ or []))
+        for line in gpu.lines():
+            out.print(line)
+        if not gpu.fits:
+            raise typer.Exit(1)
+        return
 
     rows: list[dict[str, Any]] = []
     for rm in profile_models(load_profile(name, set_ or [])):

@@ -24,7 +24,7 @@ from .imaging import DEFAULT_MAX_PIXELS, load_image
 from .payload import Payload, SourceImage
 from .plugins import Registry, get_registry
 from .profiles import Profile, apply_override, instantiate, load_profile
-from .rate import fit_reference
+from .rate import RatePolicy, SemanticBudget, fit_reference, trim
 from .roles import (
     DECODER_ROLES,
     Describer,
@@ -256,25 +256,46 @@ class Codec:
         return load_image(image, self.max_pixels)
 
     def analyze(
-        self, source: SourceImage, timings: dict[str, float] | None = None, description: str | Payload | None = None
+        self,
+        source: SourceImage,
+        timings: dict[str, float] | None = None,
+        description: str | Payload | None = None,
+        budget: SemanticBudget | None = None,
+        notes: list[str] | None = None,
     ) -> Payload:
         """Run describer, grounder and segmenter: the semantic half of the encoder.
 
         ``description`` (a caption, or a payload with caption and objects) replaces the describer.
+        With a ``budget`` (rate control), the description is limited to its J, l_d and l_all
+        after grounding and before segmentation: trimmed from the describer's answer, or asked
+        afresh with those limits when the profile sets ``rate.redescribe``; what was kept is
+        appended to ``notes``.
         """
         timings = timings if timings is not None else {}
         w, h = source.size
+        policy = self.rate_policy
+        redescribe = budget is not None and policy.redescribe and description is None
+        describer = self.describer_with(budget) if redescribe else self.describer  # type: ignore[arg-type]
         with _timed(timings, "describe"):
-            payload = self.describe(source, description)
+            payload = self.describe(source, description, describer)
         with _timed(timings, "ground"):
             payload = self.grounder.ground(source, payload)
+        if budget is not None:
+            payload, kept = trim(payload, budget)
+            how = "asked afresh" if policy.redescribe and description is None else "trimmed"
+            (notes if notes is not None else []).append(f"semantics {budget.describe()} ({how}): {kept}")
         with _timed(timings, "segment"):
             payload = self.segmenter.segment(source, payload)
         self.check_semantics(payload, w, h)
         return payload
 
-    def describe(self, source: SourceImage, description: str | Payload | None = None) -> Payload:
-        """The describer's payload (or ``description``), with at most ``max_objects`` objects."""
+    def describe(
+        self, source: SourceImage, description: str | Payload | None = None, describer: Describer | None = None
+    ) -> Payload:
+        """The describer's payload (or ``description``), with at most ``max_objects`` objects.
+
+        ``describer``: ask this one instead of the profile's (rate control with ``rate.redescribe``).
+        """
         w, h = source.size
         notes_before = len(source.notes)
         if isinstance(description, Payload):
@@ -282,8 +303,9 @@ class Codec:
         elif isinstance(description, str):
             payload, who = Payload(w, h, description), "description="
         else:
-            payload, who = self.describer.describe(source), f"describer '{self.describer.name}'"
-            if not payload.caption and not payload.objects and self.describer.name != "none" and len(source.notes) == notes_before:
+            describer = describer or self.describer
+            payload, who = describer.describe(source), f"describer '{describer.name}'"
+            if not payload.caption and not payload.objects and describer.name != "none" and len(source.notes) == notes_before:
                 hint = " (pass description= with an in-memory image)" if source.path is None else ""
                 source.notes.append(f"no description: {who} found none; coded without caption or objects{hint}")
         return self.limit_objects(payload, source, who)
@@ -305,6 +327,23 @@ class Codec:
                 shape = None if obj.mask is None else obj.mask.shape
                 raise PluginError(f"segmenter '{self.segmenter.name}' gave object '{obj.name}' mask {shape}, expected {(h, w)}")
 
+    @property
+    def rate_policy(self) -> RatePolicy:
+        """The profile's ``[rate]`` policy (the paper's operating points without a profile)."""
+        return self.profile.rate_policy() if self.profile is not None else RatePolicy()
+
+    def describer_with(self, budget: SemanticBudget) -> Describer:
+        """This codec's describer asking for ``budget``'s limits (same instance state: a loaded model is shared)."""
+        own = self.describer
+        fields = type(own.options).model_fields
+        if not all(k in fields for k in budget.limits()):
+            raise ProfileError(
+                f"rate.redescribe: describer '{own.name}' has no max_objects/detail_words/caption_words options to ask with"
+            )
+        fresh = copy.copy(own)
+        fresh.options = type(own.options).model_validate({**own.options.model_dump(), **budget.limits()})
+        return fresh
+
     def encode(
         self,
         image: ImageInput | SourceImage,
@@ -315,9 +354,10 @@ class Codec:
     ) -> EncodeResult:
         """Encode an image (PIL image, path, encoded bytes or numpy array) into a ``.sedic`` file.
 
-        With ``target_bpp``, the reference codec's setting is searched (after text and masks are
-        coded) so the whole file lands at or just under that many bits per pixel.
-        ``description`` (a caption, or a :class:`Payload` with caption and objects, boxes optional)
+        With ``target_bpp``, the profile's rate policy first sets J, l_d and l_all (the paper's
+        knobs; a longer description is trimmed), then the reference codec's setting is searched
+        (after text and masks are coded) so the whole file lands at or just under that many bits
+        per pixel. ``description`` (a caption, or a :class:`Payload` with caption and objects, boxes optional)
         replaces the describer; grounding and segmentation still run. ``payload`` gives the whole
         semantics (objects with full-size masks): describer, grounder and segmenter are skipped.
         """
@@ -326,10 +366,15 @@ class Codec:
         timings: dict[str, float] = {}
         source = image if isinstance(image, SourceImage) else self.load(image)
         w, h = source.size
+        budget = None if target_bpp is None else self.rate_policy.choose(target_bpp)
+        semantic_notes: list[str] = []
         if payload is None:
-            sem = self.analyze(source, timings, description)
+            sem = self.analyze(source, timings, description, budget, semantic_notes)
         else:
             sem = self.limit_objects(replace(payload, objects=list(payload.objects), extras=dict(payload.extras)), source, "payload=")
+            if budget is not None:
+                sem, kept = trim(sem, budget)
+                semantic_notes.append(f"semantics {budget.describe()} (trimmed): {kept}")
             self.check_semantics(sem, w, h)
         problem = text_limit_problem(sem.texts())
         if problem:
@@ -344,7 +389,7 @@ class Codec:
                 masks = mask_coder.encode(object_masks, w, h)
         refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role, p in self.plugins.items() if role in DECODER_ROLES}
         warnings = list(source.notes)
-        notes = list(warnings)
+        notes = [*warnings, *semantic_notes]
 
         def build(codec: ReferenceCodec) -> tuple[bytes, dict[str, int]]:
             with _timed(timings, "reference"):
@@ -362,12 +407,14 @@ class Codec:
         if target_bpp is None:
             data, bits = build(self.reference_codec)
         else:
-            choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build)
+            choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build, lambda c: c.encode(source.image))
             data, bits = choice.data, choice.bits
             sem.reference = unpack(data).reference
             setting = ", ".join(f"{k}={v}" for k, v in choice.setting.items())
             verdict = "" if choice.fits else " (the lowest setting; the target is out of reach)"
-            notes.append(f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} tries")
+            notes.append(
+                f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} coded + {choice.probes} fast probes"
+            )
             if not choice.fits:
                 warnings.append(f"target {target_bpp} bpp is out of reach: coded at the lowest reference setting")
         return EncodeResult(data, sem, bits, timings, notes, warnings)

@@ -68,6 +68,8 @@ CASES = [
     *(Case(Role.text_coder, name, 1) for name in ("lm", "huffman", "brotli", "zlib", "utf8")),
     Case(Role.mask_coder, "cabac", 2),
     Case(Role.mask_coder, "cabac", 2, (("scale", 2),)),
+    Case(Role.mask_coder, "cabac", 3),
+    Case(Role.mask_coder, "cabac", 3, (("scale", 2),)),
     *(Case(Role.mask_coder, name, 1) for name in ("golomb", "jbig1", "png", "raw")),
     Case(Role.restorer, "upsample", 1),
     Case(Role.restorer, "upsample", 1, (("filter", "bicubic"),)),

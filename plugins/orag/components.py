@@ -30,7 +30,7 @@ _SD15_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "scheduler": (("scheduler_config.json",),),
     "tokenizer": (("vocab.json", "tokenizer.json"),),
 }
-_CONTROLNET_PARTS = {"": (("config.json",), ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))}
+_CONTROLNET_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {"": (("config.json",), ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))}
 
 
 @dataclass

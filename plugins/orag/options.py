@@ -39,6 +39,8 @@ class OragOptions(Options):
     vae_tiling: Literal["auto", "on", "off"] = "auto"
     """VAE tiling; ``auto`` tiles images above 1024 x 1024 pixels (padded)."""
     attention_slicing: bool = False
+    threads: int = Field(0, ge=0)
+    """torch CPU threads while restoring (0: torch's default; 1 for small models on a busy CPU)."""
 
 
 DECODE_PARAMS = (

@@ -46,6 +46,7 @@ class Condition:
     timesteps: Any
     tokens: list[int] = field(default_factory=list)  # positions of the object's tokens
     weights: dict[int, Any] = field(default_factory=dict)  # query count -> mask coverage
+    embedded: dict[int, Any] = field(default_factory=dict)  # batch size -> ControlNet condition embedding
 
 
 @dataclass
@@ -136,10 +137,18 @@ class OragSampler:
 
     def _controlnet(self, cond: Condition, z: Any, t: Any, embeds: Any) -> tuple[Any, Any]:
         n = z.shape[0]
-        return self.parts.controlnet(
-            z, t, encoder_hidden_states=embeds, controlnet_cond=cond.control.expand(n, -1, -1, -1),
-            conditioning_scale=self.options.control_scale, return_dict=False,
-        )
+        net = self.parts.controlnet
+        # the condition is constant during a stage: embed it (full resolution) once, not every step
+        inner = net.controlnet_cond_embedding
+        once = cond.embedded.setdefault(n, _EmbedOnce(inner))
+        net.controlnet_cond_embedding = once
+        try:
+            return net(
+                z, t, encoder_hidden_states=embeds, controlnet_cond=cond.control.expand(n, -1, -1, -1),
+                conditioning_scale=self.options.control_scale, return_dict=False,
+            )
+        finally:
+            net.controlnet_cond_embedding = inner
 
     def predict(self, cond: Condition, z: Any, t: Any) -> Any:
         """Noise prediction of ControlNet + UNet at z_t, with classifier-free guidance."""
@@ -242,6 +251,21 @@ class OragSampler:
             stages.append(self.sample(cond, draw()))
             out = self.decode(stages[-1].latents[-1])[0].permute(1, 2, 0).float().cpu().numpy()
         return Restoration(canvas.crop(out), stages, reference)
+
+
+class _EmbedOnce(torch.nn.Module):
+    """A ControlNet's condition embedding that computes its (constant) input's embedding once."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.value: Any = None
+
+    def forward(self, cond: Any) -> Any:
+        if self.value is None:
+            with torch.no_grad():
+                self.value = self.inner(cond)
+        return self.value
 
 
 def _mask(obj: SemanticObject, canvas: Canvas) -> np.ndarray:

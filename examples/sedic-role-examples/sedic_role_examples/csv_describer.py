@@ -11,11 +11,13 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import Field
+
 from sedic_kit import DescriptionOptions, Describer, InputError, Payload, SemanticObject, SourceImage, apply_limits, hookimpl
 
 
 class CsvOptions(DescriptionOptions):  # max_objects, name_words, detail_words, caption_words, plus:
-    path: str | None = None
+    path: str | None = Field(None, description="the CSV file (default: captions.csv beside the image)")
 
 
 class CsvDescriber(Describer):
