@@ -405,10 +405,11 @@ def split_global_flags(args: list[str]) -> tuple[list[str], set[str]]:
 
 
 def tidy_param(param: Any) -> Any:
-    """Typer 0.29 prints ``{IMAGES}...`` in usage lines and ``<bool>`` beside flags: show names only."""
-    if isinstance(param, TyperArgument) and param.metavar:
-        name = param.metavar if param.required else f"[{param.metavar}]"
-        param._usage_display_name = lambda: name  # type: ignore[method-assign]
+    """Typer 0.29 prints ``{IMAGES}...`` in usage lines and ``<bool>``/``<str>`` beside flags and arguments: show names only."""
+    if isinstance(param, TyperArgument):
+        name = param.metavar or (param.name or "arg").upper() + ("..." if param.nargs != 1 else "")
+        usage = name if param.required else f"[{name}]"
+        param._usage_display_name = lambda: usage  # type: ignore[method-assign]
         param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
     elif isinstance(param, TyperOption) and param.is_flag:
         param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
