@@ -243,4 +243,4 @@ def test_side_info_reads_descriptions_files_like_the_sidecar(tmp_path: Path) -> 
     Image.fromarray(np.full((48, 64), 255, np.uint8)).save(tmp_path / "masks" / "a_obj0.png")
     Image.new("RGB", (64, 48), (10, 200, 30)).save(tmp_path / "a.png")
     [(payload, masks, reference)] = side_info.load(tmp_path, tmp_path)
-    assert (payload.caption, len(masks), reference.size) == ("c", 1, (64, 48))
+    assert (payload.caption, len(masks), reference.size) == ("c", 1, (32, 24))  # the reference at its coded size
