@@ -1,4 +1,4 @@
-"""``orag`` restorer: the paper's multi-stage decoder (Algorithm 1) on SD1.5 + ControlNet.
+"""``orag`` restorer: the paper's multi-stage decoder (Algorithm 1) on SD1.5 / SD2.1 + a ControlNet.
 
 Object by object, ORAG restores the object's details into the current image with cross-attention
 backward guidance towards its mask, blending latents outside the mask with the previous stage at
@@ -15,7 +15,7 @@ from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload
 from sedic_kit.roles import Restorer
 
-from . import tiny  # noqa: F401  (registers tiny/sd15, tiny/sd15-tile, tiny/sd15-latent)
+from . import tiny  # noqa: F401  (registers tiny/sd15, tiny/sd15-tile, tiny/sd15-latent, tiny/sd21, tiny/diffbir-v2)
 from .components import required_models
 from .options import DECODE_PARAMS, OragOptions
 
@@ -41,7 +41,7 @@ class OragRestorer(Restorer):
 
         o = self.options
         parts = load_sd15(o.model, o.controlnet, o.device, o.dtype)
-        check_control(parts, o.control, o.controlnet)
+        check_control(parts, o.control, o.controlnet, o.control_scale)
         image = upsample(reference.convert("RGB"), payload.width, payload.height)
         return OragSampler(parts, o).run(image, payload.caption, payload.objects).image
 

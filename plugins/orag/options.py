@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sedic_kit.roles import Options
 
@@ -13,20 +13,31 @@ class OragOptions(Options):
     """Models and device are local choices; everything else changes the output and is a decode parameter."""
 
     model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    """SD1.5 in the diffusers layout: hub id, local directory or ``tiny/sd15``."""
+    """SD1.5 or SD2.1 in the diffusers layout: hub id, local directory, ``tiny/sd15`` or ``tiny/sd21``."""
     controlnet: str = "lllyasviel/control_v11f1e_sd15_tile"
-    """ControlNet for ``model``: hub id, local directory, ``tiny/sd15-tile`` or ``tiny/sd15-latent``."""
+    """ControlNet for ``model``: hub id, local directory, a DiffBIR IRControlNet file (``v2.pth``, a
+    path or the published name), or ``tiny/sd15-tile``, ``tiny/sd15-latent``, ``tiny/diffbir-v2``."""
     control: Literal["image", "latent"] = "image"
     """ControlNet condition: the stage image (tile ControlNet) or its VAE latent cf_j = E(I_j)."""
     object_steps: int = Field(10, ge=1, le=1000)
     global_steps: int = Field(20, ge=1, le=1000)
-    scheduler: Literal["ddim", "dpm++2m", "unipc", "euler"] = "ddim"
+    scheduler: Literal["ddim", "ddpm", "dpm++2m", "unipc", "euler"] = "ddim"
+    """``ddpm``: ancestral sampling on evenly spaced timesteps (DiffBIR's SpacedSampler)."""
     cfg_scale: float = Field(7.5, ge=0)
-    """Classifier-free guidance scale (<= 1: conditional prediction only)."""
+    """Classifier-free guidance scale (<= 1: conditional prediction only) of every stage ..."""
+    object_cfg_scale: float | None = Field(None, ge=0)
+    """... unless set here for the object stages ..."""
+    global_cfg_scale: float | None = Field(None, ge=0)
+    """... or here for the global stage."""
     negative_prompt: str = "blurry, low quality, distorted"
-    control_scale: float = Field(1.0, ge=0)
+    control_scale: float | list[float] = 1.0
+    """ControlNet output scale: one value, or one per output (13 for SD; IRControlNet only)."""
     eta: float = Field(40.0, ge=0)
     """Attention-guidance step size (paper eq. 3)."""
+    guidance_reduce: Literal["mean", "sum"] = "mean"
+    """How E combines the object's tokens and the guided block's layers (sum = mean x their count)."""
+    resolution: int = Field(0, ge=0, le=4096)
+    """0: restore at the image's size; N: with its short side scaled to N (bicubic), then back."""
     guidance_threshold: int = Field(700, ge=-1, le=1000)
     """T': attention guidance at timesteps t > T' (of 1000); 1000 disables it."""
     guidance_block: str = "up_blocks.1"
@@ -40,6 +51,14 @@ class OragOptions(Options):
     """VAE tiling; ``auto`` tiles images above 1024 x 1024 pixels (padded)."""
     attention_slicing: bool = False
 
+    @field_validator("control_scale")
+    @classmethod
+    def _scales(cls, value: float | list[float]) -> float | list[float]:
+        values = value if isinstance(value, list) else [value]
+        if not values or min(values) < 0:
+            raise ValueError("control_scale: non-negative, one value or a non-empty list")
+        return value
+
 
 DECODE_PARAMS = (
     "control",
@@ -47,9 +66,13 @@ DECODE_PARAMS = (
     "global_steps",
     "scheduler",
     "cfg_scale",
+    "object_cfg_scale",
+    "global_cfg_scale",
     "negative_prompt",
     "control_scale",
     "eta",
+    "guidance_reduce",
+    "resolution",
     "guidance_threshold",
     "guidance_block",
     "strength",
