@@ -7,6 +7,8 @@ every step; a final ControlNet pass restores the whole image with the caption.
 
 from __future__ import annotations
 
+from typing import Any
+
 from PIL import Image
 
 from sedic_kit.hookspecs import hookimpl
@@ -30,6 +32,13 @@ class OragRestorer(Restorer):
     requires = ("torch", "diffusers", "transformers", "accelerate", "safetensors")
     extra = "diffusion"
     options: OragOptions
+
+    def decode_config(self) -> dict[str, Any]:
+        """The preset's name (unless ours) and the decode options that differ from the preset."""
+        o = self.options
+        defaults = OragOptions(preset=o.preset)
+        params = {k: getattr(o, k) for k in DECODE_PARAMS if getattr(o, k) != getattr(defaults, k)}
+        return {"preset": o.preset, **params} if o.preset != "sedic-kit" else params
 
     def required_models(self) -> list[ModelSpec]:
         return required_models(self.options.model, self.options.controlnet)

