@@ -349,10 +349,11 @@ def test_paper_profile_restores_kodak_size_with_the_files_in_place(tmp_path: Pat
     shutil.copy(tiny_path("diffbir-v2") / "v2.pth", cache_root() / "models" / "v2.pth")
     encoder = {"describer": {"plugin": "sidecar"}, "grounder": {"plugin": "passthrough"}, "segmenter": {"plugin": "box"},
                "reference_codec": {"plugin": "avif", "scale": 2.0, "quality": 0}}
-    codec = Codec.from_profile("paper", restorer={"object_steps": 2, "global_steps": 2}, **encoder)
+    fast = {"object_steps": 2, "global_steps": 2, "resolution": 256}  # restored at 384 x 256, returned at 768 x 512
+    codec = Codec.from_profile("paper", restorer=fast, **encoder)
     encoded = codec.encode(EXAMPLES / "kodim23.png")
     header = unpack(encoded.data).plugins[Role.restorer]
-    assert header.params == {"preset": "paper", "object_steps": 2, "global_steps": 2}
+    assert header.params == {"preset": "paper", **fast}
     assert len(encoded.payload.objects) == 2
     first = codec.decode(encoded.data)
     # a decoder whose profile knows nothing of the paper takes the preset from the header
