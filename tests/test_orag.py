@@ -360,3 +360,16 @@ def test_paper_profile_restores_kodak_size_with_the_files_in_place(tmp_path: Pat
     second = Codec.from_profile("lite", restorer={"plugin": "orag"}).decode(encoded.data)
     assert first.size == (768, 512) and np.array_equal(np.asarray(first), np.asarray(second))
     assert OragOptions(preset="paper").model == PAPER["model"]
+
+
+def test_compiled_denoisers_give_the_same_image(irc, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """torch.compile's graph capture (TorchDynamo) on the denoising forward, guidance staying eager;
+    the eager backend stands in for inductor, whose C++ build takes minutes on a CPU."""
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: real(model, backend="eager"))
+    objects = [SemanticObject("disc", "a disc", mask=box(64, 64, 0, 0, 30, 64))]
+    fast = {"guidance_threshold": 0, "object_steps": 2, "global_steps": 1}
+    plain = sampler(irc, **fast).run(image(64, 64), "x", objects)
+    compiled = sampler(irc, **fast, compile="max-autotune").run(image(64, 64), "x", objects)
+    assert set(irc.compiled) == {"max-autotune"} and compiled.stages[0].energies == plain.stages[0].energies
+    assert np.array_equal(np.asarray(plain.image), np.asarray(compiled.image))

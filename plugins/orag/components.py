@@ -7,7 +7,7 @@ the model's UNet config and cached under ``$SEDIC_CACHE/converted``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -60,6 +60,18 @@ class SD15:
     unet: Any
     controlnet: Any
     scheduler_config: dict[str, Any]
+    compiled: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def denoisers(self, mode: str = "off") -> tuple[Any, Any]:
+        """ControlNet and UNet for the denoising forward: ``torch.compile``d with ``mode`` (once per
+        mode, kept with the models), or as they are for ``off``."""
+        if mode == "off":
+            return self.controlnet, self.unet
+        if mode not in self.compiled:
+            import torch
+
+            self.compiled[mode] = (torch.compile(self.controlnet, mode=mode), torch.compile(self.unet, mode=mode))
+        return self.compiled[mode]
 
     @property
     def device(self) -> Any:

@@ -74,6 +74,9 @@ class OragOptions(Options):
     vae_tiling: Literal["auto", "on", "off"] = "auto"
     """VAE tiling; ``auto`` tiles images above 1024 x 1024 pixels (padded)."""
     attention_slicing: bool = False
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+    """``torch.compile`` mode for the ControlNet and UNet of the denoising forward (the guided
+    forward stays eager); compiling takes minutes and pays off over many images on a GPU."""
 
     @model_validator(mode="before")
     @classmethod

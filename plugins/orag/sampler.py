@@ -158,9 +158,9 @@ class OragSampler:
             cond.weights[cover.size] = torch.from_numpy(cover.reshape(-1)).to(self.parts.device)
         return cond
 
-    def _controlnet(self, cond: Condition, z: Any, t: Any, embeds: Any) -> tuple[Any, Any]:
+    def _controlnet(self, cond: Condition, z: Any, t: Any, embeds: Any, net: Any = None) -> tuple[Any, Any]:
         n = z.shape[0]
-        return self.parts.controlnet(
+        return (self.parts.controlnet if net is None else net)(
             z, t, encoder_hidden_states=embeds, controlnet_cond=cond.control.expand(n, -1, -1, -1),
             conditioning_scale=self.options.control_scale, return_dict=False,
         )
@@ -169,8 +169,9 @@ class OragSampler:
         """Noise prediction (float32) of ControlNet + UNet at z_t; CFG batches both branches."""
         n = cond.embeds.shape[0]
         zin = cond.scheduler.scale_model_input(z, t).to(self.parts.dtype).expand(n, -1, -1, -1)
-        down, mid = self._controlnet(cond, zin, t, cond.embeds)
-        eps = self.parts.unet(zin, t, encoder_hidden_states=cond.embeds, down_block_additional_residuals=down,
+        controlnet, unet = self.parts.denoisers(self.options.compile)
+        down, mid = self._controlnet(cond, zin, t, cond.embeds, controlnet)
+        eps = unet(zin, t, encoder_hidden_states=cond.embeds, down_block_additional_residuals=down,
                               mid_block_additional_residual=mid, return_dict=False)[0].float()
         if n == 1:
             return eps
@@ -246,8 +247,8 @@ class OragSampler:
         for net in (parts.unet, parts.controlnet):
             if o.attention_slicing:
                 net.set_attention_slice("auto")
-            else:
-                net.set_attn_processor(AttnProcessor2_0())
+            elif any(type(p) is not AttnProcessor2_0 for p in net.attn_processors.values()):
+                net.set_attn_processor(AttnProcessor2_0())  # only when needed: compiled graphs guard on them
 
     def working_image(self, image: Image.Image) -> Image.Image:
         """``image`` with its short side scaled to ``resolution`` (0: as is)."""
