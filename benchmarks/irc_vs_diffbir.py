@@ -76,7 +76,6 @@ def main() -> None:
 
     from diffusers import UNet2DConditionModel
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
-
     from sedic_plugins.orag.ircontrolnet import IRControlNetModel, convert_cached
 
     theirs = diffbir_modules(args.diffbir.resolve())

@@ -218,7 +218,7 @@ def tiny_diffbir(tmp_path: Path) -> tuple[Path, IRControlNetModel, Any]:
 
 
 def test_diffbir_checkpoint_converts_every_key(tmp_path: Path) -> None:
-    path, net, unet = tiny_diffbir(tmp_path)
+    path, net, _ = tiny_diffbir(tmp_path)
     state = torch.load(path, weights_only=True)
     # DiffBIR's ControlNet layout (diffbir/model/controlnet.py): one conv on [z_t, cf], then per level
     # res(+attn) blocks and a downsampler, one zero conv per input block, middle block + its zero conv

@@ -36,7 +36,7 @@ class OragRestorer(Restorer):
     def decode_config(self) -> dict[str, Any]:
         """The preset's name (unless ours) and the decode options that differ from the preset."""
         o = self.options
-        defaults = OragOptions(preset=o.preset)
+        defaults = OragOptions.model_validate({"preset": o.preset})
         params = {k: getattr(o, k) for k in DECODE_PARAMS if getattr(o, k) != getattr(defaults, k)}
         return {"preset": o.preset, **params} if o.preset != "sedic-kit" else params
 

@@ -35,7 +35,7 @@ _SD15_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "scheduler": (("scheduler_config.json",),),
     "tokenizer": (("vocab.json", "tokenizer.json"),),
 }
-_CONTROLNET_PARTS = {"": (("config.json",), ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))}
+_CONTROLNET_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {"": (("config.json",), ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))}
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 # DiffBIR's published IRControlNets (XPixelGroup/DiffBIR, diffbir/inference/pretrained_models.py), same layout
 DIFFBIR_URLS = {

@@ -35,7 +35,6 @@ from torch import nn
 from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.models import cache_root
 
-
 CONVERTED_VERSION = 1
 
 
@@ -62,7 +61,7 @@ class IRControlNetModel(ControlNetModel):
         if len(scales) != len(down) + 1:
             raise SedicError(f"this IRControlNet has {len(down) + 1} outputs; got {len(scales)} control scales")
         down, mid = [d * s for d, s in zip(down, scales)], mid * scales[-1]
-        return ControlNetOutput(down_block_res_samples=down, mid_block_res_sample=mid) if return_dict else (down, mid)
+        return ControlNetOutput(down_block_res_samples=tuple(down), mid_block_res_sample=mid) if return_dict else (down, mid)
 
 
 # diffusers builds a model from its config through the __init__ signature: keep ControlNetModel's
@@ -76,10 +75,10 @@ def read_checkpoint(path: Path) -> dict[str, Any]:
         if path.suffix.lower() == ".safetensors":
             from safetensors.torch import load_file
 
-            state = load_file(path)
+            state: Any = load_file(path)
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001  (any unreadable file: pickle, zip and safetensors errors differ)
         raise SedicError(f"restorer.controlnet: cannot read {path} ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
