@@ -22,28 +22,47 @@ from sedic_kit.masks import to_grid
 from sedic_kit.payload import Payload, SemanticObject
 from sedic_kit.plugins import get_registry
 from sedic_kit.roles import Role
+from sedic_plugins.sidecar import DESCRIPTIONS, description_files
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def load(data: Path, images: Path) -> list[tuple[Payload, list[np.ndarray], Image.Image]]:
-    """Payload, full-size masks and decoded lite reference of every fixture image."""
+    """Payload, full-size masks and decoded lite reference of every fixture image.
+
+    Descriptions are read from the files the ``sidecar`` describer reads beside an image
+    (``descriptions*.json``), entries with an ``"image"`` name; masks from ``masks/``.
+    """
     reference_codec = get_registry().get(Role.reference_codec, "avif")(scale=2.0, quality=0)
+    entries = [d for part in description_files(data) for d in _entries(part)]
+    if not entries:
+        raise SystemExit(f"side_info: no {DESCRIPTIONS} file with image entries in {data}")
     items = []
-    for part in sorted(data.glob("descriptions-*.json")):
-        for d in json.loads(part.read_text()):
-            stem = Path(d["image"]).stem
-            objects = [SemanticObject(o["name"], o["details"]) for o in d["objects"]]
-            masks = [np.asarray(Image.open(data / "masks" / f"{stem}_obj{k}.png")) > 0 for k in range(len(objects))]
-            with Image.open(images / f"{stem}.png") as image:
-                section = reference_codec.encode(image.convert("RGB"))
-            reference = reference_codec.decode(section, d["width"], d["height"])
-            items.append((Payload(d["width"], d["height"], d["caption"], objects), masks, reference))
+    for d in entries:
+        stem = Path(d["image"]).stem
+        objects = [SemanticObject(o["name"], o["details"]) for o in d["objects"]]
+        mask_files = [data / "masks" / f"{stem}_obj{k}.png" for k in range(len(objects))]
+        missing = [str(f) for f in mask_files if not f.is_file()]
+        if missing or not (images / f"{stem}.png").is_file():
+            raise SystemExit(f"side_info: {d['image']}: missing {', '.join(missing) or images / f'{stem}.png'}")
+        masks = [np.asarray(Image.open(f)) > 0 for f in mask_files]
+        with Image.open(images / f"{stem}.png") as image:
+            section = reference_codec.encode(image.convert("RGB"))
+        reference = reference_codec.decode(section, d["width"], d["height"])
+        items.append((Payload(d["width"], d["height"], d["caption"], objects), masks, reference))
     return items
+
+
+def _entries(path: Path) -> list[dict]:  # type: ignore[type-arg]
+    """The entries of a descriptions list that name their image."""
+    data = json.loads(path.read_text())
+    return [d for d in (data if isinstance(data, list) else [data]) if isinstance(d, dict) and "image" in d]
 
 
 def measure(items, encode, decode, check) -> tuple[float, float, float, float]:  # type: ignore[no-untyped-def]
     bits = bpp = enc = dec = 0.0
+    payload, masks, reference = items[0]
+    decode(encode(payload, masks, reference), payload, masks, reference)  # warm-up: caches, compiled code
     for payload, masks, reference in items:
         t = time.perf_counter()
         data = encode(payload, masks, reference)

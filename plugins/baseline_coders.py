@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 import zlib
 
 import brotli
@@ -11,8 +12,9 @@ from PIL import Image
 from pydantic import Field
 
 from sedic_kit.container import Reader, put_bytes, put_varint
+from sedic_kit.describe import max_text_bytes
 from sedic_kit.errors import FormatError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.masks import grid_size, to_grid
 from sedic_kit.roles import MaskCoder, Options, TextCoder
 
@@ -37,6 +39,14 @@ def split_texts(data: bytes) -> list[str]:
     return texts
 
 
+def check_inflated(size: int, limit: int, complete: bool) -> None:
+    """After decompressing at most ``limit + 1`` bytes: refuse a bomb, a cut or an overlong stream."""
+    if size > limit:
+        raise FormatError(f"corrupt text section (inflates past {limit} bytes, the most a file's texts can hold)")
+    if not complete:
+        raise FormatError("corrupt text section (truncated or trailing compressed data)")
+
+
 class Utf8TextCoder(TextCoder):
     """Uncompressed UTF-8 with varint lengths (a reference point, not a real coder)."""
 
@@ -59,34 +69,46 @@ class ZlibTextCoder(TextCoder):
         return c.compress(join_texts(texts)) + c.flush()
 
     def decode(self, data: bytes) -> list[str]:
-        return split_texts(zlib.decompress(data, -15))
+        limit = max_text_bytes()
+        d = zlib.decompressobj(-15)
+        try:
+            out = d.decompress(data, limit + 1)  # stops there: a bomb never inflates further
+        except zlib.error as exc:
+            raise FormatError(f"corrupt text section ({exc})") from None
+        check_inflated(len(out), limit, d.eof and not d.unused_data)
+        return split_texts(out)
 
 
 class BrotliOptions(Options):
     quality: int = Field(11, ge=0, le=11)
 
 
-class BrotliTextCoder(TextCoder):
+class BrotliTextCoder(TextCoder[BrotliOptions]):
     """Brotli in text mode (its built-in dictionary helps English)."""
 
     name = "brotli"
-    Options = BrotliOptions
 
     def encode(self, texts: list[str]) -> bytes:
         return brotli.compress(join_texts(texts), mode=brotli.MODE_TEXT, quality=self.options.quality)
 
     def decode(self, data: bytes) -> list[str]:
-        return split_texts(brotli.decompress(data))
+        limit = max_text_bytes()
+        d = brotli.Decompressor()
+        try:
+            out = d.process(data, output_buffer_limit=limit + 1)  # stops there: a bomb never inflates further
+        except brotli.error as exc:
+            raise FormatError(f"corrupt text section ({exc})") from None
+        check_inflated(len(out), limit, d.is_finished())
+        return split_texts(out)
 
 
 class GridOptions(Options):
     scale: int = Field(8, ge=1, le=64, description="code masks at 1/scale resolution (8 = SD latent grid)")
 
 
-class GridMaskCoder(MaskCoder):
+class GridMaskCoder(MaskCoder[GridOptions]):
     """Masks reduced to a ``1/scale`` grid, stacked vertically, then coded."""
 
-    Options = GridOptions
     decode_params = ("scale",)
 
     def stack(self, masks: list[np.ndarray], width: int, height: int) -> np.ndarray:
@@ -144,12 +166,20 @@ class PngMaskCoder(GridMaskCoder):
     def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         if self.no_objects(data, count):
             return []
-        with Image.open(io.BytesIO(data)) as im:
-            grid = np.asarray(im.convert("1"), dtype=bool)
+        rows, cols = grid_size(width, height, self.options.scale)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the check below is stricter
+                with Image.open(io.BytesIO(data)) as im:
+                    if im.size != (cols, rows * count):  # from the PNG header, before inflating anything
+                        raise FormatError(f"mask section is a {im.size[0]}x{im.size[1]} PNG, expected {cols}x{rows * count}")
+                    grid = np.asarray(im.convert("1"), dtype=bool)
+        except (OSError, ValueError) as exc:  # not a PNG, or a damaged one
+            raise FormatError(f"corrupt mask section (PNG: {exc})") from None
         return self.unstack(grid, count, width, height)
 
 
 @hookimpl
-def register_entropy_coders(register):  # type: ignore[no-untyped-def]
+def register_entropy_coders(register: Register) -> None:
     for cls in (Utf8TextCoder, ZlibTextCoder, BrotliTextCoder, RawMaskCoder, PngMaskCoder):
         register(cls)

@@ -9,7 +9,7 @@ state dict) or the CompressAI zoo weights for ``quality``/``metric``, read from 
 cache (never downloaded here: a missing file is a one-line error naming it and the cache dir).
 ``pretrained = false`` gives seeded random weights (tests, speed measurements).
 
-Install (see README): ``pip install 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8``.
+Install (see README): ``pip install torch==2.13.0 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8``.
 """
 
 from __future__ import annotations
@@ -26,15 +26,16 @@ from pydantic import Field
 
 from sedic_kit.container import Reader, put_varint
 from sedic_kit.errors import FormatError, ModelNotFoundError, ProfileError, SedicError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
+from sedic_kit.install import install_hint
 from sedic_kit.models import ModelSpec
-from sedic_kit.roles import Options, ReferenceCodec
+from sedic_kit.roles import Options, ReferenceCodec, one_line
 
+from .hf_common import torch_threads
 from .reference_scaling import DownscaleFilter, downscale, scaled_size
 
 PAD = 64
 """Every architecture here downsamples by 64 in total (16 analysis x 4 hyper-analysis)."""
-INSTALL_HINT = "pip install 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8"
 RANDOM_SEED = 0
 STRINGS = 2
 LADDER_DOWNSCALES = (6.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0)
@@ -60,6 +61,9 @@ def import_compressai() -> types.ModuleType:
     except Exception:  # a torchvision built for another torch fails with RuntimeError
         for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
             del sys.modules[name]
+    # torch_geometric (imported by compressai.registry too) probes for torchvision through
+    # transformers: it must be imported before the stand-in exists, or the probe fails on it.
+    importlib.import_module("torch_geometric.transforms")
     package, transforms = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
     package.transforms = transforms  # type: ignore[attr-defined]
     # a spec without origin: importlib.util.find_spec (transformers' availability check, reached
@@ -112,17 +116,16 @@ class CompressAIOptions(Options):
     threads: int = Field(1, ge=1, description="torch CPU threads while coding")
 
 
-class CompressAICodec(ReferenceCodec):
+class CompressAICodec(ReferenceCodec[CompressAIOptions]):
     """A CompressAI image model run on CPU for bit-exact entropy coding."""
 
     arch: ClassVar[str]
     max_quality: ClassVar[int] = 8
-    Options = CompressAIOptions
     decode_params = ("quality", "metric", "pretrained", "downscale")
     requires = ("compressai", "torch", "einops", "scipy", "pandas", "pytorch_msssim", "torch_geometric")
     extra = "compressai"
 
-    def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
+    def __init__(self, options: CompressAIOptions | None = None, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
         if self.options.quality > self.max_quality:
             raise ProfileError(f"reference_codec '{self.name}': quality must be <= {self.max_quality}")
@@ -132,7 +135,18 @@ class CompressAICodec(ReferenceCodec):
     def check_available(cls) -> None:
         missing = cls.missing_requirements()
         if missing:
-            raise SedicError(f"reference_codec '{cls.name}' needs {', '.join(missing)}: {INSTALL_HINT}")
+            raise SedicError(f"reference_codec '{cls.name}' needs {', '.join(missing)}: {install_hint('compressai')}")
+
+    @classmethod
+    def import_problem(cls) -> str | None:
+        missing = cls.missing_requirements()
+        if missing:
+            return f"needs {', '.join(missing)}"
+        try:
+            import_compressai()  # what encode/decode do: a plain `import compressai` needs torchvision
+        except Exception as exc:
+            return f"import compressai fails: {one_line(exc)}"
+        return None
 
     def required_models(self) -> list[ModelSpec]:
         if self.options.checkpoint or not self.options.pretrained:
@@ -140,7 +154,7 @@ class CompressAICodec(ReferenceCodec):
         self.check_available()
         import_compressai()
         url, _ = zoo_checkpoint(self.arch, self.options.metric, self.options.quality)
-        return [ModelSpec("reference_codec", f"{self.arch}-{self.options.metric}-{self.options.quality}", "torch-hub", url=url)]
+        return [ModelSpec("reference_codec.checkpoint", f"{self.arch}-{self.options.metric}-{self.options.quality}", "torch-hub", url=url)]
 
     # -- model -----------------------------------------------------------------------------
     def model(self) -> Any:
@@ -188,7 +202,7 @@ class CompressAICodec(ReferenceCodec):
         w, h = small.size
         x = torch.from_numpy(np.asarray(small, dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
         x = F.pad(x, (0, -w % PAD, 0, -h % PAD), mode="replicate")
-        with torch.inference_mode(), _threads(self.options.threads):
+        with torch.inference_mode(), torch_threads(self.options.threads):
             out = self.model().compress(x)
         strings = [s[0] for s in out["strings"]]
         if len(strings) != STRINGS:
@@ -212,7 +226,7 @@ class CompressAICodec(ReferenceCodec):
         strings.append(reader.take(reader.end - reader.pos, "compressai string"))
         shape = (-(-h // PAD), -(-w // PAD))
         try:
-            with torch.inference_mode(), _threads(self.options.threads):
+            with torch.inference_mode(), torch_threads(self.options.threads):
                 x_hat = model.decompress([[s] for s in strings], shape)["x_hat"]
         except Exception as exc:
             raise FormatError(f"cannot decode the {self.name} reference section ({type(exc).__name__}: {exc})") from None
@@ -224,24 +238,6 @@ class CompressAICodec(ReferenceCodec):
         if self.options.checkpoint:
             return [{"downscale": s} for s in LADDER_DOWNSCALES]
         return [{"downscale": s, "quality": q} for s in LADDER_DOWNSCALES for q in range(1, self.max_quality + 1)]
-
-
-class _threads:
-    """Context manager: run torch with ``n`` intra-op threads, restoring the previous count."""
-
-    def __init__(self, n: int) -> None:
-        self.n = n
-
-    def __enter__(self) -> None:
-        import torch
-
-        self.previous = torch.get_num_threads()
-        torch.set_num_threads(self.n)
-
-    def __exit__(self, *exc: object) -> None:
-        import torch
-
-        torch.set_num_threads(self.previous)
 
 
 class Cheng2020Attention(CompressAICodec):
@@ -280,7 +276,7 @@ CODECS: tuple[type[CompressAICodec], ...] = (Cheng2020Attention, Cheng2020Anchor
 
 
 @hookimpl
-def register_reference_codecs(register):  # type: ignore[no-untyped-def]
+def register_reference_codecs(register: Register) -> None:
     for cls in CODECS:
         register(cls)
 

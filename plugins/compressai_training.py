@@ -13,12 +13,15 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from rich.console import Console
 
 from sedic_kit.errors import InputError, SedicError
+from sedic_kit.progress import ImageProgress
 
 ZOO_LAMBDAS = {1: 0.0018, 2: 0.0035, 3: 0.0067, 4: 0.0130, 5: 0.0250, 6: 0.0483, 7: 0.0932, 8: 0.18}
 """CompressAI's MSE training lambdas per zoo quality."""
@@ -102,6 +105,7 @@ def train(
     seed: int = 0,
     cpu: bool = False,
     log: Any = print,
+    on_step: Callable[[int], None] | None = None,
 ) -> Path:
     """Train (resuming from ``out/checkpoints`` when present) and export; return the exported file."""
     import torch
@@ -144,6 +148,8 @@ def train(
             accelerator.backward(aux_loss)
             aux_optimizer.step()
             step += 1
+            if on_step is not None:
+                on_step(step)
             if step % checkpoint_every == 0 or step == steps:
                 save_checkpoint(accelerator, folder, step)
                 log(f"step {step}: loss {loss.item():.4f} bpp {bpp.item():.4f} mse {mse.item():.6f} aux {aux_loss.item():.2f}")
@@ -206,5 +212,6 @@ def add_train_command(cli: Any) -> None:
             raise SedicError(f"--crop must be a multiple of 64 (the models downsample by 64), got {crop}")
         if quality not in ZOO_LAMBDAS or quality > by_name[arch].max_quality:
             raise SedicError(f"--quality must be 1..{by_name[arch].max_quality} for {arch}")
-        path = train(arch, data, out, lmbda, quality, metric, pretrained, steps, batch_size, crop, lr, checkpoint_every, seed, cpu, typer.echo)
+        with ImageProgress(Console(stderr=True), steps, "training") as bar:
+            path = train(arch, data, out, lmbda, quality, metric, pretrained, steps, batch_size, crop, lr, checkpoint_every, seed, cpu, typer.echo, bar.done)
         typer.echo(f"exported {path} (use it with --set reference_codec.plugin={arch} --set reference_codec.checkpoint={path})")

@@ -4,12 +4,16 @@ An AVIF or HEIC file from Pillow is ~270-420 bytes of ISOBMFF boxes (ftyp, meta 
 iinf, ispe, av1C/hvcC, colr, pixi) plus one ``mdat`` holding the coded image. Those boxes
 depend only on the image size and the encoder settings, never on the pixels, so the reference
 section keeps only the ``mdat`` payload; the decoder encodes a flat image of the same size with
-the same settings (the *template*), and swaps its payload for the stored one.
+the same settings (the *template*), and swaps its payload for the stored one. Another build of
+the decoding library may write other boxes (HEIC's parameter sets in ``hvcC`` come from x265), so
+the section also carries a 2-byte :func:`check_value` of the encoder's boxes: a mismatch is an
+error naming the library versions, never a silently wrong image.
 """
 
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 
 from sedic_kit.errors import FormatError
@@ -85,6 +89,19 @@ def _iloc_extent(data: bytes, iloc: Box, mdat_body: int) -> tuple[int, int]:
                 return pos, length_size
             pos += length_size
     raise FormatError("the container's iloc does not point at its mdat")
+
+
+def check_value(data: bytes) -> bytes:
+    """2 bytes of CRC-32 over every box but the coded image (the ``mdat`` payload and its length
+    in ``iloc`` excluded): equal for the encoder's file and the decoder's template exactly when
+    the template rebuilds the encoder's container (same library build and settings)."""
+    top = boxes(data)
+    mdat = find(top, b"mdat")
+    meta = find(top, b"meta")
+    field, size = _iloc_extent(data, find(boxes(data, meta.body + 4, meta.end), b"iloc"), mdat.body)
+    header = bytearray(data[: mdat.start])
+    header[field : field + size] = bytes(size)
+    return (zlib.crc32(header) & 0xFFFF).to_bytes(2, "big")
 
 
 def payload(data: bytes) -> bytes:

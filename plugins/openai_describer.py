@@ -1,8 +1,11 @@
 """``openai`` describer: GPT-4V-class models, or any OpenAI-compatible server (vllm serve, Ollama).
 
 The API key is read from the environment variable named by ``api_key_env`` at request time and is
-never stored in options, files, reports, notes or error messages. Servers on a custom ``base_url``
-(local ``vllm serve`` / Ollama) may need no key; the official endpoint refuses to start without one.
+never stored in options, files, reports, notes or error messages (a server message that quotes
+any part of it is withheld). It is sent only to the official endpoint, or to a ``base_url`` that
+the profile pairs with an explicit ``api_key_env``: a custom server (``base_url`` alone, or
+``$OPENAI_BASE_URL``) gets a placeholder, so a key meant for OpenAI never leaks to it. The official
+endpoint refuses to start without a key.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sedic_kit.errors import BackendError, ModelNotFoundError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.prompting import LMMDescriptionOptions, chat_messages, describe_with, description_schema, image_data_uri
 from sedic_kit.roles import Describer
@@ -37,11 +40,10 @@ class OpenAIOptions(LMMDescriptionOptions):
     seed: int | None = 0
 
 
-class OpenAIDescriber(Describer):
+class OpenAIDescriber(Describer[OpenAIOptions]):
     """Caption and objects from a chat-completions model (three-stage template, JSON answer)."""
 
     name = "openai"
-    Options = OpenAIOptions
     requires = ("openai",)
     extra = "openai"
 
@@ -53,13 +55,18 @@ class OpenAIDescriber(Describer):
     def base_url(self) -> str:
         return (self.options.base_url or os.environ.get("OPENAI_BASE_URL") or OFFICIAL_BASE_URL).rstrip("/")
 
+    @property
+    def sends_key(self) -> bool:
+        """Whether this endpoint gets the key: the official one, or a ``base_url`` set together with ``api_key_env``."""
+        return self.base_url == OFFICIAL_BASE_URL or {"base_url", "api_key_env"} <= self.options.model_fields_set
+
     def client(self) -> Any:
         """The SDK client, built on first use (the key is read from the environment here)."""
         if self._client is None:
             import openai
 
             env = self.options.api_key_env
-            key = os.environ.get(env, "")
+            key = os.environ.get(env, "") if self.sends_key else ""
             if not key:
                 if self.base_url == OFFICIAL_BASE_URL:
                     raise ModelNotFoundError(
@@ -106,30 +113,53 @@ class OpenAIDescriber(Describer):
         try:
             response = self.client().chat.completions.create(**kwargs)
         except openai.AuthenticationError as exc:
-            raise BackendError(f"{where}: authentication failed (HTTP {exc.status_code}); check ${o.api_key_env}") from None
+            hint = (
+                f"check ${o.api_key_env}"
+                if self.sends_key
+                else "this server gets no key unless the profile sets describer.api_key_env together with describer.base_url"
+            )
+            raise BackendError(f"{where}: authentication failed (HTTP {exc.status_code}); {hint}") from None
         except openai.APITimeoutError:
             raise BackendError(f"{where}: no answer within {o.timeout:g} s ({tries})") from None
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc
             raise BackendError(f"{where}: cannot connect ({type(cause).__name__}) after {tries}") from None
         except openai.APIStatusError as exc:
-            raise BackendError(f"{where}: HTTP {exc.status_code} {_server_message(exc)} after {tries}") from None
+            message = _server_message(exc, os.environ.get(o.api_key_env, ""))
+            raise BackendError(f"{where}: HTTP {exc.status_code} {message} after {tries}") from None
+        except openai.OpenAIError as exc:  # anything else from the SDK: its type only (its text may quote the answer)
+            raise BackendError(f"{where}: {type(exc).__name__} after {tries}") from None
         choices = getattr(response, "choices", None) or []
         if not choices:
             return ""
         return choices[0].message.content or ""
 
 
-def _server_message(exc: Any) -> str:
-    """The server's own error message, one line, short (never the request, which has no key anyway)."""
+KEY_FRAGMENT = 6
+"""A server message containing this many consecutive characters of the key is withheld."""
+
+
+def _server_message(exc: Any, key: str) -> str:
+    """The server's own error message, one line, short; withheld if it quotes any part of ``key``."""
     body = getattr(exc, "body", None)
     msg = body.get("message") if isinstance(body, dict) else None
     if isinstance(body, dict) and isinstance(body.get("error"), dict):
         msg = body["error"].get("message")
-    text = " ".join(str(msg or "").split())[:200]
+    text = " ".join(str(msg or "").split())
+    if _quotes(text, key):
+        return "(server message withheld: it quotes the API key)"
+    text = text[:200]
     return f"({text})" if text else ""
 
 
+def _quotes(text: str, key: str) -> bool:
+    """Whether ``text`` contains ``key`` or any ``KEY_FRAGMENT`` consecutive characters of it."""
+    if not key:
+        return False
+    n = min(KEY_FRAGMENT, len(key))
+    return any(key[i : i + n] in text for i in range(len(key) - n + 1))
+
+
 @hookimpl
-def register_describers(register):  # type: ignore[no-untyped-def]
+def register_describers(register: Register) -> None:
     register(OpenAIDescriber)

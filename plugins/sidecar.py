@@ -9,28 +9,41 @@ Lookup for ``photo.png``: the ``path`` option (file or directory), ``photo.png.j
 
 from __future__ import annotations
 
-import json
+import math
 from pathlib import Path
 from typing import Any
 
+from pydantic import Field
+
+from sedic_kit.bounded_json import loads_bounded
 from sedic_kit.describe import DescriptionOptions, apply_limits
 from sedic_kit.errors import InputError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Payload, SemanticObject, SourceImage
 from sedic_kit.roles import Describer
 
 TEXT_KEYS = ("caption", "prompt", "Description")
+MAX_JSON_BYTES = 64 << 20
+"""A descriptions file for a whole data set (Kodak's is 10 KB for 12 images)."""
+MAX_JSON_DEPTH = 16
+MAX_COORDINATE = 1 << 24
+DESCRIPTIONS = "descriptions*.json"
+"""Lists of descriptions (entries with an ``"image"`` file name) found beside an image."""
+
+
+def description_files(directory: Path) -> list[Path]:
+    """The ``descriptions*.json`` lists in ``directory``, in name order."""
+    return sorted(directory.glob(DESCRIPTIONS))
 
 
 class SidecarOptions(DescriptionOptions):
-    path: str | None = None
+    path: str | None = Field(None, description="a description JSON file or a directory of them (default: beside the image)")
 
 
-class SidecarDescriber(Describer):
+class SidecarDescriber(Describer[SidecarOptions]):
     """Caption and objects from a sidecar JSON file or PNG text metadata."""
 
     name = "sidecar"
-    Options = SidecarOptions
 
     def describe(self, source: SourceImage) -> Payload:
         w, h = source.size
@@ -49,7 +62,7 @@ class SidecarDescriber(Describer):
                 raise InputError(f"describer.path: {p} does not exist")
         if source.path is not None:
             sp = source.path
-            candidates += [sp.with_name(sp.name + ".json"), sp.with_suffix(".json"), *sorted(sp.parent.glob("descriptions*.json"))]
+            candidates += [sp.with_name(sp.name + ".json"), sp.with_suffix(".json"), *description_files(sp.parent)]
         name = source.path.name if source.path else None
         for cand in candidates:
             if not cand.is_file():
@@ -61,9 +74,9 @@ class SidecarDescriber(Describer):
         meta = source.text_metadata
         if "sedic" in meta:
             try:
-                data = json.loads(meta["sedic"])
-            except json.JSONDecodeError as exc:
-                raise InputError(f"PNG text chunk 'sedic' is not valid JSON ({exc.msg})") from None
+                data = loads_bounded(meta["sedic"], max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH)
+            except ValueError as exc:
+                raise InputError(f"PNG text chunk 'sedic' is not valid JSON ({exc})") from None
             return pick(data, None, Path("PNG metadata"))
         for key in TEXT_KEYS:
             if meta.get(key, "").strip():
@@ -73,8 +86,10 @@ class SidecarDescriber(Describer):
 
 def load_json(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        if path.stat().st_size > MAX_JSON_BYTES:
+            raise ValueError(f"{path.stat().st_size} bytes (at most {MAX_JSON_BYTES})")
+        return loads_bounded(path.read_text(encoding="utf-8"), max_bytes=MAX_JSON_BYTES, max_depth=MAX_JSON_DEPTH)
+    except (OSError, ValueError) as exc:  # ValueError: also UnicodeDecodeError and JSONDecodeError
         raise InputError(f"{path}: cannot read description JSON ({exc})") from None
 
 
@@ -107,8 +122,8 @@ def parse_entry(entry: dict[str, Any], width: int, height: int, where: str) -> P
             raise InputError(f"{where}: objects[{i}].details must be a string")
         box = raw.get("box")
         if box is not None:
-            if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) for v in box)):
-                raise InputError(f"{where}: objects[{i}].box must be [x0, y0, x1, y1]")
+            if not (isinstance(box, list) and len(box) == 4 and all(_coordinate(v) for v in box)):
+                raise InputError(f"{where}: objects[{i}].box must be [x0, y0, x1, y1] (finite numbers of at most {MAX_COORDINATE})")
             sx = width / entry["width"] if isinstance(entry.get("width"), int) and entry["width"] > 0 else 1.0
             sy = height / entry["height"] if isinstance(entry.get("height"), int) and entry["height"] > 0 else 1.0
             box = (round(box[0] * sx), round(box[1] * sy), round(box[2] * sx), round(box[3] * sy))
@@ -116,6 +131,11 @@ def parse_entry(entry: dict[str, Any], width: int, height: int, where: str) -> P
     return Payload(width, height, caption, objects)
 
 
+def _coordinate(value: Any) -> bool:
+    """A usable box coordinate: a finite number (not a bool) of sane magnitude."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and abs(value) <= MAX_COORDINATE
+
+
 @hookimpl
-def register_describers(register):  # type: ignore[no-untyped-def]
+def register_describers(register: Register) -> None:
     register(SidecarDescriber)

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.models import ModelSpec, resolve
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.prompting import LMMDescriptionOptions, chat_messages, describe_with, description_schema, image_data_uri
@@ -25,17 +25,16 @@ class VllmOptions(LMMDescriptionOptions):
     model: str = Field("llava-hf/llava-1.5-7b-hf", description="hub id (cached) or local directory")
     max_image_side: int = Field(672, ge=64, le=4096, description="image sent resized to this longer side")
     guided: bool = Field(True, description="constrain decoding to the description JSON schema")
-    gpu_memory_utilization: float = Field(0.85, gt=0, le=1)
-    max_model_len: int = Field(4096, ge=512)
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="share of GPU memory vLLM may take")
+    max_model_len: int = Field(4096, ge=512, description="context length (prompt + image tokens + answer)")
     dtype: str = "auto"
     seed: int = 0
 
 
-class VllmDescriber(Describer):
+class VllmDescriber(Describer[VllmOptions]):
     """Caption and objects from a local LLaVA model served in-process by vLLM."""
 
     name = "vllm"
-    Options = VllmOptions
     requires = ("vllm",)
     extra = "vllm"
 
@@ -89,5 +88,5 @@ class VllmDescriber(Describer):
 
 
 @hookimpl
-def register_describers(register):  # type: ignore[no-untyped-def]
+def register_describers(register: Register) -> None:
     register(VllmDescriber)

@@ -2,12 +2,26 @@
 
 from importlib.metadata import PackageNotFoundError, version
 
-from .codec import Codec, DecodeResult, EncodeResult
-from .errors import FormatError, InputError, ModelNotFoundError, PluginError, ProfileError, SedicError
-from .hookspecs import hookimpl
+from .codec import Codec, DecodeResult, EncodeResult, report_stages
+from .describe import DescriptionOptions, apply_limits
+from .errors import BackendError, FormatError, InputError, ModelNotFoundError, PluginError, ProfileError, SedicError
+from .hookspecs import Register, hookimpl
+from .models import ModelSpec, register_tiny, resolve
 from .payload import Payload, SemanticObject, SourceImage
 from .profiles import Profile, load_profile
-from .roles import Describer, Grounder, MaskCoder, ReferenceCodec, Restorer, Role, Segmenter, TextCoder
+from .roles import (
+    Describer,
+    EntropyCoder,
+    Grounder,
+    MaskCoder,
+    Options,
+    Plugin,
+    ReferenceCodec,
+    Restorer,
+    Role,
+    Segmenter,
+    TextCoder,
+)
 
 try:
     __version__ = version("sedic-kit")
@@ -15,20 +29,27 @@ except PackageNotFoundError:  # running from a source tree without installing
     __version__ = "0.0.0"
 
 __all__ = [
+    "BackendError",
     "Codec",
     "DecodeResult",
     "Describer",
+    "DescriptionOptions",
     "EncodeResult",
+    "EntropyCoder",
     "FormatError",
     "Grounder",
     "InputError",
     "MaskCoder",
     "ModelNotFoundError",
+    "ModelSpec",
+    "Options",
     "Payload",
+    "Plugin",
     "PluginError",
     "Profile",
     "ProfileError",
     "ReferenceCodec",
+    "Register",
     "Restorer",
     "Role",
     "Segmenter",
@@ -37,6 +58,10 @@ __all__ = [
     "SourceImage",
     "TextCoder",
     "__version__",
+    "apply_limits",
     "hookimpl",
     "load_profile",
+    "register_tiny",
+    "report_stages",
+    "resolve",
 ]

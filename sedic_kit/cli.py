@@ -4,25 +4,28 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperArgument, TyperOption
 from rich.console import Console
-from rich.progress import Progress
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__
-from .codec import Codec, finite, save_png, write_atomic
-from .errors import SedicError
+from . import __version__, progress
+from .batch import RunDirectory
+from .codec import Codec, finite
+from .errors import ModelNotFoundError, ProfileError, SedicError
 from .eval.commands import add_commands as add_eval_commands
-from .eval.results import results_json
 from .imaging import DEFAULT_MAX_PIXELS, psnr
 from .plugins import get_registry
 from .profiles import available_profiles, load_profile
+from .progress import ImageProgress, WarningTally, plural
 from .roles import Role
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".avif", ".heic"}
@@ -39,21 +42,30 @@ app.add_typer(profiles_app, name="profiles")
 models_app = typer.Typer(help="Check and fetch the model weights a profile needs.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 
-out = Console(soft_wrap=True, markup=False)
-err = Console(stderr=True, soft_wrap=True, markup=False)
+out = Console(soft_wrap=True, markup=False, highlight=False)
+err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
+DEBUG = False
+"""Set by ``--debug``: tracebacks of every error, caught ones included."""
 
-ProfileOpt = Annotated[str, typer.Option("--profile", "-p", help="Profile name or path to a .toml file.")]
-SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a profile option: ROLE.KEY=VALUE.")]
-MaxPixelsOpt = Annotated[int, typer.Option(help="Refuse images larger than this many pixels.")]
+ProfileOpt = Annotated[str, typer.Option("--profile", "-p", metavar="NAME", help="Profile name or path to a .toml file.")]
+SetOpt = Annotated[
+    Optional[list[str]], typer.Option("--set", "-s", metavar="ROLE.KEY=VALUE", help="Override a profile option (repeatable).")
+]
+MaxPixelsOpt = Annotated[int, typer.Option(metavar="N", help="Refuse images larger than this many pixels.")]
 TargetBppOpt = Annotated[
     Optional[float],
-    typer.Option("--target-bpp", min=0.0, help="Choose the reference codec's setting so each file is at most this many bpp."),
+    typer.Option("--target-bpp", min=0.0, metavar="BPP", help="Fit each file to at most this many bpp: J, l_d, l_all from the profile's [rate] policy, then the reference setting."),
 ]
+GLOBAL_FLAGS = ("--debug", "--quiet")
+"""Accepted anywhere on the command line (before a ``--``)."""
+SETUP_ERRORS = (ModelNotFoundError, ProfileError, ImportError)
+"""Failures that would repeat on every image: they stop a batch at once."""
 
 
 @app.callback(invoke_without_command=True)
 def root(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors (anywhere on the command line).")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress display and no per-image lines (anywhere).")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
     if version:
@@ -78,8 +90,8 @@ def expand_inputs(items: list[Path]) -> list[Path]:
 
 @app.command()
 def run(
-    inputs: Annotated[list[Path], typer.Argument(help="Images or directories of images.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", help="Output directory.")] = Path("out"),
+    inputs: Annotated[list[Path], typer.Argument(metavar="IMAGES...", help="Images or directories of images.")],
+    out_dir: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Output directory.")] = Path("out"),
     profile: ProfileOpt = "lite",
     set_: SetOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
@@ -87,67 +99,97 @@ def run(
 ) -> None:
     """Encode, write .sedic, decode, write the reconstruction and a JSON report."""
     codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
+    check_models(codec, profile, set_ or [])
     paths = expand_inputs(inputs)
-    records: list[dict[str, Any]] = []
-    failures = 0
-    with Progress(console=err, transient=True, disable=len(paths) < 2) as progress:
-        task = progress.add_task("coding", total=len(paths))
+    directory = RunDirectory(out_dir, codec.profile)
+    warnings = WarningTally()
+    done = failures = 0
+    with ImageProgress(err, len(paths)) as bar:
         for path in paths:
-            progress.update(task, description=path.name)
             try:
-                records.append(run_one(codec, path, out_dir, target_bpp))
-            except SedicError as exc:
+                with bar.item(path.name):
+                    record = run_one(codec, path, directory, target_bpp)
+            except SETUP_ERRORS:
+                raise  # would fail the same way on every image
+            except Exception as exc:  # any per-image failure is recorded and the batch goes on
                 failures += 1
-                err.print(Text.assemble(("Error:", "red"), f" {exc}"))
-            progress.advance(task)
-    if records:
-        print_summary(records)
-        prof = codec.profile
-        report = results_json(prof.name if prof else "custom", prof.description if prof else "", prof.to_dict() if prof else None, records)
-        write_atomic(out_dir / "results.json", json.dumps(report, indent=2).encode())
-        out.print(f"wrote {len(records)} reconstructions and {out_dir / 'results.json'}")
+                message = str(exc) if isinstance(exc, SedicError) else f"{type(exc).__name__}: {exc}"
+                message = message if path.name in message else f"{path.name}: {message}"
+                directory.fail(path, message)
+                print_error(message, exc)
+                continue
+            done += 1
+            warnings.add(path.name, record["warnings"])
+            if not progress.QUIET:
+                bar.print(out, summary_line(record))
+    warnings.print(err, len(paths))
+    out.print(f"wrote {plural(done, 'reconstruction')} and {directory.report_path}" + (f"; {failures} failed" if failures else ""))
     if failures:
         raise typer.Exit(1)
 
 
-def run_one(codec: Codec, path: Path, out_dir: Path, target_bpp: float | None = None) -> dict[str, Any]:
+def check_models(codec: Codec, profile: str, overrides: list[str]) -> None:
+    """Stop before the first image when a plugin's weights are missing (one line)."""
+    from .model_files import check
+
+    for plugin in codec.plugins.values():
+        for spec in plugin.required_models():
+            status = check(spec)
+            if not status.present:
+                raise ModelNotFoundError(
+                    f"{spec.what} = {spec.spec} is not in {status.location}; fetch it where a network exists with "
+                    f"`{pull_command(profile, overrides)}`, or set {spec.what} to a local copy"
+                )
+
+
+def pull_command(profile: str, overrides: list[str]) -> str:
+    """The ``models pull`` command line for a profile and its ``--set`` overrides."""
+    return f"sedic-kit models pull {shlex.quote(profile)}" + "".join(f" --set {shlex.quote(s)}" for s in overrides)
+
+
+def run_one(codec: Codec, path: Path, directory: RunDirectory, target_bpp: float | None = None) -> dict[str, Any]:
+    """Encode and decode one image, then commit its files and record."""
     source = codec.load(path)
     start = time.perf_counter()
     result = codec.encode(source, target_bpp)
     enc_time = time.perf_counter() - start
-    sedic_path = result.save(out_dir / f"{path.stem}.sedic")
     start = time.perf_counter()
-    decoded = codec.decode_detailed(sedic_path)
+    decoded = codec.decode_detailed(result.data)
     dec_time = time.perf_counter() - start
-    png = save_png(decoded.image, out_dir / f"{path.stem}.png")
-    return {
-        "image": str(path),
-        "sedic": str(sedic_path),
-        "reconstruction": str(png),
-        "file_bits": 8 * sedic_path.stat().st_size,
+    fields = {
+        "profile": codec.profile.name if codec.profile else "custom",
+        "file_bits": 8 * len(result.data),
         **result.summary(),
+        "warnings": list(result.warnings),
         "psnr-rgb": finite(psnr(decoded.image, source.image)),
         "encoding_time": enc_time,
         "decoding_time": dec_time,
         "decode_timings": decoded.timings,
     }
+    return directory.commit(path, result.data, decoded.image, fields)
 
 
-def print_summary(records: list[dict[str, Any]]) -> None:
+def summary_line(r: dict[str, Any]) -> str:
     """One line per image: bpp split by section, PSNR and times."""
-    for r in records:
-        parts = ", ".join(f"{k} {v / (r['width'] * r['height']):.4f}" for k, v in r["bits"].items())
-        quality = "identical" if r["psnr-rgb"] is None else f"PSNR {r['psnr-rgb']:.2f} dB"
-        out.print(
-            f"{Path(r['image']).name}: {r['bpp']:.5f} bpp ({parts}), {quality}, "
-            f"encode {r['encoding_time']:.2f} s, decode {r['decoding_time']:.2f} s"
-        )
+    parts = ", ".join(f"{k} {v / (r['width'] * r['height']):.4f}" for k, v in r["bits"].items())
+    quality = "identical" if r["psnr-rgb"] is None else f"PSNR {r['psnr-rgb']:.2f} dB"
+    return (
+        f"{Path(r['image']).name}: {r['bpp']:.5f} bpp ({parts}), {quality}, "
+        f"encode {r['encoding_time']:.2f} s, decode {r['decoding_time']:.2f} s"
+    )
+
+
+def print_error(message: str, exc: BaseException | None = None) -> None:
+    """``Error: message`` on stderr; under ``--debug`` the traceback first."""
+    if DEBUG and exc is not None:
+        err.print("".join(traceback.format_exception(exc)).rstrip(), highlight=False)
+    err.print(Text.assemble(("Error:", "red"), f" {message}"))
 
 
 @app.command()
 def encode(
-    image: Annotated[Path, typer.Argument(help="Input image.")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output .sedic (default: IMAGE.sedic).")] = None,
+    image: Annotated[Path, typer.Argument(metavar="IMAGE", help="Input image.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="FILE", help="Output .sedic (default: IMAGE.sedic).")] = None,
     profile: ProfileOpt = "lite",
     set_: SetOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
@@ -155,25 +197,34 @@ def encode(
 ) -> None:
     """Encode one image into a .sedic file."""
     codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
-    result = codec.encode(image, target_bpp)
-    path = result.save(output or image.with_suffix(".sedic"))
+    check_models(codec, profile, set_ or [])
+    with ImageProgress(err, 1, "encoding") as bar, bar.item(f"encoding {image.name}"):
+        result = codec.encode(image, target_bpp)
+        path = result.save(output or image.with_suffix(".sedic"))
     parts = ", ".join(f"{k} {v}" for k, v in result.bits.items())
     out.print(f"{path}: {result.total_bits} bits, {result.bpp:.5f} bpp ({parts})")
     for note in result.notes:
-        out.print(f"  {note}")
+        if note not in result.warnings:
+            out.print(f"  {note}")
+    tally = WarningTally()
+    tally.add(image.name, result.warnings)
+    tally.print(err, 1)
 
 
 @app.command()
 def decode(
-    sedic: Annotated[Path, typer.Argument(help="Input .sedic file.")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output image (default: FILE.png).")] = None,
-    profile: Annotated[str, typer.Option("--profile", "-p", help="Profile giving local options (model paths, device).")] = "lite",
+    sedic: Annotated[Path, typer.Argument(metavar="FILE", help="Input .sedic file.")],
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="IMAGE", help="Output image (default: FILE.png).")] = None,
+    profile: Annotated[str, typer.Option("--profile", "-p", metavar="NAME", help="Profile giving local options (model paths, device).")] = "lite",
     set_: SetOpt = None,
+    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
 ) -> None:
     """Decode a .sedic file to an image."""
-    codec = Codec.from_profile(profile, overrides=set_ or [])
-    image = codec.decode(sedic)
+    codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
+    with ImageProgress(err, 1, "decoding") as bar, bar.item(f"decoding {sedic.name}"):
+        image = codec.decode(sedic)
     path = output or sedic.with_suffix(".png")
+    path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
     out.print(f"{path}: {image.size[0]}x{image.size[1]}")
 
@@ -188,6 +239,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
             cls = registry.classes[role][name]
             src = registry.sources[registry.owner[(role, name)]]
             missing = cls.missing_requirements()
+            problem = cls.import_problem()
             rows.append(
                 {
                     "role": role.value,
@@ -196,12 +248,15 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
                     "distribution": src.distribution,
                     "version": src.version,
                     "origin": src.origin,
-                    "available": not missing,
+                    "available": problem is None,
                     "missing": missing,
+                    "problem": problem,
                     "extra": cls.extra,
                 }
             )
-    broken = [{"module": s.name, "distribution": s.distribution, "error": s.error} for s in registry.sources.values() if s.error]
+    broken = [
+        {"module": s.name, "distribution": s.distribution, "error": error} for s in registry.sources.values() for error in s.errors
+    ]
     if as_json:
         out.print_json(json.dumps({"plugins": rows, "errors": broken}))
         return
@@ -209,7 +264,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
     for col in ("role", "name", "distribution", "version", "origin", "status"):
         table.add_column(col)
     for r in rows:
-        status = "ok" if r["available"] else f"needs {', '.join(r['missing'])}" + (f" ([{r['extra']}])" if r["extra"] else "")
+        status = "ok" if r["available"] else r["problem"] + (f" ([{r['extra']}])" if r["extra"] and r["missing"] else "")
         table.add_row(*(str(r[k] or "-") for k in ("role", "name", "distribution", "version", "origin")), status)
     out.print(table)
     for b in broken:
@@ -219,12 +274,16 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
 @profiles_app.command("list")
 def profiles_list() -> None:
     """List available profiles."""
-    for name, path in available_profiles().items():
+    rows: list[tuple[str, str, str]] = []
+    for name, file in available_profiles().items():
         try:
-            desc = load_profile(path).description
+            desc = load_profile(file).description
         except SedicError as exc:
             desc = f"(invalid: {exc})"
-        out.print(Text.assemble((name, "bold"), f"  {desc}  ", (str(path), "dim")))
+        rows.append((name, desc, str(file)))
+    width = max((len(name) for name, _, _ in rows), default=0)
+    for name, desc, where in rows:
+        out.print(Text.assemble((name.ljust(width), "bold"), f"  {desc}\n", " " * (width + 2), (where, "dim")))
 
 
 @profiles_app.command("show")
@@ -256,9 +315,20 @@ def models_check(
     set_: SetOpt = None,
     files: Annotated[bool, typer.Option("--files", help="List every file of the models present.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    memory: Annotated[bool, typer.Option("--memory", help="Print the GPU memory plan instead (exit 1 if it does not fit).")] = False,
 ) -> None:
     """List each model a profile needs: present or missing, files, sizes, cache location (exit 1 if any is missing)."""
     from .model_files import check, profile_models
+
+    if memory:
+        from .memory_plan import plan
+
+        gpu = plan(load_profile(name, set_ or []))
+        for line in gpu.lines():
+            out.print(line)
+        if not gpu.fits:
+            raise typer.Exit(1)
+        return
 
     rows: list[dict[str, Any]] = []
     for rm in profile_models(load_profile(name, set_ or [])):
@@ -276,29 +346,38 @@ def models_check(
                     "location": st.location,
                     "size": st.size,
                     "files": [{"name": f, "size": n} for f, n in st.files],
+                    "url": spec.url,
                     "problem": st.problem,
                 }
             )
     if as_json:
         out.print_json(json.dumps({"profile": name, "models": rows}))
     else:
-        for r in rows:
-            if r["status"] == "unavailable":
-                out.print(Text.assemble(("unavailable", "yellow"), f" {r['role']} '{r['plugin']}': {r['problem']}"))
-                continue
-            color = "green" if r["status"] == "present" else "red"
-            head = f"[{color}]{r['status']}[/{color}] {r['option']} = {r['model']} ({r['role']} '{r['plugin']}')"
-            if r["status"] == "present":
-                out.print(f"{head}: {_size(r['size'])} in {len(r['files'])} files at {r['location']}")
-                for f in r["files"] if files else []:
-                    out.print(f"    {f['name']}  {_size(f['size'])}")
-            else:
-                wanted = ", ".join(f["name"] for f in r["files"]) or "all files"
-                out.print(f"{head}: needs {wanted}; would be cached in {r['location']}")
-        if not rows:
-            out.print(f"profile {name} needs no model weights")
+        print_models(rows, name, set_ or [], files)
     if any(r["status"] == "missing" for r in rows):
         raise typer.Exit(1)
+
+
+def print_models(rows: list[dict[str, Any]], profile: str, overrides: list[str], files: bool) -> None:
+    """``models check`` as plain text: one line per model, what to do about missing ones."""
+    for r in rows:
+        if r["status"] == "unavailable":
+            out.print(Text.assemble(("unavailable", "yellow"), f"  {r['role']} '{r['plugin']}': {r['problem']}"))
+            continue
+        present = r["status"] == "present"
+        head = Text.assemble((r["status"].ljust(7), "green" if present else "red"), f"  {r['option']} = {r['model']} ({r['role']} '{r['plugin']}')")
+        if present:
+            out.print(head, f": {_size(r['size'])} in {plural(len(r['files']), 'file')} at {r['location']}", sep="")
+            for f in r["files"] if files else []:
+                out.print(f"    {f['name']}  {_size(f['size'])}")
+        else:
+            out.print(head, f": not in {r['location']}", sep="")
+            wanted = r["url"] or ", ".join(f["name"] for f in r["files"]) or "the whole repository"
+            out.print(f"    needs {wanted}")
+    if not rows:
+        out.print(f"profile {profile} needs no model weights")
+    elif any(r["status"] == "missing" for r in rows):
+        out.print(f"fetch the missing ones where a network exists: {pull_command(profile, overrides)}")
 
 
 @models_app.command("pull")
@@ -316,13 +395,45 @@ def models_pull(name: Annotated[str, typer.Argument(help="Profile name or path."
 add_eval_commands(app)
 
 
+def split_global_flags(args: list[str]) -> tuple[list[str], set[str]]:
+    """Remove ``--debug``/``--quiet`` from anywhere before a ``--``; return the rest and the flags seen."""
+    end = args.index("--") if "--" in args else len(args)
+    flags = {a for a in args[:end] if a in GLOBAL_FLAGS}
+    return [a for i, a in enumerate(args) if i >= end or a not in GLOBAL_FLAGS], flags
+
+
+def tidy_param(param: Any) -> Any:
+    """Typer 0.29 prints ``{IMAGES}...`` in usage lines and ``<bool>`` beside flags: show names only."""
+    if isinstance(param, TyperArgument) and param.metavar:
+        name = param.metavar if param.required else f"[{param.metavar}]"
+        param._usage_display_name = lambda: name  # type: ignore[method-assign]
+        param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+    elif isinstance(param, TyperOption) and param.is_flag:
+        param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
+    return param
+
+
+def tidy_help(command: Any) -> None:
+    """Apply :func:`tidy_param` to every parameter (help options included) of every command."""
+    for param in command.params:
+        tidy_param(param)
+    make_help = command.get_help_option
+    command.get_help_option = lambda ctx: tidy_param(make_help(ctx))
+    for sub in getattr(command, "commands", {}).values():
+        tidy_help(sub)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors, exit 1 (2 for usage); tracebacks only with --debug."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    debug = "--debug" in args or bool(os.environ.get("SEDIC_DEBUG"))
+    global DEBUG
+    args, flags = split_global_flags(list(sys.argv[1:] if argv is None else argv))
+    DEBUG = "--debug" in flags or bool(os.environ.get("SEDIC_DEBUG"))
+    progress.QUIET = "--quiet" in flags
     get_registry().register_commands(app)
+    command = typer.main.get_command(app)
+    tidy_help(command)
     try:
-        rc = app(args=args, prog_name="sedic-kit", standalone_mode=False)
+        rc = command.main(args=args, prog_name="sedic-kit", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except typer.TyperException as exc:  # usage errors: exit 2
@@ -333,13 +444,10 @@ def main(argv: list[str] | None = None) -> int:
         err.print("Aborted.")
         return 130
     except SedicError as exc:
-        if debug:
-            raise
-        err.print(Text.assemble(("Error:", "red"), f" {exc}"))
+        print_error(str(exc), exc)
         return 1
     except Exception as exc:
-        if debug:
-            raise
-        err.print(Text.assemble(("Error:", "red"), f" {type(exc).__name__}: {exc} (rerun with --debug for a traceback)"))
+        hint = "" if DEBUG else " (rerun with --debug for a traceback)"
+        print_error(f"{type(exc).__name__}: {exc}{hint}", exc)
         return 1
     return rc if isinstance(rc, int) else 0

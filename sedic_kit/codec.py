@@ -4,23 +4,27 @@ from __future__ import annotations
 
 import copy
 import math
+import os
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextvars import ContextVar
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, TypeVar
 
 import numpy as np
 from PIL import Image
 
 from .container import PluginRef, SedicFile, pack, unpack
-from .errors import FormatError, PluginError, ProfileError, SedicError
+from .describe import MAX_OBJECTS, text_limit_problem
+from .errors import FormatError, InputError, PluginError, ProfileError, SedicError
 from .imaging import DEFAULT_MAX_PIXELS, load_image
 from .payload import Payload, SourceImage
-from .plugins import get_registry
+from .plugins import Registry, get_registry
 from .profiles import Profile, apply_override, instantiate, load_profile
-from .rate import fit_reference
+from .rate import RatePolicy, SemanticBudget, fit_reference, trim
 from .roles import (
     DECODER_ROLES,
     Describer,
@@ -35,6 +39,9 @@ from .roles import (
 )
 
 
+T = TypeVar("T")
+
+
 @dataclass
 class EncodeResult:
     """A coded image: the file bytes, what went into them and how many bits each part took."""
@@ -44,6 +51,9 @@ class EncodeResult:
     bits: dict[str, int]
     timings: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    """Everything worth knowing about how the image was coded (warnings included)."""
+    warnings: list[str] = field(default_factory=list)
+    """The notes a user should see: input conversions, a missing description, dropped objects."""
 
     @property
     def total_bits(self) -> int:
@@ -87,24 +97,67 @@ class DecodeResult:
 
 def write_atomic(path: Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary file and rename (no partial files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(path)
+    with _temporary_beside(path) as tmp:
+        tmp.write_bytes(data)
     return path
 
 
 def save_png(image: Image.Image, path: Path) -> Path:
     """Write ``image`` as PNG via a temporary file and rename (no partial files)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    image.save(tmp, "PNG")
-    tmp.replace(path)
+    with _temporary_beside(path) as tmp:
+        image.save(tmp, "PNG")
     return path
+
+
+def _file_mode() -> int:
+    """0o666 less the process umask (what ``open`` would give a new file)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+_FILE_MODE = _file_mode()
+
+
+@contextmanager
+def _temporary_beside(path: Path) -> Iterator[Path]:
+    """A uniquely named temporary file in ``path``'s directory, renamed to ``path`` when the
+    block succeeds and removed when it fails (concurrent writers never share a temporary name)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = Path(name)
+    try:
+        try:
+            os.fchmod(fd, _FILE_MODE)  # mkstemp makes it private; outputs get the usual mode
+        finally:
+            os.close(fd)
+        yield tmp
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+StageListener = Callable[[str], None]
+_stage_listener: ContextVar[StageListener | None] = ContextVar("sedic_stage_listener", default=None)
+
+
+@contextmanager
+def report_stages(listener: StageListener) -> Iterator[None]:
+    """Call ``listener(stage)`` as each coding stage starts (describe, ground, segment, reference,
+    text, masks, restore), e.g. to show progress; applies to this thread/context only."""
+    token = _stage_listener.set(listener)
+    try:
+        yield
+    finally:
+        _stage_listener.reset(token)
 
 
 @contextmanager
 def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
+    listener = _stage_listener.get()
+    if listener is not None:
+        listener(key)
     start = time.perf_counter()
     try:
         yield
@@ -120,13 +173,16 @@ class Codec:
         plugins: Mapping[Role, Plugin],
         profile: Profile | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        registry: Registry | None = None,
     ) -> None:
+        """``registry`` resolves the decoder plugins a file names (default: the installed plugins)."""
         missing = [r.value for r in Role if r not in plugins]
         if missing:
             raise ProfileError(f"codec needs a plugin for: {', '.join(missing)}")
         self.plugins = dict(plugins)
         self.profile = profile
         self.max_pixels = max_pixels
+        self.registry = registry if registry is not None else get_registry()
         self._decoders: dict[tuple[Role, str, str], Plugin] = {}
 
     @classmethod
@@ -136,12 +192,14 @@ class Codec:
         *,
         overrides: Sequence[str] = (),
         max_pixels: int = DEFAULT_MAX_PIXELS,
+        registry: Registry | None = None,
         **role_options: Mapping[str, Any],
     ) -> Codec:
         """Build from a profile name, path or object.
 
         ``overrides`` are ``"role.key=value"`` strings; keyword arguments are per-role option
-        dicts, e.g. ``Codec.from_profile("lite", reference_codec={"quality": 10})``.
+        dicts, e.g. ``Codec.from_profile("lite", reference_codec={"quality": 10})``. Plugins come
+        from ``registry`` (default: the installed plugins), for encoding and decoding alike.
         """
         if isinstance(profile, Profile):
             prof = copy.deepcopy(profile)
@@ -154,7 +212,8 @@ class Codec:
                 raise ProfileError(f"{role_name}: expected a dict of options, got {options!r}")
             for key, value in options.items():
                 apply_override(prof, f"{role_name}.{key}", value)
-        return cls(prof.build(), prof, max_pixels)
+        registry = registry if registry is not None else get_registry()
+        return cls(prof.build(registry), prof, max_pixels, registry)
 
     # -- typed access to the chosen plugins ------------------------------------------------
     @property
@@ -186,72 +245,179 @@ class Codec:
         return self.plugins[Role.restorer]  # type: ignore[return-value]
 
     # -- encoding --------------------------------------------------------------------------
-    def load(self, image: Image.Image | str | Path | bytes) -> SourceImage:
-        """Open and normalise an input image (limits and conversions of this codec)."""
+    def load(self, image: ImageInput) -> SourceImage:
+        """Open and normalise an input image (limits and conversions of this codec).
+
+        ``image`` is a PIL image, a path, encoded bytes or a numpy array (H x W or H x W x 3/4,
+        uint8 or uint16; floats in [0, 1]).
+        """
+        if isinstance(image, np.ndarray):
+            image = array_to_image(image)
         return load_image(image, self.max_pixels)
 
-    def analyze(self, source: SourceImage, timings: dict[str, float] | None = None) -> Payload:
-        """Run describer, grounder and segmenter: the semantic half of the encoder."""
+    def analyze(
+        self,
+        source: SourceImage,
+        timings: dict[str, float] | None = None,
+        description: str | Payload | None = None,
+        budget: SemanticBudget | None = None,
+        notes: list[str] | None = None,
+    ) -> Payload:
+        """Run describer, grounder and segmenter: the semantic half of the encoder.
+
+        ``description`` (a caption, or a payload with caption and objects) replaces the describer.
+        With a ``budget`` (rate control), the description is limited to its J, l_d and l_all
+        after grounding and before segmentation: trimmed from the describer's answer, or asked
+        afresh with those limits when the profile sets ``rate.redescribe``; what was kept is
+        appended to ``notes``.
+        """
         timings = timings if timings is not None else {}
         w, h = source.size
+        policy = self.rate_policy
+        redescribe = budget is not None and policy.redescribe and description is None
+        describer = self.describer_with(budget) if redescribe else self.describer  # type: ignore[arg-type]
         with _timed(timings, "describe"):
-            payload = self.describer.describe(source)
+            payload = self.describe(source, description, describer)
         with _timed(timings, "ground"):
             payload = self.grounder.ground(source, payload)
+        if budget is not None:
+            payload, kept = trim(payload, budget)
+            how = "asked afresh" if policy.redescribe and description is None else "trimmed"
+            (notes if notes is not None else []).append(f"semantics {budget.describe()} ({how}): {kept}")
         with _timed(timings, "segment"):
             payload = self.segmenter.segment(source, payload)
+        self.check_semantics(payload, w, h)
+        return payload
+
+    def describe(
+        self, source: SourceImage, description: str | Payload | None = None, describer: Describer | None = None
+    ) -> Payload:
+        """The describer's payload (or ``description``), with at most ``max_objects`` objects.
+
+        ``describer``: ask this one instead of the profile's (rate control with ``rate.redescribe``).
+        """
+        w, h = source.size
+        notes_before = len(source.notes)
+        if isinstance(description, Payload):
+            payload, who = replace(description, objects=list(description.objects)), "description="
+        elif isinstance(description, str):
+            payload, who = Payload(w, h, description), "description="
+        else:
+            describer = describer or self.describer
+            payload, who = describer.describe(source), f"describer '{describer.name}'"
+            if not payload.caption and not payload.objects and describer.name != "none" and len(source.notes) == notes_before:
+                hint = " (pass description= with an in-memory image)" if source.path is None else ""
+                source.notes.append(f"no description: {who} found none; coded without caption or objects{hint}")
+        return self.limit_objects(payload, source, who)
+
+    def limit_objects(self, payload: Payload, source: SourceImage, who: str) -> Payload:
+        """Keep the first ``max_objects`` objects (the describer's option, else the paper's J = 3)."""
+        limit = getattr(self.describer.options, "max_objects", MAX_OBJECTS)
+        if len(payload.objects) <= limit:
+            return payload
+        source.notes.append(f"{who} gave {len(payload.objects)} objects; kept the first {limit} (max_objects)")
+        return payload.with_objects(payload.objects[:limit])
+
+    def check_semantics(self, payload: Payload, w: int, h: int) -> None:
+        """The payload fits the image and every object has a full-size mask."""
         if (payload.width, payload.height) != (w, h):
             raise PluginError(f"payload size {payload.width}x{payload.height} does not match the image {w}x{h}")
         for obj in payload.objects:
             if obj.mask is None or obj.mask.shape != (h, w):
                 shape = None if obj.mask is None else obj.mask.shape
                 raise PluginError(f"segmenter '{self.segmenter.name}' gave object '{obj.name}' mask {shape}, expected {(h, w)}")
-        return payload
+
+    @property
+    def rate_policy(self) -> RatePolicy:
+        """The profile's ``[rate]`` policy (the paper's operating points without a profile)."""
+        return self.profile.rate_policy() if self.profile is not None else RatePolicy()
+
+    def describer_with(self, budget: SemanticBudget) -> Describer:
+        """This codec's describer asking for ``budget``'s limits (same instance state: a loaded model is shared)."""
+        own = self.describer
+        fields = type(own.options).model_fields
+        if not all(k in fields for k in budget.limits()):
+            raise ProfileError(
+                f"rate.redescribe: describer '{own.name}' has no max_objects/detail_words/caption_words options to ask with"
+            )
+        fresh = copy.copy(own)
+        fresh.options = type(own.options).model_validate({**own.options.model_dump(), **budget.limits()})
+        return fresh
 
     def encode(
-        self, image: Image.Image | str | Path | bytes | SourceImage, target_bpp: float | None = None
+        self,
+        image: ImageInput | SourceImage,
+        target_bpp: float | None = None,
+        *,
+        description: str | Payload | None = None,
+        payload: Payload | None = None,
     ) -> EncodeResult:
-        """Encode an image (PIL image, path or encoded bytes) into a ``.sedic`` file.
+        """Encode an image (PIL image, path, encoded bytes or numpy array) into a ``.sedic`` file.
 
-        With ``target_bpp``, the reference codec's setting is searched (after text and masks are
-        coded) so the whole file lands at or just under that many bits per pixel.
+        With ``target_bpp``, the profile's rate policy first sets J, l_d and l_all (the paper's
+        knobs; a longer description is trimmed), then the reference codec's setting is searched
+        (after text and masks are coded) so the whole file lands at or just under that many bits
+        per pixel. ``description`` (a caption, or a :class:`Payload` with caption and objects, boxes optional)
+        replaces the describer; grounding and segmentation still run. ``payload`` gives the whole
+        semantics (objects with full-size masks): describer, grounder and segmenter are skipped.
         """
+        if description is not None and payload is not None:
+            raise SedicError("give description= or payload=, not both")
         timings: dict[str, float] = {}
         source = image if isinstance(image, SourceImage) else self.load(image)
-        payload = self.analyze(source, timings)
         w, h = source.size
+        budget = None if target_bpp is None else self.rate_policy.choose(target_bpp)
+        semantic_notes: list[str] = []
+        if payload is None:
+            sem = self.analyze(source, timings, description, budget, semantic_notes)
+        else:
+            sem = self.limit_objects(replace(payload, objects=list(payload.objects), extras=dict(payload.extras)), source, "payload=")
+            if budget is not None:
+                sem, kept = trim(sem, budget)
+                semantic_notes.append(f"semantics {budget.describe()} (trimmed): {kept}")
+            self.check_semantics(sem, w, h)
+        problem = text_limit_problem(sem.texts())
+        if problem:
+            raise PluginError(f"the description breaks the format's text limits ({problem})")
         with _timed(timings, "text"):
-            text = self.text_coder.encode(payload.texts())
-        object_masks: list[np.ndarray] = [o.mask for o in payload.objects]  # type: ignore[misc]
+            text = self.text_coder.encode(sem.texts())
+        object_masks: list[np.ndarray] = [o.mask for o in sem.objects]  # type: ignore[misc]
         mask_coder = self.mask_coder
         masks = b""
         if not mask_coder.uses_reference:
             with _timed(timings, "masks"):
                 masks = mask_coder.encode(object_masks, w, h)
         refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role, p in self.plugins.items() if role in DECODER_ROLES}
-        notes = list(source.notes)
+        warnings = list(source.notes)
+        notes = [*warnings, *semantic_notes]
 
         def build(codec: ReferenceCodec) -> tuple[bytes, dict[str, int]]:
             with _timed(timings, "reference"):
-                payload.reference = codec.encode(source.image)
+                sem.reference = codec.encode(source.image)
             refs[Role.reference_codec] = PluginRef(codec.name, codec.version, codec.decode_config())
             coded_masks = masks
             if mask_coder.uses_reference:  # conditioned on the reference as the decoder will see it
                 with _timed(timings, "masks"):
-                    decoded = codec.decode(payload.reference, w, h)
+                    decoded = codec.decode(sem.reference, w, h)
                     coded_masks = mask_coder.encode(object_masks, w, h, reference=decoded)
-            return pack(SedicFile(w, h, refs, payload.reference, text, coded_masks, dict(payload.extras)))
+            if object_masks and not coded_masks:
+                raise PluginError(f"mask coder '{mask_coder.name}' wrote an empty section for {len(object_masks)} masks")
+            return pack(SedicFile(w, h, refs, sem.reference, text, coded_masks, dict(sem.extras)))
 
         if target_bpp is None:
             data, bits = build(self.reference_codec)
         else:
-            choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build)
+            choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build, lambda c: c.encode(source.image))
             data, bits = choice.data, choice.bits
-            payload.reference = unpack(data).reference
+            sem.reference = unpack(data).reference
             setting = ", ".join(f"{k}={v}" for k, v in choice.setting.items())
             verdict = "" if choice.fits else " (the lowest setting; the target is out of reach)"
-            notes.append(f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} tries")
-        return EncodeResult(data, payload, bits, timings, notes)
+            notes.append(
+                f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} coded + {choice.probes} fast probes"
+            )
+            if not choice.fits:
+                warnings.append(f"target {target_bpp} bpp is out of reach: coded at the lowest reference setting")
+        return EncodeResult(data, sem, bits, timings, notes, warnings)
 
     # -- decoding --------------------------------------------------------------------------
     def decoder_plugin(self, role: Role, ref: PluginRef) -> Plugin:
@@ -262,7 +428,7 @@ class Codec:
         key = (role, ref.name, repr(sorted(ref.params.items())))
         if key in self._decoders:
             return self._decoders[key]
-        registry = get_registry()
+        registry = self.registry
         try:
             cls = registry.get(role, ref.name)
         except ProfileError:
@@ -299,8 +465,18 @@ class Codec:
         return unpack(bytes(data))
 
     def decode_detailed(self, data: bytes | str | Path) -> DecodeResult:
-        """Decode and also return the payload, the reference image and timings."""
+        """Decode and also return the payload, the reference image and timings.
+
+        The header's image size is checked against ``max_pixels`` before any plugin runs; every
+        plugin call is guarded, so whatever a crafted file makes a plugin raise (``MemoryError``
+        included) comes out as one :class:`FormatError` line naming the section and the plugin.
+        """
         f = self.read(data)
+        if f.width * f.height > self.max_pixels:
+            raise FormatError(
+                f"the file is a {f.width}x{f.height} image ({f.width * f.height:,} pixels), above the decoder's "
+                f"limit of {self.max_pixels:,} (raise it with --max-pixels or Codec(max_pixels=...))"
+            )
         timings: dict[str, float] = {}
         plugins = {role: self.decoder_plugin(role, f.plugins[role]) for role in DECODER_ROLES}
         text_coder: TextCoder = plugins[Role.text_coder]  # type: ignore[assignment]
@@ -308,25 +484,36 @@ class Codec:
         reference_codec: ReferenceCodec = plugins[Role.reference_codec]  # type: ignore[assignment]
         restorer: Restorer = plugins[Role.restorer]  # type: ignore[assignment]
         with _timed(timings, "text"):
-            texts = _section(lambda: text_coder.decode(f.text), "text")
+            texts = _guarded(lambda: text_coder.decode(f.text), "decode the text section", text_coder)
+            problem = text_limit_problem(texts) if isinstance(texts, list) else "not a list of strings"
+            if problem:
+                raise FormatError(f"corrupt text section ({problem})")
             try:
                 caption, objects = Payload.split_texts(texts)
             except ValueError as exc:
                 raise FormatError(f"corrupt text section ({exc})") from None
+        if objects and not f.masks:
+            raise FormatError(f"corrupt .sedic file (mask section is empty but there are {len(objects)} objects)")
         with _timed(timings, "reference"):
-            reference = _section(lambda: reference_codec.decode(f.reference, f.width, f.height), "reference")
+            reference = _guarded(
+                lambda: reference_codec.decode(f.reference, f.width, f.height), "decode the reference section", reference_codec
+            )
         with _timed(timings, "masks"):
             if mask_coder.uses_reference:
-                masks = _section(lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height, reference=reference), "mask")
+                masks = _guarded(
+                    lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height, reference=reference),
+                    "decode the mask section",
+                    mask_coder,
+                )
             else:
-                masks = _section(lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height), "mask")
+                masks = _guarded(lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height), "decode the mask section", mask_coder)
         if len(masks) != len(objects):
             raise FormatError(f"mask section holds {len(masks)} masks for {len(objects)} objects")
         for obj, mask in zip(objects, masks):
             obj.mask = np.asarray(mask, dtype=bool)
         payload = Payload(f.width, f.height, caption, objects, f.reference, dict(f.extras))
         with _timed(timings, "restore"):
-            image = restorer.restore(reference, payload)
+            image = _guarded(lambda: restorer.restore(reference, payload), "restore the image", restorer)
         if image.size != (f.width, f.height) or image.mode != "RGB":
             raise PluginError(
                 f"restorer '{restorer.name}' returned {image.mode} {image.size[0]}x{image.size[1]}, "
@@ -339,14 +526,51 @@ class Codec:
         return self.decode_detailed(data).image
 
 
-def _section(fn: Any, what: str) -> Any:
-    """Run a section decoder; turn anything but a SedicError into a one-line FormatError."""
+def _guarded(fn: Callable[[], T], what: str, plugin: Plugin) -> T:
+    """Run one decoder-side plugin call on data from a file.
+
+    A :class:`FormatError` gets the section and plugin added; any other exception but a
+    :class:`SedicError` (a missing model, say), ``MemoryError`` included, becomes one.
+    """
+    where = f"cannot {what} ({plugin.role.value} '{plugin.name}')"
     try:
         return fn()
+    except FormatError as exc:
+        raise FormatError(f"{where}: {_one_line(str(exc))}") from None
     except SedicError:
         raise
-    except Exception as exc:  # a coder choking on bytes that passed the CRC
-        raise FormatError(f"cannot decode the {what} section: {type(exc).__name__}: {exc}") from None
+    except Exception as exc:  # a plugin choking on bytes that passed the CRC
+        detail = _one_line(str(exc))
+        raise FormatError(f"{where}: {type(exc).__name__}{': ' + detail if detail else ''}") from None
+
+
+def _one_line(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+ImageInput = Image.Image | str | Path | bytes | np.ndarray
+"""What :meth:`Codec.encode` and :meth:`Codec.load` accept."""
+
+
+def array_to_image(array: np.ndarray) -> Image.Image:
+    """A numpy image (H x W, H x W x 1/3/4; uint8, uint16, or floats in [0, 1]) as a PIL image."""
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
+        raise InputError(f"numpy image of shape {a.shape}: expected H x W or H x W x 3 (or x 4 with alpha)")
+    if a.dtype.kind == "f":
+        if a.size and not (np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0):
+            raise InputError("float numpy image: expected finite values in [0, 1]")
+        a = np.round(a * 255.0).astype(np.uint8)
+    elif a.dtype == np.uint16 and a.ndim == 2:
+        return Image.fromarray(a.astype(np.uint16), "I;16")
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        raise InputError(f"numpy image of dtype {a.dtype}: expected uint8, 2-D uint16, bool or floats in [0, 1]")
+    return Image.fromarray(np.ascontiguousarray(a), {2: "L", 3: "RGB", 4: "RGBA"}[a.shape[2] if a.ndim == 3 else 2])
 
 
 def finite(value: float) -> float | None:

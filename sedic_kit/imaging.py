@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ def load_image(src: Image.Image | str | Path | bytes, max_pixels: int = DEFAULT_
             if not data:
                 raise InputError("empty image data (0 bytes)")
         label = str(path) if path else "image data"
+        _register_heif()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -46,6 +48,8 @@ def load_image(src: Image.Image | str | Path | bytes, max_pixels: int = DEFAULT_
             raise InputError(f"{label}: image too large (limit {max_pixels / 1e6:.0f} megapixels)") from None
         except UnidentifiedImageError:
             raise InputError(f"{label}: not an image or an unsupported image format") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:  # e.g. a JPEG cut inside its header
+            raise InputError(f"{label}: cannot read image ({exc})") from None
     label = str(path) if path else "image"
     w, h = image.size
     if w * h > max_pixels:
@@ -56,6 +60,10 @@ def load_image(src: Image.Image | str | Path | bytes, max_pixels: int = DEFAULT_
     if w < 1 or h < 1:
         raise InputError(f"{label}: empty image ({w}x{h})")
     notes: list[str] = []
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        notes.append(f"{image.format or 'image'} with {frames} frames (animated or multi-page): coded frame 1 of {frames}")
+        image.seek(0)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
@@ -63,11 +71,19 @@ def load_image(src: Image.Image | str | Path | bytes, max_pixels: int = DEFAULT_
             text = {str(k): str(v) for k, v in getattr(image, "text", {}).items()}
             orientation = image.getexif().get(ExifTags.Base.Orientation, 1)
             rotated = ImageOps.exif_transpose(image) if orientation not in (0, 1) else image
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"{label}: cannot decode image ({exc})") from None
     if rotated is not image:
         notes.append("applied EXIF orientation")
     return SourceImage(to_rgb8(rotated, notes), path, text, notes)
+
+
+@lru_cache(maxsize=1)
+def _register_heif() -> None:
+    """Let Pillow open HEIC/HEIF inputs (pillow-heif is a core dependency)."""
+    import pillow_heif
+
+    pillow_heif.register_heif_opener()
 
 
 def to_rgb8(image: Image.Image, notes: list[str] | None = None) -> Image.Image:

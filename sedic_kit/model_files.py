@@ -1,12 +1,14 @@
 """What weights a profile needs, whether they are here, and fetching them (``sedic-kit models``).
 
 A :class:`~sedic_kit.models.ModelSpec` is located without any network access: ``tiny/NAME``
-specs are built locally, paths are checked, hub ids are looked up in the Hugging Face cache, and
-``url`` specs (single checkpoint files) are looked up in ``$SEDIC_CACHE/models``.
+specs are built locally, paths are checked, hub ids are looked up in the Hugging Face cache,
+``url`` specs (single checkpoint files) in ``$SEDIC_CACHE/models`` and ``torch-hub`` specs
+(e.g. CompressAI zoo weights) in the torch hub cache.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import urllib.request
 from dataclasses import dataclass, field
@@ -35,25 +37,37 @@ class ModelStatus:
         return sum(size for _, size in self.files)
 
 
+FILE_SOURCES = ("url", "torch-hub")
+"""Sources of single checkpoint files, fetched from ``ModelSpec.url``."""
+
+
+def torch_hub_dir() -> Path:
+    """``torch.hub.get_dir()`` (``$TORCH_HOME/hub``, else ``~/.cache/torch/hub``) without importing torch."""
+    home = os.environ.get("TORCH_HOME") or Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "torch"
+    return Path(home).expanduser() / "hub"
+
+
 def url_cache_path(spec: ModelSpec) -> Path:
-    """Where a ``url`` spec's single file is cached."""
+    """Where a ``url`` or ``torch-hub`` spec's single file is cached."""
     if not spec.url:
         raise SedicError(f"{spec.what}: url model '{spec.spec}' has no url")
-    return cache_root() / "models" / spec.url.rsplit("/", 1)[-1]
+    folder = torch_hub_dir() / "checkpoints" if spec.source == "torch-hub" else cache_root() / "models"
+    return folder / spec.url.rsplit("/", 1)[-1]
 
 
 def locate(spec: ModelSpec) -> Path:
     """A local path for ``spec`` (never downloads); one-line :class:`ModelNotFoundError` otherwise."""
-    if spec.source == "url":
+    if spec.source in FILE_SOURCES:
         path = Path(spec.spec).expanduser()
         if path.is_file():
             return path
         cached = url_cache_path(spec)
         if cached.is_file():
             return cached
+        cache = "the torch hub cache " if spec.source == "torch-hub" else ""
         raise ModelNotFoundError(
-            f"{spec.what}: checkpoint {cached.name} is not in {cached.parent}; fetch it with "
-            f"`sedic-kit models pull PROFILE` where a network exists (from {spec.url}), or set {spec.what} to the file"
+            f"{spec.what}: checkpoint {cached.name} is not in {cache}{cached.parent}; download {spec.url} there "
+            f"(`sedic-kit models pull` does it where a network exists), or set {spec.what} to a local file"
         )
     return resolve(spec.spec, spec.what, spec.allow_patterns)
 
@@ -71,8 +85,8 @@ def check(spec: ModelSpec) -> ModelStatus:
     try:
         path = locate(spec)
     except ModelNotFoundError as exc:
-        if spec.source == "url":
-            where = str(url_cache_path(spec))
+        if spec.source in FILE_SOURCES:
+            where = str(url_cache_path(spec).parent)
         elif spec.spec.startswith(TINY_PREFIX):
             where = str(cache_root() / "tiny")
         else:
@@ -84,7 +98,7 @@ def check(spec: ModelSpec) -> ModelStatus:
 
 def pull(spec: ModelSpec) -> Path:
     """Fetch ``spec`` into its cache (needs a network for hub ids and urls)."""
-    if spec.source == "url":
+    if spec.source in FILE_SOURCES:
         target = url_cache_path(spec)
         if target.is_file():
             return target
@@ -132,8 +146,9 @@ def profile_models(profile: Profile) -> list[RoleModels]:
     for role, choice in profile.roles.items():
         try:
             plugin = instantiate(registry.get(role, choice.plugin), choice.options, choice.origin, str(profile.path))
+            specs = plugin.required_models()  # may need the plugin's library (CompressAI's zoo table)
         except SedicError as exc:
             out.append(RoleModels(role.value, choice.plugin, problem=str(exc)))
             continue
-        out.append(RoleModels(role.value, choice.plugin, plugin.required_models()))
+        out.append(RoleModels(role.value, choice.plugin, specs))
     return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from importlib import metadata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ from typing import Callable
 from .errors import ModelNotFoundError
 
 TINY_PREFIX = "tiny/"
-TINY_VERSION = 1
+TINY_VERSION = 2
 _TINY_BUILDERS: dict[str, Callable[[Path], None]] = {}
 
 
@@ -55,12 +56,21 @@ def tiny_names() -> list[str]:
     return sorted(_TINY_BUILDERS)
 
 
+def _layout_tag() -> str:
+    """transformers 4 and 5 save tokenizers differently (5 writes only ``tokenizer.json``, which 4's
+    slow tokenizers cannot read): a cache shared by environments keeps one copy per major version."""
+    try:
+        return f"-transformers{metadata.version('transformers').split('.')[0]}"
+    except metadata.PackageNotFoundError:
+        return ""
+
+
 def tiny_path(name: str) -> Path:
     """Directory of the tiny model ``name``, built on first use (atomically, safe across processes)."""
     names = tiny_names()
     if name not in _TINY_BUILDERS:
         raise ModelNotFoundError(f"unknown tiny model '{name}' (available: {', '.join(names) or 'none'})")
-    target = cache_root() / "tiny" / f"{name}-v{TINY_VERSION}"
+    target = cache_root() / "tiny" / f"{name}-v{TINY_VERSION}{_layout_tag()}"
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -93,11 +103,11 @@ def hf_cache_dir() -> str:
         return str(Path.home() / ".cache" / "huggingface" / "hub")
 
 
-def resolve(spec: str, what: str, allow_patterns: tuple[str, ...] = ()) -> Path:
+def resolve(spec: str, what: str, allow_patterns: tuple[str, ...] = (), fetch: str = "sedic-kit models pull PROFILE") -> Path:
     """A local path for ``spec``: ``tiny/NAME``, an existing path, or a hub id already cached.
 
     Never downloads: a missing model raises :class:`ModelNotFoundError` naming the repository,
-    the files and the cache directory, and how to fetch them.
+    the files and the cache directory, and ``fetch``, the command that fetches it.
     """
     if spec.startswith(TINY_PREFIX):
         return tiny_path(spec[len(TINY_PREFIX) :])
@@ -116,5 +126,5 @@ def resolve(spec: str, what: str, allow_patterns: tuple[str, ...] = ()) -> Path:
         files = f" ({', '.join(allow_patterns)})" if allow_patterns else ""
         raise ModelNotFoundError(
             f"{what}: model '{spec}'{files} is not in the Hugging Face cache {hf_cache_dir()}; "
-            f"fetch it with `sedic-kit models pull PROFILE` where a network exists, or set {what} to a local directory"
+            f"fetch it with `{fetch}` where a network exists, or set {what} to a local directory"
         ) from None

@@ -2,11 +2,13 @@
 
 ``SEDIC_LOAD_PLUGINS`` (comma-separated distribution names) limits which third-party
 distributions load; sedic-kit's own plugins always load. A plugin that fails to import or to
-register is recorded with its error and skipped, never fatal.
+register is recorded with every error it raised and skipped, never fatal. A hook implementation
+whose name is not a hook (``register_describer`` for ``register_describers``) fails its module.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 from dataclasses import dataclass, field
 from importlib import metadata
@@ -15,8 +17,9 @@ from types import ModuleType
 import pluggy
 
 from . import hookspecs
+from .hookspecs import Register
 from .errors import PluginError, ProfileError
-from .roles import ROLE_BASES, Plugin, Role
+from .roles import ROLE_BASES, Plugin, Role, one_line
 
 ENTRY_POINT_GROUP = "sedic_kit"
 LOAD_ENV = "SEDIC_LOAD_PLUGINS"
@@ -40,7 +43,7 @@ class PluginSource:
     distribution: str | None
     version: str | None
     origin: str  # "built-in", "third-party" or "manual"
-    error: str | None = None
+    errors: list[str] = field(default_factory=list)
     registered: list[tuple[Role, str]] = field(default_factory=list)
 
 
@@ -70,7 +73,7 @@ class Registry:
             try:
                 module = ep.load()
             except Exception as exc:  # a broken third-party plugin must not stop the CLI
-                self.sources[ep.name] = PluginSource(ep.name, dist, version, origin, _one_line(exc))
+                self.sources[ep.name] = PluginSource(ep.name, dist, version, origin, [one_line(exc)])
                 continue
             self.add_module(module, ep.name, dist, version, origin)
 
@@ -88,18 +91,43 @@ class Registry:
         self.sources[name] = source
         try:
             self.pm.register(module, name=name)
+            self._check_hooks()
         except Exception as exc:
-            source.error = _one_line(exc)
+            source.errors.append(one_line(exc))
+            if self.pm.has_plugin(name):
+                self.pm.unregister(name=name)
             return source
+
+        def register_into(roles: tuple[Role, ...]) -> Register:
+            def register(cls: type) -> None:
+                try:
+                    self._register(cls, roles, source)
+                except PluginError as exc:
+                    source.errors.append(str(exc))
+
+            return register
+
         for hook_name, roles in ROLE_HOOKS.items():
             for impl in getattr(self.pm.hook, hook_name).get_hookimpls():
                 if impl.plugin_name != name:
                     continue
                 try:
-                    impl.function(register=lambda cls, roles=roles: self._register(cls, roles, source))
+                    impl.function(register=register_into(roles))
                 except Exception as exc:
-                    source.error = _one_line(exc)
+                    source.errors.append(one_line(exc))
         return source
+
+    def _check_hooks(self) -> None:
+        """pluggy's ``check_pending``, with a one-line error suggesting the hook meant."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError:
+            unknown = sorted(
+                n for n, caller in vars(self.pm.hook).items() if not n.startswith("_") and not caller.has_spec() and caller.get_hookimpls()
+            )
+            hooks = [n for n in vars(hookspecs) if n.startswith("register_")]
+            hints = [f"{n} (did you mean {', '.join(difflib.get_close_matches(n, hooks, 1)) or 'a register_* hook'}?)" for n in unknown]
+            raise PluginError(f"unknown hook {'; '.join(hints)}") from None
 
     def _register(self, cls: type, roles: tuple[Role, ...], source: PluginSource) -> None:
         if not (isinstance(cls, type) and issubclass(cls, Plugin)) or getattr(cls, "role", None) not in roles:
@@ -131,19 +159,19 @@ class Registry:
             ) from None
 
     def errors(self) -> list[str]:
-        return [f"plugin {s.name} ({s.distribution or '?'}) failed to load: {s.error}" for s in self.sources.values() if s.error]
+        """One line per load error of every plugin module."""
+        return [
+            f"plugin {s.name} ({s.distribution or '?'}) failed to load: {error}"
+            for s in self.sources.values()
+            for error in s.errors
+        ]
 
     def register_commands(self, cli: object) -> None:
         for impl in self.pm.hook.register_commands.get_hookimpls():
             try:
                 impl.function(cli=cli)
             except Exception as exc:
-                self.sources[impl.plugin_name].error = _one_line(exc)
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+                self.sources[impl.plugin_name].errors.append(one_line(exc))
 
 
 _registry: Registry | None = None

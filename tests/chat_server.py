@@ -1,7 +1,8 @@
 """A real chat-completions HTTP server on 127.0.0.1 for the ``openai`` describer tests.
 
-Each request pops the next scripted reply: ``("ok", text)``, ``(status, body_dict)`` or
-``("sleep", seconds)``; the last reply repeats. Requests (headers and JSON bodies) are recorded.
+Each request pops the next scripted reply: ``("ok", text)``, ``(status, body_dict)``,
+``("sleep", seconds)`` or ``("echo", status)`` (an error whose message quotes the request's
+``Authorization`` header, as a careless proxy would); the last reply repeats. Requests (headers and JSON bodies) are recorded.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class ChatServer:
                 if kind == "sleep":
                     time.sleep(value)
                     kind, value = "ok", "{}"
+                elif kind == "echo":
+                    kind, value = value, {"error": {"message": f"bad credentials: {self.headers.get('authorization')}"}}
                 status, payload = (200, completion(value)) if kind == "ok" else (kind, value)
                 data = json.dumps(payload).encode()
                 self.send_response(status)

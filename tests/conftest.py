@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,10 @@ from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "images"
+
+# Tests see sedic-kit's own plugins only, whatever else is installed (the example plugin, say);
+# tests of third-party loading name the distributions they load. Subprocesses inherit this.
+os.environ["SEDIC_LOAD_PLUGINS"] = ""
 
 
 def synthetic_image(width: int = 96, height: int = 64, seed: int = 0) -> Image.Image:

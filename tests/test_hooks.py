@@ -1,14 +1,14 @@
-"""Every hook is documented and exercised here by a small real plugin, run through the codec."""
+"""Every hook is documented and exercised by the example plugins (examples/), run through the codec."""
 
 from __future__ import annotations
 
+import importlib
 import inspect
-import io
+import json
 import sys
-from dataclasses import replace
+import tomllib
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Iterator
+from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
@@ -16,26 +16,28 @@ import typer
 from PIL import Image, ImageFilter
 
 from conftest import REPO
-from sedic_kit import Codec, hookimpl, hookspecs, load_profile
+from sedic_kit import Codec, Role, SedicError, hookimpl, hookspecs, load_profile
 from sedic_kit import plugins as plugins_module
 from sedic_kit.cli import main
-from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.plugins import Registry, get_registry, reset_registry
-from sedic_kit.roles import Grounder, MaskCoder, ReferenceCodec, Restorer, Segmenter, TextCoder
+from sedic_kit.errors import FormatError
+from sedic_kit.payload import Payload
+from sedic_kit.plugins import Registry, get_registry
+from sedic_kit.roles import Restorer
 
 HOOKS = sorted(name for name, fn in inspect.getmembers(hookspecs, inspect.isfunction) if name.startswith("register_"))
 
 
 @pytest.fixture
-def registry() -> Iterator[Registry]:
-    reset_registry()
-    yield get_registry()
-    reset_registry()
+def registry() -> Registry:
+    """A private registry: what tests add to it is unknown to the installed plugins."""
+    registry = Registry()
+    registry.load_entry_points()
+    return registry
 
 
 def roundtrip(registry: Registry, image: Path, **swap: str) -> tuple[Codec, Image.Image]:
     profile = load_profile("lite", [f"{role}.plugin={name}" for role, name in swap.items()])
-    codec = Codec(profile.build(registry), profile)
+    codec = Codec(profile.build(registry), profile, registry=registry)
     result = codec.encode(image)
     return codec, codec.decode(result.data)
 
@@ -80,125 +82,111 @@ def test_hook_register_describers(registry: Registry, small_image: Path) -> None
     assert image.size == (96, 64)
 
 
-class DropGhosts(Grounder):
-    name = "drop-ghosts"
-
-    def ground(self, source: SourceImage, payload: Payload) -> Payload:
-        w, h = source.size
-        return payload.with_objects([replace(o, box=o.box or (0, 0, w, h)) for o in payload.objects if "ghost" not in o.name])
+ROLE_EXAMPLES = REPO / "examples" / "sedic-role-examples"
 
 
-class EllipseSegmenter(Segmenter):
-    name = "ellipse"
-
-    def segment(self, source: SourceImage, payload: Payload) -> Payload:
-        w, h = source.size
-        y, x = np.mgrid[0:h, 0:w]
-        out = []
-        for o in payload.objects:
-            x0, y0, x1, y1 = o.box or (0, 0, w, h)
-            cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, max(1, (x1 - x0) / 2), max(1, (y1 - y0) / 2)
-            out.append(replace(o, mask=((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1))
-        return payload.with_objects(out)
+def example(module: str) -> ModuleType:
+    """A module of the installable role examples (imported from the source tree)."""
+    sys.path.insert(0, str(ROLE_EXAMPLES))
+    try:
+        return importlib.import_module(f"sedic_role_examples.{module}")
+    finally:
+        sys.path.pop(0)
 
 
-class PngReference(ReferenceCodec):
-    name = "png-quarter"
-
-    def encode(self, image: Image.Image) -> bytes:
-        buf = io.BytesIO()
-        image.resize((max(1, image.width // 4), max(1, image.height // 4))).save(buf, "PNG")
-        return buf.getvalue()
-
-    def decode(self, data: bytes, width: int, height: int) -> Image.Image:
-        return Image.open(io.BytesIO(data)).convert("RGB")
-
-
-class Utf16Text(TextCoder):
-    name = "utf16"
-
-    def encode(self, texts: list[str]) -> bytes:
-        return "\x00".join(texts).encode("utf-16-le")
-
-    def decode(self, data: bytes) -> list[str]:
-        return data.decode("utf-16-le").split("\x00")
+def test_role_examples_package_registers_one_plugin_per_role(registry: Registry) -> None:
+    entry_points = tomllib.loads((ROLE_EXAMPLES / "pyproject.toml").read_text())["project"]["entry-points"]["sedic_kit"]
+    registered = {}
+    for key, target in entry_points.items():
+        source = registry.add_module(example(target.rsplit(".", 1)[1]), key)
+        assert source.errors == [], source.errors
+        registered.update(dict(source.registered))
+    assert registered == {
+        Role.describer: "csv",
+        Role.grounder: "min-area",
+        Role.segmenter: "ellipse",
+        Role.reference_codec: "png",
+        Role.text_coder: "lzma",
+        Role.mask_coder: "bbox",
+        Role.restorer: "sharpen",
+    }
+    guide = (REPO / "CONTRIBUTING.md").read_text()
+    assert all(f"{target.rsplit('.', 1)[1]}.py" in guide for target in entry_points.values())
 
 
-class BoxOnlyMasks(MaskCoder):
-    """Sends each mask's bounding box (4 x uint16): lossy, but a real coder."""
-
-    name = "bbox"
-
-    def encode(self, masks: list[np.ndarray], width: int, height: int) -> bytes:
-        boxes = []
-        for m in masks:
-            ys, xs = np.nonzero(m)
-            boxes.append([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1] if xs.size else [0, 0, 0, 0])
-        return np.asarray(boxes, dtype="<u2").tobytes()
-
-    def decode(self, data: bytes, count: int, width: int, height: int) -> list[np.ndarray]:
-        boxes = np.frombuffer(data, dtype="<u2").reshape(count, 4)
-        masks = []
-        for x0, y0, x1, y1 in boxes:
-            m = np.zeros((height, width), bool)
-            m[y0:y1, x0:x1] = True
-            masks.append(m)
-        return masks
-
-
-class SharpenRestorer(Restorer):
-    name = "sharpen"
-
-    def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
-        return reference.resize((payload.width, payload.height), Image.Resampling.BICUBIC).filter(ImageFilter.SHARPEN)
-
-
-PLUGIN = SimpleNamespace(
-    register_grounders=hookimpl(lambda register: register(DropGhosts)),
-    register_segmenters=hookimpl(lambda register: register(EllipseSegmenter)),
-    register_reference_codecs=hookimpl(lambda register: register(PngReference)),
-    register_entropy_coders=hookimpl(lambda register: [register(Utf16Text), register(BoxOnlyMasks)]),
-    register_restorers=hookimpl(lambda register: register(SharpenRestorer)),
-)
+def test_csv_describer(registry: Registry, small_image: Path) -> None:
+    registry.add_module(example("csv_describer"))
+    small_image.with_name("captions.csv").write_text(
+        "image,caption,name,details,box\n"
+        "small.png,A yellow disc,yellow disc,round and bright,40 12 76 46\n"
+        "small.png,,gradient,smooth,\n"
+        "other.png,not this one,x,y,\n"
+    )
+    codec, image = roundtrip(registry, small_image, describer="csv")
+    payload = codec.encode(small_image).payload
+    assert payload.caption == "A yellow disc" and [o.name for o in payload.objects] == ["yellow disc", "gradient"]
+    assert payload.objects[0].box == (40, 12, 76, 46) and image.size == (96, 64)
 
 
 def test_hook_register_grounders(registry: Registry, small_image: Path) -> None:
-    registry.add_module(PLUGIN, "test-plugin")
+    registry.add_module(example("area_grounder"))
     small_image.with_suffix(".json").write_text(
-        '{"caption": "c", "objects": [{"name": "ghost ship", "details": "x"}, {"name": "disc", "details": "y", "box": [40, 12, 76, 46]}]}'
+        '{"caption": "c", "objects": [{"name": "speck", "details": "x", "box": [1, 1, 3, 3]}, {"name": "scene", "details": "y"}]}'
     )
-    codec, _ = roundtrip(registry, small_image, grounder="drop-ghosts")
-    assert [o.name for o in codec.encode(small_image).payload.objects] == ["disc"]
+    codec, _ = roundtrip(registry, small_image, grounder="min-area")
+    objects = codec.encode(small_image).payload.objects
+    assert [(o.name, o.box) for o in objects] == [("scene", (0, 0, 96, 64))]  # no box: the whole frame
 
 
 def test_hook_register_segmenters(registry: Registry, small_image: Path) -> None:
-    registry.add_module(PLUGIN, "test-plugin")
+    registry.add_module(example("ellipse_segmenter"))
     codec, _ = roundtrip(registry, small_image, segmenter="ellipse")
     mask = codec.encode(small_image).payload.objects[0].mask
     assert mask is not None and mask[29, 58] and not mask[12, 40]
 
 
 def test_hook_register_reference_codecs(registry: Registry, small_image: Path) -> None:
-    registry.add_module(PLUGIN, "test-plugin")
-    codec, image = roundtrip(registry, small_image, reference_codec="png-quarter")
-    assert codec.decode_detailed(codec.encode(small_image).data).reference.size == (24, 16)
+    registry.add_module(example("png_reference"))
+    codec, image = roundtrip(registry, small_image, reference_codec="png")
+    assert codec.decode_detailed(codec.encode(small_image).data).reference.size == (12, 8)
     assert image.size == (96, 64)
+    codec4 = Codec.from_profile(load_profile("lite", ["reference_codec.plugin=png", "reference_codec.scale=4"]), registry=registry)
+    assert codec.decode_detailed(codec4.encode(small_image).data).reference.size == (24, 16)  # scale is in the header
+    result = codec.encode(small_image, target_bpp=1.0)
+    assert result.bpp <= 1.0 and "reference scale=8" in result.notes[-1]  # scale=4 does not fit
 
 
 def test_hook_register_entropy_coders(registry: Registry, small_image: Path) -> None:
-    registry.add_module(PLUGIN, "test-plugin")
-    codec, _ = roundtrip(registry, small_image, text_coder="utf16", mask_coder="bbox")
+    registry.add_module(example("lzma_text"))
+    registry.add_module(example("bbox_masks"))
+    codec, _ = roundtrip(registry, small_image, text_coder="lzma", mask_coder="bbox")
     result = codec.encode(small_image)
     decoded = codec.decode_detailed(result.data).payload
     assert decoded.caption == result.payload.caption
     assert result.bits["masks"] == 8 * 8
     assert decoded.objects[0].mask is not None and decoded.objects[0].mask.shape == (64, 96)
+    with pytest.raises(SedicError, match="expected 8"):
+        codec.mask_coder.decode(b"\0" * 9, 1, 96, 64)
 
 
 def test_hook_register_restorers(registry: Registry, small_image: Path) -> None:
-    registry.add_module(PLUGIN, "test-plugin")
-    _, image = roundtrip(registry, small_image, restorer="sharpen")
-    assert image.size == (96, 64) and image.mode == "RGB"
+    registry.add_module(example("sharpen_restorer"))
+    codec, image = roundtrip(registry, small_image, restorer="sharpen")
+    reference = codec.decode_detailed(codec.encode(small_image).data).reference
+    upsampled = reference.resize((96, 64), Image.Resampling.BICUBIC)
+    expected = upsampled.filter(ImageFilter.UnsharpMask(radius=2, percent=80, threshold=2))
+    assert np.array_equal(np.asarray(image), np.asarray(expected))
+    assert not np.array_equal(np.asarray(image), np.asarray(upsampled))
+
+
+def test_a_private_registry_decodes_its_own_plugins(registry: Registry, small_image: Path) -> None:
+    registry.add_module(example("lzma_text"))
+    codec, _ = roundtrip(registry, small_image, text_coder="lzma")
+    data = codec.encode(small_image).data
+    assert "lzma" not in get_registry().names(Role.text_coder)
+    assert codec.decode_detailed(data).payload.caption == codec.encode(small_image).payload.caption
+    with pytest.raises(FormatError, match="needs text_coder 'lzma' v1, which is not installed"):
+        Codec.from_profile("lite").decode(data)
 
 
 def test_hook_register_commands(registry: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
@@ -219,12 +207,39 @@ def test_bad_registrations_are_reported_not_fatal(registry: Registry) -> None:
         def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
             return reference
 
+    sharpen = example("sharpen_restorer").SharpenRestorer
     bad = SimpleNamespace(
         register_restorers=hookimpl(lambda register: register(NoName)),
-        register_grounders=hookimpl(lambda register: register(SharpenRestorer)),
+        register_grounders=hookimpl(lambda register: register(sharpen)),
     )
     source = registry.add_module(bad, "bad-plugin")
-    assert source.error and ("has no name" in source.error or "is not a Grounder" in source.error)
-    assert "bad-plugin" in "\n".join(registry.errors())
-    dup = registry.add_module(SimpleNamespace(register_restorers=hookimpl(lambda register: register(type("U", (SharpenRestorer,), {"name": "upsample"})))), "dup")
-    assert dup.error and "already registered" in dup.error
+    assert len(source.errors) == 2
+    assert any("has no name" in e for e in source.errors) and any("is not a Grounder subclass" in e for e in source.errors)
+    assert sum("bad-plugin" in line for line in registry.errors()) == 2
+    dup = registry.add_module(SimpleNamespace(register_restorers=hookimpl(lambda register: register(type("U", (sharpen,), {"name": "upsample"})))), "dup")
+    assert dup.errors == ["restorer 'upsample' is already registered by upsample"]
+    assert registry.get(Role.restorer, "upsample").__module__ == "sedic_plugins.upsample"
+
+
+def test_sedic_kit_plugins_shows_every_load_error(registry: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoName(Restorer):
+        def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
+            return reference
+
+    registry.add_module(SimpleNamespace(register_restorers=hookimpl(lambda register: [register(NoName), register(int)])), "two-errors")
+    monkeypatch.setattr(plugins_module, "_registry", registry)
+    assert main(["plugins", "--json"]) == 0
+    out = capsys.readouterr()
+    errors = json.loads(out.out)["errors"]
+    assert [e["error"] for e in errors] == ["NoName has no name", "<class 'int'> is not a Restorer subclass"]
+    assert out.err.count("plugin two-errors (?) failed to load") == 2
+
+
+def test_a_misspelled_hook_fails_its_module_with_a_hint(registry: Registry) -> None:
+    sharpen = example("sharpen_restorer").SharpenRestorer
+    typo = SimpleNamespace(register_describer=hookimpl(lambda register: None), register_restorers=hookimpl(lambda register: register(sharpen)))
+    source = registry.add_module(typo, "typo-plugin")
+    assert source.errors == ["PluginError: unknown hook register_describer (did you mean register_describers?)"]
+    assert "sharpen" not in registry.names(Role.restorer) and not registry.pm.has_plugin("typo-plugin")
+    registry.add_module(example("sharpen_restorer"))  # later modules are unaffected
+    assert "sharpen" in registry.names(Role.restorer)

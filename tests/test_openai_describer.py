@@ -50,7 +50,7 @@ def describer(server: ChatServer, **kw) -> OpenAIDescriber:
 
 def test_good_answer_and_request_shape(source):
     with ChatServer([("ok", GOOD)]) as server:
-        payload = describer(server).describe(source)
+        payload = describer(server, api_key_env="OPENAI_API_KEY").describe(source)
     assert payload.caption.startswith("two parrots")
     assert [(o.name, o.details) for o in payload.objects] == [("red parrot", "a scarlet macaw with blue wings on the left")]
     (req,) = server.requests
@@ -164,3 +164,42 @@ def test_codec_end_to_end_key_never_written(tmp_path):
     assert decoded.payload.caption == result.payload.caption and decoded.payload.objects[0].name == "red parrot"
     assert KEY.encode() not in path.read_bytes()
     assert KEY not in json.dumps(result.summary()) and KEY not in json.dumps(codec.profile.to_dict())
+
+
+def test_key_goes_only_to_a_base_url_paired_with_api_key_env(source, monkeypatch):
+    monkeypatch.setenv("MY_SERVER_KEY", "local-secret-123")
+    with ChatServer([("ok", GOOD)]) as server:
+        describer(server).describe(source)  # base_url alone: the OpenAI key stays home
+        describer(server, api_key_env="MY_SERVER_KEY").describe(source)  # paired in the profile: sent
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        OpenAIDescriber(model="llava-test", max_retries=0).describe(source)  # $OPENAI_BASE_URL alone: not sent
+    sent = [r["headers"]["authorization"] for r in server.requests]
+    assert sent == ["Bearer sedic-kit-no-key", "Bearer local-secret-123", "Bearer sedic-kit-no-key"]
+    assert all(KEY not in json.dumps(r) for r in server.requests)
+
+
+def test_official_endpoint_gets_the_key_custom_ones_only_when_paired(monkeypatch):
+    assert OpenAIDescriber().sends_key and OpenAIDescriber(api_key_env="OTHER").sends_key
+    assert OpenAIDescriber(base_url="https://api.openai.com/v1/").sends_key
+    assert not OpenAIDescriber(base_url="http://127.0.0.1:9/v1").sends_key
+    assert OpenAIDescriber(base_url="http://127.0.0.1:9/v1", api_key_env="OPENAI_API_KEY").sends_key
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:9/v1")
+    assert not OpenAIDescriber().sends_key
+
+
+@pytest.mark.parametrize("status", [401, 500])
+def test_a_server_echoing_the_key_never_gets_it_into_the_message(source, status):
+    with ChatServer([("echo", status)]) as server, pytest.raises(BackendError) as info:
+        describer(server, api_key_env="OPENAI_API_KEY", max_retries=0).describe(source)
+    assert server.requests[0]["headers"]["authorization"] == f"Bearer {KEY}"  # paired: it was sent ...
+    msg = str(info.value)
+    assert f"HTTP {status}" in msg and "\n" not in msg
+    assert not any(KEY[i : i + 6] in msg for i in range(len(KEY) - 5))  # ... but no 6 characters of it come back
+    if status == 500:
+        assert "withheld" in msg
+
+
+def test_auth_failure_on_an_unpaired_server_says_how_to_send_a_key(source):
+    with ChatServer([(401, {"error": {"message": "no"}})]) as server, pytest.raises(BackendError) as info:
+        describer(server, max_retries=0).describe(source)
+    assert "describer.api_key_env together with describer.base_url" in str(info.value)

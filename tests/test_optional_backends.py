@@ -97,6 +97,25 @@ def test_vllm_engine_on_tiny_llava(tmp_path, monkeypatch, source):
     assert (first.caption, first.objects) == (second.caption, second.objects)
 
 
+def test_tiny_llava_is_in_the_layout_vllm_loads():
+    """vllm's llava loader names its modules vision_tower.vision_model.*, language_model.model.*,
+    language_model.lm_head and multi_modal_projector.* (it maps transformers' model.* names to
+    these); transformers must load the same file with no missing or unexpected weight."""
+    pytest.importorskip("transformers")
+    from safetensors import safe_open
+    from transformers import LlavaForConditionalGeneration
+
+    from sedic_kit.models import tiny_path
+
+    path = tiny_path("llava")
+    with safe_open(str(path / "model.safetensors"), "pt") as f:
+        keys = list(f.keys())
+    vllm_modules = ("vision_tower.vision_model.", "language_model.model.", "language_model.lm_head.", "multi_modal_projector.")
+    assert keys and all(k.startswith(vllm_modules) for k in keys), [k for k in keys if not k.startswith(vllm_modules)]
+    _, info = LlavaForConditionalGeneration.from_pretrained(path, output_loading_info=True)
+    assert not any(info.values()), info
+
+
 # -- segment-anything / sam2 / groundingdino-py ------------------------------------------------
 def test_missing_checkpoints_are_one_line(tmp_path, monkeypatch):
     monkeypatch.setenv("SEDIC_CACHE", str(tmp_path))

@@ -15,8 +15,9 @@ from conftest import REPO
 ROLES = ["describer", "grounder", "segmenter", "reference_codec", "text_coder", "mask_coder", "restorer"]
 
 
-def plugins_json(pythonpath: Path | None = None, **env: str) -> dict:
-    full = {**os.environ, **env}
+def plugins_json(pythonpath: Path | None = None, **env: str | None) -> dict:
+    """``sedic-kit plugins --json`` in a subprocess; an env value of None unsets the variable."""
+    full = {k: v for k, v in {**os.environ, **env}.items() if v is not None}
     if pythonpath is not None:
         full["PYTHONPATH"] = str(pythonpath)
     proc = subprocess.run(
@@ -40,6 +41,24 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sedic-broken\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[sedic_kit]\nbroken = sedic_broken_plugin\n")
     (target / "sedic_broken_plugin.py").write_text("raise ImportError('needs libfoo 3')\n")
+    # A plugin that loads but whose library, although installed, fails to import.
+    dist = target / "sedic_halfway-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sedic-halfway\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[sedic_kit]\nhalfway = sedic_halfway_plugin\n")
+    (target / "sedic_halfway_lib.py").write_text("raise RuntimeError('built for another torch')\n")
+    (target / "sedic_halfway_plugin.py").write_text(
+        "from sedic_kit.hookspecs import hookimpl\n"
+        "from sedic_kit.roles import Describer\n\n\n"
+        "class Halfway(Describer):\n"
+        "    name = 'halfway'\n"
+        "    requires = ('sedic_halfway_lib',)\n\n"
+        "    def describe(self, source):\n"
+        "        raise NotImplementedError\n\n\n"
+        "@hookimpl\n"
+        "def register_describers(register):\n"
+        "    register(Halfway)\n"
+    )
     return target
 
 
@@ -51,14 +70,17 @@ def test_builtins_cover_every_role() -> None:
 
 
 def test_installed_example_is_listed_and_broken_one_reported(site: Path) -> None:
-    data = plugins_json(site)
+    data = plugins_json(site, SEDIC_LOAD_PLUGINS=None)
     exif = [p for p in data["plugins"] if p["name"] == "exif"]
     assert exif == [
         {
             "role": "describer", "name": "exif", "module": "exif", "distribution": "sedic-exif-describer",
-            "version": "0.1.0", "origin": "third-party", "available": True, "missing": [], "extra": None,
+            "version": "0.1.0", "origin": "third-party", "available": True, "missing": [], "problem": None, "extra": None,
         }
     ]
+    (halfway,) = [p for p in data["plugins"] if p["name"] == "halfway"]
+    assert not halfway["available"] and halfway["missing"] == []
+    assert halfway["problem"] == "import sedic_halfway_lib fails: RuntimeError: built for another torch"
     assert data["errors"] == [{"module": "broken", "distribution": "sedic-broken", "error": "ImportError: needs libfoo 3"}]
     assert "plugin broken (sedic-broken) failed to load: ImportError: needs libfoo 3" in data["stderr"]
 
@@ -67,12 +89,19 @@ def test_load_plugins_env_limits_third_party(site: Path) -> None:
     only = plugins_json(site, SEDIC_LOAD_PLUGINS="sedic-exif-describer")
     assert any(p["name"] == "exif" for p in only["plugins"]) and only["errors"] == []
     none = plugins_json(site, SEDIC_LOAD_PLUGINS="")
-    assert not any(p["origin"] == "third-party" for p in none["plugins"])
+    assert not any(p["origin"] == "third-party" for p in none["plugins"]) and none["errors"] == []
     assert {p["role"] for p in none["plugins"]} == set(ROLES)
 
 
+def test_the_test_suite_ignores_installed_third_party_plugins(site: Path) -> None:
+    """conftest sets SEDIC_LOAD_PLUGINS: an installed plugin (as CONTRIBUTING tells users to) changes nothing."""
+    assert os.environ["SEDIC_LOAD_PLUGINS"] == ""
+    data = plugins_json(site)
+    assert data["errors"] == [] and all(p["origin"] == "built-in" for p in data["plugins"])
+
+
 def test_example_plugin_runs_the_lite_pipeline_from_the_cli(site: Path, small_image: Path, tmp_path: Path) -> None:
-    env = {**os.environ, "PYTHONPATH": str(site)}
+    env = {**os.environ, "PYTHONPATH": str(site), "SEDIC_LOAD_PLUGINS": "sedic-exif-describer"}
     proc = subprocess.run(
         [sys.executable, "-m", "sedic_kit", "run", str(small_image), "--out", str(tmp_path / "o"),
          "--set", "describer.plugin=exif", "--set", "describer.fallback=a yellow disc"],

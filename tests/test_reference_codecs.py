@@ -36,19 +36,35 @@ def test_heif_family_keeps_only_the_payload_and_decodes_like_the_full_file(cls: 
     small = image.resize((60, 40), Image.Resampling.LANCZOS)
     full = codec.write(small)
     section = codec.encode(image)
-    assert section == b"\x3b\x27" + isobmff.payload(full)  # coded size 60x40 as varints, then mdat only
+    # coded size 60x40 as varints, a 2-byte check value of the container boxes, then mdat only
+    assert section == b"\x3b\x27" + isobmff.check_value(full) + isobmff.payload(full)
     assert len(full) - len(section) > 250  # the container boxes are gone
-    assert codec.unstrip(section) == full  # the rebuilt container is byte-identical
+    assert codec.unstrip(section, (120, 80)) == full  # the rebuilt container is byte-identical
     decoded = codec.decode(section, 120, 80)
     assert decoded.size == (60, 40)
     assert np.array_equal(pixels(decoded), pixels(Image.open(io.BytesIO(full))))
+
+
+@pytest.mark.parametrize(
+    ("cls", "other_build"),
+    [(AvifCodec, {"quality": 0, "speed": 10, "subsampling": "4:4:4"}), (HeicCodec, {"quality": 0, "chroma": 444})],
+    ids=["avif", "heic"],
+)
+def test_a_decoder_library_that_rebuilds_other_boxes_is_named_not_silently_used(cls: type, other_build: dict) -> None:
+    """A template written under other settings stands in for another libavif/x265 build."""
+    section = cls(scale=2.0, quality=10).encode(photo())
+    other = type("OtherBuild", (cls,), {"template_kwargs": lambda self: other_build})()
+    assert isobmff.check_value(other.write(Image.new("RGB", (60, 40)), **other_build)) != section[2:4]
+    library = "libavif" if cls is AvifCodec else "libheif"
+    with pytest.raises(FormatError, match=rf"coded with another build of its library: this decoder \(.*{library} [\d.]+.*\) rebuilds a different container"):
+        other.decode(section, 120, 80)
 
 
 def test_container_rebuild_works_for_other_sizes_and_chroma() -> None:
     for size, subsampling in (((33, 17), "4:4:4"), ((300, 7), "4:2:0")):
         codec = AvifCodec(scale=1.0, quality=30, speed=8, subsampling=subsampling)
         image = photo(*size, seed=3)
-        assert codec.unstrip(codec.encode(image)) == codec.write(image)
+        assert codec.unstrip(codec.encode(image), size) == codec.write(image)
 
 
 def test_webp_keeps_the_bare_vp8_chunk() -> None:

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from sedic_kit.codec import Codec
-from sedic_kit.container import unpack
+from sedic_kit.container import SedicFile, pack, unpack
 from sedic_kit.errors import FormatError
 from sedic_kit.imaging import resize_mask
 from sedic_kit.masks import to_grid
@@ -205,17 +205,21 @@ def _encode_with_payload(codec, image, payload):
     return codec.encode(image)
 
 
-def test_corrupt_sedic_file_raises_format_error():
-    from PIL import Image
-
+def test_corrupt_sections_fail_or_decode_to_something_else():
     codec = Codec.from_profile("lite")
-    codec.analyze = lambda source, timings=None: Payload(64, 64, CAPTION, [SemanticObject("a", "b", mask=np.eye(64, dtype=bool))])
+    payload = Payload(64, 64, CAPTION, [SemanticObject("a", "b", mask=np.eye(64, dtype=bool))])
+    codec.analyze = lambda source, timings=None: payload
     f = unpack(codec.encode(Image.new("RGB", (64, 64))).data)
-    from sedic_kit.container import pack
 
-    for text, masks in ((f.text[:3], f.masks), (f.text, b"\xff" * 9 + f.masks)):
-        broken, _ = pack(type(f)(f.width, f.height, f.plugins, f.reference, text, masks, f.extras))
-        try:
-            codec.decode(broken)
-        except FormatError:
-            pass
+    def with_sections(text: bytes, masks: bytes) -> bytes:
+        return pack(SedicFile(f.width, f.height, f.plugins, f.reference, text, masks, f.extras))[0]
+
+    # an arithmetic code has no redundancy: a truncated text section fails or decodes to other text
+    try:
+        texts = codec.decode_detailed(with_sections(f.text[:3], f.masks)).payload.texts()
+    except FormatError as exc:
+        assert "text section" in str(exc)
+    else:
+        assert texts != payload.texts()
+    with pytest.raises(FormatError, match="corrupt mask section"):
+        codec.decode(with_sections(f.text, b"\xff" * 9 + f.masks))

@@ -26,8 +26,9 @@ from collections.abc import Callable
 import constriction
 import numpy as np
 
+from sedic_kit.describe import MAX_FIELD_CHARS, MAX_TEXTS
 from sedic_kit.errors import FormatError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.roles import TextCoder
 
 from ..rangecoding import bytes_to_words, words_to_bytes
@@ -210,6 +211,8 @@ class _Session:
             i = self.adaptive(self.char_counts, i)
             if i == STOP_CHAR:
                 break
+            if len(chars) >= MAX_FIELD_CHARS:
+                raise FormatError(f"corrupt text section (a field longer than {MAX_FIELD_CHARS} characters)")
             point = None if target is None else ord(target[len(chars)])
             chars.append(GAP_CHARS[i] if i < OTHER_CHAR else self.code_point(point))
         return "".join(chars), symbol == ESCAPE_GAP_END
@@ -240,14 +243,17 @@ class _Session:
         gap_value = None if parts is None else (parts[0], len(parts) == 1)
         piece, end = self.gap(role, True, gap_value)
         out.append(piece)
-        sentence_start, prev, k = True, self.m.size, 1
+        sentence_start, prev, k, length = True, self.m.size, 1, len(piece)
         while not end:
+            if length > MAX_FIELD_CHARS:
+                raise FormatError(f"corrupt text section (a field longer than {MAX_FIELD_CHARS} characters)")
             word_value = None if parts is None else parts[k]
             prev, word = self.word(prev, None if word_value is None else word_value.lower())
             out.append(self.case(sentence_start, word, word_value))
             gap_value = None if parts is None else (parts[k + 1], k + 2 == len(parts))
             piece, end = self.gap(role, False, gap_value)
             out.append(piece)
+            length += len(word) + len(piece)
             sentence_start = any(c in ".!?" for c in piece)
             if prev < 0:
                 prev = self.m.size  # after an unknown word: back off to the start context
@@ -305,11 +311,11 @@ class LmTextCoder(TextCoder):
 
         session = _Session(english(), get)
         count = session.count(None)
-        if count > budget[0]:
-            raise FormatError(f"corrupt text section ({count} strings)")
+        if count > MAX_TEXTS:
+            raise FormatError(f"corrupt text section ({count} strings, at most {MAX_TEXTS})")
         return [session.text(_role(i), None) for i in range(count)]
 
 
 @hookimpl
-def register_entropy_coders(register):  # type: ignore[no-untyped-def]
+def register_entropy_coders(register: Register) -> None:
     register(LmTextCoder)

@@ -11,7 +11,7 @@ from typing import Any
 
 from PIL import Image
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.imaging import upsample
 from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload
@@ -22,12 +22,11 @@ from .components import required_models
 from .options import DECODE_PARAMS, OragOptions
 
 
-class OragRestorer(Restorer):
+class OragRestorer(Restorer[OragOptions]):
     """Object Restoration with Attention Guidance, then a global ControlNet stage."""
 
     name = "orag"
-    version = 1
-    Options = OragOptions
+    version = 2  # 2: float32 latents and guidance update, preset, per-stage CFG, ddpm, resolution, guidance_reduce
     decode_params = DECODE_PARAMS
     requires = ("torch", "diffusers", "transformers", "accelerate", "safetensors")
     extra = "diffusion"
@@ -45,16 +44,18 @@ class OragRestorer(Restorer):
 
     def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
         self.check_available()
+        from ..hf_common import torch_threads
         from .components import check_control, load_sd15
         from .sampler import OragSampler
 
         o = self.options
         parts = load_sd15(o.model, o.controlnet, o.device, o.dtype)
-        check_control(parts, o.control, o.controlnet, o.control_scale)
+        check_control(parts, o.control, o.controlnet)
         image = upsample(reference.convert("RGB"), payload.width, payload.height)
-        return OragSampler(parts, o).run(image, payload.caption, payload.objects).image
+        with torch_threads(o.threads):
+            return OragSampler(parts, o).run(image, payload.caption, payload.objects).image
 
 
 @hookimpl
-def register_restorers(register):  # type: ignore[no-untyped-def]
+def register_restorers(register: Register) -> None:
     register(OragRestorer)

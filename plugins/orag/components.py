@@ -176,15 +176,10 @@ def controlnet_dir(spec: str, model_root: Path) -> tuple[Path, Any]:
     return root, IRControlNetModel if name == IRControlNetModel.__name__ else ControlNetModel
 
 
-def check_control(parts: SD15, control: str, spec: str, scale: float | list[float] = 1.0) -> None:
-    """The ControlNet's condition input must match ``control`` (image: 3 channels, latent: 4);
-    per-output scales need an IRControlNet with that many outputs."""
+def check_control(parts: SD15, control: str, spec: str) -> None:
+    """The ControlNet's condition input must match ``control`` (image: 3 channels, latent: 4)."""
     channels = parts.controlnet.config.conditioning_channels
     expected = 4 if control == "latent" else 3
     if channels != expected:
         kind = "a latent" if channels == 4 else "an image"
         raise ProfileError(f"restorer.control='{control}' needs a ControlNet with {expected} condition channels; '{spec}' is {kind} ControlNet ({channels})")
-    if isinstance(scale, list):
-        outputs = len(parts.controlnet.controlnet_down_blocks) + 1
-        if type(parts.controlnet).__name__ != "IRControlNetModel" or len(scale) != outputs:
-            raise ProfileError(f"restorer.control_scale: a list needs an IRControlNet and one value per output ({outputs}); got {len(scale)} for '{spec}'")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from sedic_kit.roles import Options
 
@@ -54,8 +54,7 @@ class OragOptions(Options):
     global_cfg_scale: float | None = Field(None, ge=0)
     """... or here for the global stage."""
     negative_prompt: str = "blurry, low quality, distorted"
-    control_scale: float | list[float] = 1.0
-    """ControlNet output scale: one value, or one per output (13 for SD; IRControlNet only)."""
+    control_scale: float = Field(1.0, ge=0)
     eta: float = Field(40.0, ge=0)
     """Attention-guidance step size (paper eq. 3)."""
     guidance_reduce: Literal["mean", "sum"] = "mean"
@@ -74,6 +73,8 @@ class OragOptions(Options):
     vae_tiling: Literal["auto", "on", "off"] = "auto"
     """VAE tiling; ``auto`` tiles images above 1024 x 1024 pixels (padded)."""
     attention_slicing: bool = False
+    threads: int = Field(0, ge=0)
+    """torch CPU threads while restoring (0: torch's default; 1 for small models on a busy CPU)."""
     compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
     """``torch.compile`` mode for the ControlNet and UNet of the denoising forward (the guided
     forward stays eager); compiling takes minutes and pays off over many images on a GPU."""
@@ -84,14 +85,6 @@ class OragOptions(Options):
         if isinstance(data, dict) and data.get("preset") in PRESETS:
             return {**PRESETS[data["preset"]], **data}
         return data
-
-    @field_validator("control_scale")
-    @classmethod
-    def _scales(cls, value: float | list[float]) -> float | list[float]:
-        values = value if isinstance(value, list) else [value]
-        if not values or min(values) < 0:
-            raise ValueError("control_scale: non-negative, one value or a non-empty list")
-        return value
 
 
 DECODE_PARAMS = (

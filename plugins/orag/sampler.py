@@ -53,6 +53,7 @@ class Condition:
     timesteps: Any
     tokens: list[int] = field(default_factory=list)  # positions of the object's tokens
     weights: dict[int, Any] = field(default_factory=dict)  # query count -> mask coverage
+    embedded: dict[int, Any] = field(default_factory=dict)  # batch size -> ControlNet condition embedding
 
 
 @dataclass
@@ -160,10 +161,21 @@ class OragSampler:
 
     def _controlnet(self, cond: Condition, z: Any, t: Any, embeds: Any, net: Any = None) -> tuple[Any, Any]:
         n = z.shape[0]
-        return (self.parts.controlnet if net is None else net)(
-            z, t, encoder_hidden_states=embeds, controlnet_cond=cond.control.expand(n, -1, -1, -1),
-            conditioning_scale=self.options.control_scale, return_dict=False,
-        )
+        base = self.parts.controlnet
+        if net is not None and net is not base:  # a compiled ControlNet: its graph embeds the condition
+            return net(z, t, encoder_hidden_states=embeds, controlnet_cond=cond.control.expand(n, -1, -1, -1),
+                       conditioning_scale=self.options.control_scale, return_dict=False)
+        # the condition is constant during a stage: embed it (full resolution) once, not every step
+        inner = base.controlnet_cond_embedding
+        once = cond.embedded.setdefault(n, _EmbedOnce(inner))
+        base.controlnet_cond_embedding = once
+        try:
+            return base(
+                z, t, encoder_hidden_states=embeds, controlnet_cond=cond.control.expand(n, -1, -1, -1),
+                conditioning_scale=self.options.control_scale, return_dict=False,
+            )
+        finally:
+            base.controlnet_cond_embedding = inner
 
     def predict(self, cond: Condition, z: Any, t: Any) -> Any:
         """Noise prediction (float32) of ControlNet + UNet at z_t; CFG batches both branches."""
@@ -295,6 +307,21 @@ class OragSampler:
         if restored.size != image.size:
             restored = restored.resize(image.size, Image.Resampling.BICUBIC)
         return Restoration(restored, stages, reference)
+
+
+class _EmbedOnce(torch.nn.Module):
+    """A ControlNet's condition embedding that computes its (constant) input's embedding once."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.value: Any = None
+
+    def forward(self, cond: Any) -> Any:
+        if self.value is None:
+            with torch.no_grad():
+                self.value = self.inner(cond)
+        return self.value
 
 
 def _mask(obj: SemanticObject, canvas: Canvas) -> np.ndarray:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from sedic_kit.models import register_tiny
 
@@ -102,7 +102,7 @@ def save_pipeline(directory: Path, family: Family) -> None:
     from diffusers import PNDMScheduler, StableDiffusionPipeline
 
     parts = random_sd15("tiny", family=family)
-    pipe = StableDiffusionPipeline(
+    pipe: Any = StableDiffusionPipeline(  # diffusers' save_pretrained is invisible to mypy
         vae=parts.vae,
         text_encoder=parts.text_encoder,
         tokenizer=parts.tokenizer,
@@ -138,10 +138,12 @@ def build_tiny_diffbir(directory: Path) -> None:
 @register_tiny("sd15-tile")
 def build_tiny_tile(directory: Path) -> None:
     """An image-conditioned ControlNet for ``tiny/sd15`` (the layout of lllyasviel/control_v11f1e_sd15_tile)."""
-    random_controlnet(random_unet("tiny"), "image", "tiny").save_pretrained(directory)
+    controlnet: Any = random_controlnet(random_unet("tiny"), "image", "tiny")
+    controlnet.save_pretrained(directory)
 
 
 @register_tiny("sd15-latent")
 def build_tiny_latent(directory: Path) -> None:
     """A latent-conditioned ControlNet for ``tiny/sd15`` (4 condition channels at latent resolution)."""
-    random_controlnet(random_unet("tiny"), "latent", "tiny").save_pretrained(directory)
+    controlnet: Any = random_controlnet(random_unet("tiny"), "latent", "tiny")
+    controlnet.save_pretrained(directory)

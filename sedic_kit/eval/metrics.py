@@ -21,10 +21,17 @@ from PIL import Image
 
 from ..errors import SedicError
 from ..imaging import psnr
+from ..install import TORCHVISION_HINT, install_hint
 from ..models import register_tiny, resolve
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14"
-FULL_EXTRA = "pip install 'sedic-kit[eval-full]'"
+FULL_LIBRARIES = {"torchvision", "torch_fidelity", "piq", "pyiqa"}
+"""Libraries of ``[eval-full]``; the rest come with ``[eval]``."""
+
+
+def hint(module: str) -> str:
+    """How to install ``module`` as the README says."""
+    return TORCHVISION_HINT if module in FULL_LIBRARIES else install_hint("eval")
 
 
 class MetricUnavailable(SedicError):
@@ -35,13 +42,13 @@ def need(*modules: str) -> None:
     """Import ``modules``; raise :class:`MetricUnavailable` naming the first missing or broken one."""
     absent = [m for m in modules if importlib.util.find_spec(m) is None]  # cheap check before heavy imports
     if absent:
-        raise MetricUnavailable(f"needs {absent[0]} (not installed); {FULL_EXTRA}")
+        raise MetricUnavailable(f"needs {absent[0]} (not installed); {hint(absent[0])}")
     for name in modules:
         try:
             importlib.import_module(name)
         except Exception as exc:  # a broken install (e.g. torchvision built for another torch) too
             detail = "not installed" if isinstance(exc, ModuleNotFoundError) else f"{type(exc).__name__}: {exc}"
-            raise MetricUnavailable(f"needs {name} ({detail}); {FULL_EXTRA}") from None
+            raise MetricUnavailable(f"needs {name} ({detail}); {hint(name)}") from None
 
 
 def hub_checkpoint(filename: str, what: str) -> Path:
@@ -191,7 +198,7 @@ class ClipSIM(Metric):
 
     def load(self) -> None:
         try:
-            path = resolve(self.model_spec, "ClipSIM model (--clip-model)")
+            path = resolve(self.model_spec, "ClipSIM model (--clip-model)", fetch=f"hf download {self.model_spec}")
         except SedicError as exc:
             raise MetricUnavailable(str(exc)) from None
         need("torch", "transformers")

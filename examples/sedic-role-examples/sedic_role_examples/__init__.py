@@ -1,0 +1,1 @@
+"""Example sedic-kit plugins: one complete minimal module per role (see CONTRIBUTING.md)."""

@@ -1,0 +1,178 @@
+"""GPU memory plan of a profile: weights and activations per phase, and the peak on one card.
+
+Computed, not measured (no GPU here): weights are parameter counts times bytes per parameter
+(half precision on CUDA; the counts of SD1.5 and LLaVA-1.5 are checked against their
+architectures built on the meta device in the tests); activations are the largest live tensors
+of each model at the planned image size, from the formulas below. A process holds the CUDA
+context, the vLLM pool (``gpu_memory_utilization`` of the card, kept for the whole run: reloading
+LLaVA per image costs far more than the memory it frees), and the models of the phase in
+flight; models of the other phase stay resident unless a plugin moves them, so they count too.
+
+``sedic-kit models check offline --memory`` prints the plan of a profile.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .profiles import Profile
+from .roles import Role
+
+GIB = 1 << 30
+HALF = 2  # bytes per fp16 value
+CUDA_CONTEXT = GIB // 2
+"""CUDA context and allocator slack of one process."""
+RTX_4090 = 24564 * (1 << 20)
+"""The paper's card: 24564 MiB."""
+
+PARAMS = {
+    # describer: LLaVA-1.5 (Vicuna/LLaMA decoder + CLIP ViT-L/14-336 + projector)
+    "llava-hf/llava-1.5-7b-hf": 7_063_427_072,
+    # grounder (model cards, rounded)
+    "IDEA-Research/grounding-dino-base": 233_000_000,
+    "IDEA-Research/grounding-dino-tiny": 172_000_000,
+    # segmenter: SAM (ViT-H / L / B image encoder, prompt encoder, mask decoder)
+    "facebook/sam-vit-huge": 641_090_864,
+    "facebook/sam-vit-large": 312_343_088,
+    "facebook/sam-vit-base": 93_735_728,
+    # restorer: SD1.5 UNet, VAE, CLIP text encoder; the tile ControlNet (from_unet layout)
+    "sd15-unet": 859_520_964,
+    "sd15-vae": 83_653_863,
+    "sd15-text": 123_060_480,
+    "sd15-controlnet": 361_279_120,
+    # reference codec, float32 (compressai zoo: N=128 for qualities 1-3, N=192 above)
+    "cheng2020-attn-N128": 13_183_293,
+    "cheng2020-attn-N192": 29_631_788,
+}
+LLAVA_LAYERS, LLAVA_HIDDEN = 32, 4096
+"""LLaVA-1.5-7B's decoder (keys and values per token per layer)."""
+VLLM_OVERHEAD = 3 * GIB // 2
+"""vLLM's profiled activation peak and CUDA graphs inside its pool."""
+
+
+@dataclass(frozen=True)
+class Item:
+    """One model (or pool) on the GPU: resident bytes, and its activation peak while it runs."""
+
+    name: str
+    weights: int
+    activations: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Phase:
+    name: str
+    items: tuple[Item, ...]
+
+    @property
+    def peak(self) -> int:
+        """Everything resident, plus the largest activation peak (the models run one after another)."""
+        return CUDA_CONTEXT + sum(i.weights for i in self.items) + max((i.activations for i in self.items), default=0)
+
+
+@dataclass(frozen=True)
+class MemoryPlan:
+    profile: str
+    card: int
+    width: int
+    height: int
+    phases: tuple[Phase, ...]
+    problems: tuple[str, ...]
+
+    @property
+    def peak(self) -> int:
+        return max(p.peak for p in self.phases)
+
+    @property
+    def fits(self) -> bool:
+        return self.peak <= self.card and not self.problems
+
+    def lines(self) -> list[str]:
+        """The plan as text a user reads."""
+        out = [f"GPU memory plan of '{self.profile}' at {self.width}x{self.height} on a {gib(self.card)} card:"]
+        for phase in self.phases:
+            out.append(f"  {phase.name}: peak {gib(phase.peak)} (CUDA context {gib(CUDA_CONTEXT)})")
+            for i in phase.items:
+                act = f" + {gib(i.activations)} activations" if i.activations else ""
+                out.append(f"    {i.name}: {gib(i.weights)}{act}{f'  ({i.note})' if i.note else ''}")
+        verdict = "fits" if self.fits else "does NOT fit"
+        out.append(f"  peak {gib(self.peak)} of {gib(self.card)}: {verdict}")
+        out += [f"  problem: {p}" for p in self.problems]
+        return out
+
+
+def gib(n: int) -> str:
+    return f"{n / GIB:.2f} GiB"
+
+
+def kv_cache_bytes(tokens: int, layers: int = LLAVA_LAYERS, hidden: int = LLAVA_HIDDEN) -> int:
+    """Keys and values of ``tokens`` tokens in every layer, fp16."""
+    return 2 * layers * hidden * HALF * tokens
+
+
+def sam_activations(heads: int = 16, tokens: int = 64 * 64, mlp: int = 5120) -> int:
+    """ViT image encoder at 1024x1024: a global-attention score matrix and its softmax, plus the MLP."""
+    return 2 * heads * tokens * tokens * HALF + 4 * tokens * mlp * HALF
+
+
+def sd_activations(width: int, height: int) -> int:
+    """The largest of: CFG UNet + ControlNet forward (batch 2), the guidance backward, the VAE decode.
+
+    UNet/ControlNet: skip features of the four levels (320, 640, 1280, 1280 channels at 1, 1/4,
+    1/16, 1/64 of the latent cells; 3 per level, both networks) plus the widest feed-forward
+    (GEGLU, 8 x 320 channels) with memory-efficient attention; the guidance backward keeps about
+    ten times the forward's skip features for one sample; the VAE decoder holds ~6 tensors of 128
+    channels at full resolution.
+    """
+    cells = (width // 8) * (height // 8)
+    skips = 3 * (cells * 320 + cells // 4 * 640 + cells // 16 * 1280 + cells // 64 * 1280)
+    forward = 2 * (2 * skips + cells * 8 * 320) * HALF
+    backward = 10 * 2 * skips * HALF
+    vae = 6 * width * height * 128 * HALF
+    return max(forward, backward, vae)
+
+
+def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int = 512) -> MemoryPlan:
+    """The plan of ``profile``'s GPU models (encode phase, decode phase)."""
+    problems: list[str] = []
+    encode: list[Item] = []
+    decode: list[Item] = []
+    roles = profile.roles
+    describer = roles.get(Role.describer)
+    if describer is not None and describer.plugin == "vllm":
+        o = describer.options
+        util = float(o.get("gpu_memory_utilization", 0.85))
+        max_len = int(o.get("max_model_len", 4096))
+        model = str(o.get("model", "llava-hf/llava-1.5-7b-hf"))
+        weights = PARAMS.get(model, PARAMS["llava-hf/llava-1.5-7b-hf"]) * HALF  # other models: planned as the 7B
+        need = weights + kv_cache_bytes(max_len) + VLLM_OVERHEAD
+        pool = int(util * card)
+        note = f"gpu_memory_utilization {util} of the card; needs {gib(need)}: weights {gib(weights)}, KV cache for {max_len} tokens {gib(kv_cache_bytes(max_len))}, overhead {gib(VLLM_OVERHEAD)}"
+        if pool < need:
+            problems.append(f"describer.gpu_memory_utilization = {util} gives vLLM {gib(pool)}, below the {gib(need)} it needs")
+        item = Item(f"vLLM pool ({model})", pool, note=note)
+        encode.append(item)
+        decode.append(item)
+    grounder = roles.get(Role.grounder)
+    if grounder is not None and grounder.plugin == "grounding-dino":
+        model = str(grounder.options.get("model", "IDEA-Research/grounding-dino-base"))
+        encode.append(Item(f"Grounding DINO ({model})", PARAMS.get(model, PARAMS["IDEA-Research/grounding-dino-base"]) * HALF, GIB, "activations: Swin backbone at 800x1333, estimate"))
+    segmenter = roles.get(Role.segmenter)
+    if segmenter is not None and segmenter.plugin == "sam-hf":
+        model = str(segmenter.options.get("model", "facebook/sam-vit-huge"))
+        encode.append(Item(f"SAM ({model})", PARAMS.get(model, PARAMS["facebook/sam-vit-huge"]) * HALF, sam_activations()))
+    reference = roles.get(Role.reference_codec)
+    if reference is not None and reference.plugin == "cheng2020-attn":
+        n = "N192" if int(reference.options.get("quality", 1)) > 3 else "N128"
+        channels = 192 if n == "N192" else 128
+        # three float32 feature maps at 1/2 resolution, the widest layer
+        encode.append(Item(f"cheng2020-attn ({n}, float32)", PARAMS[f"cheng2020-attn-{n}"] * 4, 3 * (width * height // 4) * channels * 4))
+    restorer = roles.get(Role.restorer)
+    if restorer is not None and restorer.plugin == "orag":
+        parts = ("sd15-unet", "sd15-vae", "sd15-text", "sd15-controlnet")
+        decode.append(Item("SD1.5 UNet + VAE + text encoder + tile ControlNet", sum(PARAMS[p] for p in parts) * HALF, sd_activations(width, height)))
+    # the decoder runs after the encoder in `run`: encoder models stay resident unless moved
+    resident = tuple(i for i in encode if i not in decode)
+    phases = (Phase("encode", tuple(encode)), Phase("decode", (*decode, *(Item(i.name, i.weights, 0, "resident from encode") for i in resident))))
+    return MemoryPlan(profile.name, card, width, height, phases, tuple(problems))

@@ -1,0 +1,53 @@
+"""A bounded decoder fuzz run (the long one: benchmarks/fuzz_decoder.py, numbers in BENCHMARKS.md).
+
+Mutations of three real files (lite; webp + brotli + png masks; jpeg + zlib + golomb masks), every
+class of :mod:`sedic_kit.fuzz`, each decoded in a forked worker under a 2 GB address-space cap and
+a timer: every outcome must be a clean SedicError or a valid decode, within 2 s and 300 MB.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from conftest import EXAMPLES
+from sedic_kit import fuzz
+
+CASES = 12 * 20
+
+
+def test_fuzz_decoder_outcomes_are_clean(tmp_path: Path) -> None:
+    start = time.perf_counter()
+    files = fuzz.seed_files([EXAMPLES / "kodim03.png", EXAMPLES / "kodim23.png"], tmp_path)
+    assert [unpack_names(f) for f in files] == [
+        ("avif", "lm", "cabac", "upsample"), ("webp", "brotli", "png", "upsample"), ("jpeg", "zlib", "golomb", "upsample")
+    ]
+    results = fuzz.run(files, seed=20251125, cases=CASES, workers=1)
+    assert len(results) == CASES and {r.kind for r in results} == set(fuzz.KINDS)
+    bad = list(fuzz.failures(results))
+    assert not bad, fuzz.table(results) + "\n" + "\n".join(map(str, bad[:10]))
+    assert sum(r.outcome == "decoded" for r in results) > 0  # some mutations stay valid files
+    assert time.perf_counter() - start < 60
+
+
+def test_a_crash_is_recorded_and_the_run_goes_on(tmp_path: Path, monkeypatch) -> None:
+    """A worker killed mid-case (as by a segfault in a codec) yields a 'crash' for that case; the rest still run."""
+    import os
+    import signal
+
+    files = [fuzz.craft_v1(fuzz.unpack(f)) for f in fuzz.seed_files([EXAMPLES / "kodim23.png"], tmp_path)[:1]]
+    real = fuzz.decode_case
+
+    def dies_on_case_5(codec, data, *args):  # type: ignore[no-untyped-def]
+        if data == fuzz.make_case(files, 1, 5)[1]:
+            os.kill(os.getpid(), signal.SIGKILL)  # dies as a segfaulting codec would: no cleanup, no message
+        return real(codec, data, *args)
+
+    monkeypatch.setattr(fuzz, "decode_case", dies_on_case_5)
+    results = fuzz.run(files, seed=1, cases=12, workers=2)
+    assert [r.index for r in results] == list(range(12))
+    assert [r.outcome for r in results if r.index == 5] == ["crash"]
+
+
+def unpack_names(data: bytes) -> tuple[str, ...]:
+    return tuple(ref.name for ref in fuzz.unpack(data).plugins.values())
