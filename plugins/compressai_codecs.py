@@ -15,7 +15,6 @@ Install (see README): ``pip install torch==2.13.0 'sedic-kit[compressai]' && pip
 from __future__ import annotations
 
 import importlib
-import importlib.machinery
 import sys
 import types
 from pathlib import Path
@@ -66,9 +65,6 @@ def import_compressai() -> types.ModuleType:
     importlib.import_module("torch_geometric.transforms")
     package, transforms = types.ModuleType("torchvision"), types.ModuleType("torchvision.transforms")
     package.transforms = transforms  # type: ignore[attr-defined]
-    # a spec without origin: importlib.util.find_spec (transformers' availability check, reached
-    # through compressai -> torch_geometric) sees a namespace stand-in instead of raising ValueError
-    package.__spec__ = importlib.machinery.ModuleSpec("torchvision", None, is_package=True)
     sys.modules.update({"torchvision": package, "torchvision.transforms": transforms})
     try:
         return importlib.import_module("compressai")
