@@ -14,7 +14,7 @@ from pydantic import Field
 from sedic_kit.container import Reader, put_bytes, put_varint
 from sedic_kit.describe import max_text_bytes
 from sedic_kit.errors import FormatError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.masks import grid_size, to_grid
 from sedic_kit.roles import MaskCoder, Options, TextCoder
 
@@ -83,11 +83,10 @@ class BrotliOptions(Options):
     quality: int = Field(11, ge=0, le=11)
 
 
-class BrotliTextCoder(TextCoder):
+class BrotliTextCoder(TextCoder[BrotliOptions]):
     """Brotli in text mode (its built-in dictionary helps English)."""
 
     name = "brotli"
-    Options = BrotliOptions
 
     def encode(self, texts: list[str]) -> bytes:
         return brotli.compress(join_texts(texts), mode=brotli.MODE_TEXT, quality=self.options.quality)
@@ -107,10 +106,9 @@ class GridOptions(Options):
     scale: int = Field(8, ge=1, le=64, description="code masks at 1/scale resolution (8 = SD latent grid)")
 
 
-class GridMaskCoder(MaskCoder):
+class GridMaskCoder(MaskCoder[GridOptions]):
     """Masks reduced to a ``1/scale`` grid, stacked vertically, then coded."""
 
-    Options = GridOptions
     decode_params = ("scale",)
 
     def stack(self, masks: list[np.ndarray], width: int, height: int) -> np.ndarray:
@@ -182,6 +180,6 @@ class PngMaskCoder(GridMaskCoder):
 
 
 @hookimpl
-def register_entropy_coders(register):  # type: ignore[no-untyped-def]
+def register_entropy_coders(register: Register) -> None:
     for cls in (Utf8TextCoder, ZlibTextCoder, BrotliTextCoder, RawMaskCoder, PngMaskCoder):
         register(cls)

@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from sedic_kit.errors import FormatError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.masks import grid_size
 
 from .baseline_coders import GridMaskCoder
@@ -155,7 +155,6 @@ class CabacMaskCoder(GridMaskCoder):
 
     name = "cabac"
     version = 3
-    uses_reference = True
 
     def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
         rows, cols = grid_size(width, height, self.options.scale)
@@ -184,5 +183,5 @@ class CabacMaskCoder(GridMaskCoder):
 
 
 @hookimpl
-def register_entropy_coders(register):  # type: ignore[no-untyped-def]
+def register_entropy_coders(register: Register) -> None:
     register(CabacMaskCoder)

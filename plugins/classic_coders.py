@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 
 from sedic_kit.errors import FormatError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.masks import grid_size
 
 from sedic_kit.roles import TextCoder
@@ -65,7 +65,7 @@ def code_lengths(freq: Counter[int]) -> dict[int, int]:
     """Huffman code lengths (a single symbol gets length 1)."""
     if len(freq) == 1:
         return {next(iter(freq)): 1}
-    heap = [(n, i, (s,)) for i, (s, n) in enumerate(sorted(freq.items()))]
+    heap: list[tuple[int, int, tuple[int, ...]]] = [(n, i, (s,)) for i, (s, n) in enumerate(sorted(freq.items()))]
     heapq.heapify(heap)
     lengths = dict.fromkeys(freq, 0)
     tie = len(heap)
@@ -172,6 +172,6 @@ class GolombMaskCoder(GridMaskCoder):
 
 
 @hookimpl
-def register_entropy_coders(register):  # type: ignore[no-untyped-def]
+def register_entropy_coders(register: Register) -> None:
     for cls in (HuffmanTextCoder, GolombMaskCoder):
         register(cls)

@@ -25,10 +25,10 @@ from pydantic import Field
 
 from sedic_kit.container import Reader, put_varint
 from sedic_kit.errors import FormatError, ModelNotFoundError, ProfileError, SedicError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.install import install_hint
 from sedic_kit.models import ModelSpec
-from sedic_kit.roles import Options, ReferenceCodec
+from sedic_kit.roles import Options, ReferenceCodec, one_line
 
 from .hf_common import torch_threads
 from .reference_scaling import DownscaleFilter, downscale, scaled_size
@@ -112,17 +112,16 @@ class CompressAIOptions(Options):
     threads: int = Field(1, ge=1, description="torch CPU threads while coding")
 
 
-class CompressAICodec(ReferenceCodec):
+class CompressAICodec(ReferenceCodec[CompressAIOptions]):
     """A CompressAI image model run on CPU for bit-exact entropy coding."""
 
     arch: ClassVar[str]
     max_quality: ClassVar[int] = 8
-    Options = CompressAIOptions
     decode_params = ("quality", "metric", "pretrained", "downscale")
     requires = ("compressai", "torch", "einops", "scipy", "pandas", "pytorch_msssim", "torch_geometric")
     extra = "compressai"
 
-    def __init__(self, options: Options | None = None, **kwargs: Any) -> None:
+    def __init__(self, options: CompressAIOptions | None = None, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
         if self.options.quality > self.max_quality:
             raise ProfileError(f"reference_codec '{self.name}': quality must be <= {self.max_quality}")
@@ -133,6 +132,17 @@ class CompressAICodec(ReferenceCodec):
         missing = cls.missing_requirements()
         if missing:
             raise SedicError(f"reference_codec '{cls.name}' needs {', '.join(missing)}: {install_hint('compressai')}")
+
+    @classmethod
+    def import_problem(cls) -> str | None:
+        missing = cls.missing_requirements()
+        if missing:
+            return f"needs {', '.join(missing)}"
+        try:
+            import_compressai()  # what encode/decode do: a plain `import compressai` needs torchvision
+        except Exception as exc:
+            return f"import compressai fails: {one_line(exc)}"
+        return None
 
     def required_models(self) -> list[ModelSpec]:
         if self.options.checkpoint or not self.options.pretrained:
@@ -262,7 +272,7 @@ CODECS: tuple[type[CompressAICodec], ...] = (Cheng2020Attention, Cheng2020Anchor
 
 
 @hookimpl
-def register_reference_codecs(register):  # type: ignore[no-untyped-def]
+def register_reference_codecs(register: Register) -> None:
     for cls in CODECS:
         register(cls)
 

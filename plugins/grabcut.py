@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 from pydantic import Field
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Box, Payload, SourceImage
 from sedic_kit.roles import Options, Segmenter
 
@@ -27,7 +27,7 @@ class GrabCutOptions(Options):
     min_coverage: float = Field(0.02, ge=0, le=1, description="below this share of the box, use the box")
 
 
-class GrabCutSegmenter(Segmenter):
+class GrabCutSegmenter(Segmenter[GrabCutOptions]):
     """GrabCut inside the box; falls back to the box when the box is the frame or GrabCut finds nothing.
 
     GrabCut runs on a reduced image (cost proportional to the pixel count over ``scale**2``): the
@@ -35,7 +35,6 @@ class GrabCutSegmenter(Segmenter):
     """
 
     name = "grabcut"
-    Options = GrabCutOptions
 
     def work_size(self, width: int, height: int) -> tuple[int, int]:
         """Size of the image GrabCut runs on."""
@@ -71,5 +70,5 @@ class GrabCutSegmenter(Segmenter):
 
 
 @hookimpl
-def register_segmenters(register):  # type: ignore[no-untyped-def]
+def register_segmenters(register: Register) -> None:
     register(GrabCutSegmenter)

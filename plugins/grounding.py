@@ -9,6 +9,7 @@ dropped as hallucinations (paper III-A); the others keep their best box and its 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 from pydantic import Field
@@ -37,8 +38,9 @@ def query_text(name: str) -> str:
     return f"{text}."
 
 
-def cxcywh_to_box(cx: float, cy: float, w: float, h: float, width: int, height: int) -> tuple[float, float, float, float]:
-    """A normalised centre/size box in pixels ``(x0, y0, x1, y1)``."""
+def cxcywh_to_box(box: Sequence[float], width: int, height: int) -> tuple[float, float, float, float]:
+    """A normalised centre/size box ``(cx, cy, w, h)`` in pixels ``(x0, y0, x1, y1)``."""
+    cx, cy, w, h = box
     return ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.models import ModelSpec, register_tiny, resolve
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.roles import Grounder
@@ -27,11 +27,10 @@ class GroundingDinoOptions(GroundingOptions, TorchOptions):
     model: str = Field("IDEA-Research/grounding-dino-base", description="hub id (cached), local directory or tiny/grounding-dino")
 
 
-class GroundingDinoGrounder(Grounder):
+class GroundingDinoGrounder(Grounder[GroundingDinoOptions]):
     """Drops objects Grounding DINO cannot find; sets the best box of the others."""
 
     name = "grounding-dino"
-    Options = GroundingDinoOptions
     requires = ("torch", "transformers")
     extra = "transformers"
 
@@ -86,7 +85,7 @@ class GroundingDinoGrounder(Grounder):
             name_score = probs[i][:, name_pos].max(dim=-1).values if name_pos else torch.zeros_like(score)
             result.append(
                 [
-                    Detection(cxcywh_to_box(*boxes[i, q].tolist(), width, height), float(score[q]), float(name_score[q]))
+                    Detection(cxcywh_to_box(boxes[i, q].tolist(), width, height), float(score[q]), float(name_score[q]))
                     for q in range(score.shape[0])
                 ]
             )
@@ -116,6 +115,8 @@ def build_tiny_grounding_dino(directory: Path) -> None:
     vocab_file = directory / "vocab.txt"
     vocab_file.write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizer(str(vocab_file), do_lower_case=True)  # positional: vocab_file (4.x) / vocab (5.x)
+    # accepted as keyword arguments; transformers 5 declares them as properties, unknown to mypy
+    backbone_outputs: dict[str, Any] = {"out_features": ["stage2", "stage3", "stage4"], "out_indices": [2, 3, 4]}
     backbone = SwinConfig(
         image_size=64,
         patch_size=4,
@@ -123,8 +124,7 @@ def build_tiny_grounding_dino(directory: Path) -> None:
         depths=[1, 1, 1, 1],
         num_heads=[1, 1, 2, 2],
         window_size=4,
-        out_features=["stage2", "stage3", "stage4"],
-        out_indices=[2, 3, 4],
+        **backbone_outputs,
     )
     text = BertConfig(
         vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, max_position_embeddings=64
@@ -157,5 +157,5 @@ def build_tiny_grounding_dino(directory: Path) -> None:
 
 
 @hookimpl
-def register_grounders(register):  # type: ignore[no-untyped-def]
+def register_grounders(register: Register) -> None:
     register(GroundingDinoGrounder)

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.model_files import locate
 from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload, SourceImage
@@ -32,11 +32,10 @@ class GroundingDinoPyOptions(GroundingOptions, TorchOptions):
     checkpoint: str | None = Field(None, description="checkpoint file; default: the variant's from the hub, cached")
 
 
-class GroundingDinoPyGrounder(Grounder):
+class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
     """Drops objects the official Grounding DINO cannot find; sets the best box of the others."""
 
     name = "groundingdino-py"
-    Options = GroundingDinoPyOptions
     requires = ("groundingdino",)
     extra = "groundingdino"
 
@@ -81,7 +80,7 @@ class GroundingDinoPyGrounder(Grounder):
             )
             detections.append(
                 [
-                    Detection(cxcywh_to_box(*b.tolist(), width, height), float(s), 1.0 if p.strip() else 0.0)
+                    Detection(cxcywh_to_box(b.tolist(), width, height), float(s), 1.0 if p.strip() else 0.0)
                     for b, s, p in zip(boxes, logits, phrases)
                 ]
             )
@@ -89,5 +88,5 @@ class GroundingDinoPyGrounder(Grounder):
 
 
 @hookimpl
-def register_grounders(register):  # type: ignore[no-untyped-def]
+def register_grounders(register: Register) -> None:
     register(GroundingDinoPyGrounder)

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.models import ModelSpec, register_tiny, resolve
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.prompting import LMMDescriptionOptions, describe_with, fit_image
@@ -36,11 +36,10 @@ class TransformersDescriberOptions(LMMDescriptionOptions, TorchOptions):
     seed: int = 0
 
 
-class TransformersDescriber(Describer):
+class TransformersDescriber(Describer[TransformersDescriberOptions]):
     """Caption and objects from a local image-text-to-text model through transformers."""
 
     name = "transformers"
-    Options = TransformersDescriberOptions
     requires = ("torch", "transformers")
     extra = "transformers"
 
@@ -60,7 +59,8 @@ class TransformersDescriber(Describer):
             device, dtype = pick_device(self.options)
             with quiet_transformers():
                 processor = AutoProcessor.from_pretrained(path)
-                model = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype).to(device).eval()
+                model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+                model = model.to(device).eval()
             self._loaded = (processor, model, device)
         return self._loaded
 
@@ -74,6 +74,7 @@ class TransformersDescriber(Describer):
             messages = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}]
             prompt = processor.apply_chat_template(messages, add_generation_prompt=True)
             inputs = processor(images=image, text=prompt, return_tensors="pt").to(device)
+            inputs.pop("token_type_ids", None)  # transformers 4's tokenizers add them; LLaVA takes none
             inputs = {k: v.to(model.dtype) if v.is_floating_point() else v for k, v in inputs.items()}
             sample = self.options.temperature > 0
             manual_seed(self.options.seed)
@@ -151,8 +152,37 @@ def build_tiny_llava(directory: Path) -> None:
     with quiet_transformers():
         model.save_pretrained(directory)
         processor.save_pretrained(directory)
+    to_published_llava_layout(directory / "model.safetensors")
+
+
+LLAVA_PREFIXES = (  # transformers >= 4.52 names -> the names of llava-hf's published checkpoints
+    ("model.language_model.", "language_model.model."),
+    ("model.vision_tower.", "vision_tower."),
+    ("model.multi_modal_projector.", "multi_modal_projector."),
+    ("lm_head.", "language_model.lm_head."),
+)
+
+
+def to_published_llava_layout(path: Path) -> None:
+    """Rename a LLaVA checkpoint's weights to the layout of ``llava-hf/llava-1.5-7b-hf``.
+
+    That layout (``vision_tower.vision_model.*``, ``language_model.model.*``) is the one every
+    loader accepts: transformers 4 and 5 map it on load, and vllm's llava loader requires it
+    (transformers 5 saves the vision tower without ``vision_model.``, which vllm rejects).
+    """
+    from safetensors.torch import load_file, save_file
+
+    renamed = {}
+    for key, tensor in load_file(path).items():
+        for new, old in LLAVA_PREFIXES:
+            if key.startswith(new):
+                key = old + key[len(new) :]
+        if key.startswith("vision_tower.") and not key.startswith("vision_tower.vision_model."):
+            key = "vision_tower.vision_model." + key[len("vision_tower.") :]
+        renamed[key] = tensor
+    save_file(renamed, path, metadata={"format": "pt"})
 
 
 @hookimpl
-def register_describers(register):  # type: ignore[no-untyped-def]
+def register_describers(register: Register) -> None:
     register(TransformersDescriber)

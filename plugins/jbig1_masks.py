@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from sedic_kit.errors import FormatError, SedicError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.masks import grid_size
 
 from .baseline_coders import GridMaskCoder
@@ -66,8 +66,15 @@ class Jbig1MaskCoder(GridMaskCoder):
 
     @classmethod
     def check_available(cls) -> None:
-        if _lib() is None:
+        cls.library()
+
+    @staticmethod
+    def library() -> ctypes.CDLL:
+        """jbigkit, loaded; a one-line error when it is not installed."""
+        lib = _lib()
+        if lib is None:
             raise SedicError("mask_coder 'jbig1' needs the jbigkit library: apt-get install libjbig0")
+        return lib
 
     def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
         self.check_available()
@@ -81,7 +88,7 @@ class Jbig1MaskCoder(GridMaskCoder):
         out = bytearray()
         sink = OUT(lambda start, n, _: out.extend(ctypes.string_at(start, n)))
         state = ctypes.create_string_buffer(STATE_BYTES)
-        lib = _lib()
+        lib = self.library()
         lib.jbg_enc_init(state, cols, rows, 1, planes, sink, None)
         lib.jbg_enc_options(state, 0, TPBON, rows, 0, 0)
         lib.jbg_enc_out(state)
@@ -98,7 +105,7 @@ class Jbig1MaskCoder(GridMaskCoder):
         rows, cols = grid_size(width, height, self.options.scale)
         rows *= count
         stream = _header(cols, rows) + bytes(data)
-        lib = _lib()
+        lib = self.library()
         state = ctypes.create_string_buffer(STATE_BYTES)
         lib.jbg_dec_init(state)
         used = ctypes.c_size_t(0)
@@ -116,5 +123,5 @@ class Jbig1MaskCoder(GridMaskCoder):
 
 
 @hookimpl
-def register_entropy_coders(register):  # type: ignore[no-untyped-def]
+def register_entropy_coders(register: Register) -> None:
     register(Jbig1MaskCoder)

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from sedic_kit.errors import BackendError, ModelNotFoundError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.prompting import LMMDescriptionOptions, chat_messages, describe_with, description_schema, image_data_uri
 from sedic_kit.roles import Describer
@@ -40,11 +40,10 @@ class OpenAIOptions(LMMDescriptionOptions):
     seed: int | None = 0
 
 
-class OpenAIDescriber(Describer):
+class OpenAIDescriber(Describer[OpenAIOptions]):
     """Caption and objects from a chat-completions model (three-stage template, JSON answer)."""
 
     name = "openai"
-    Options = OpenAIOptions
     requires = ("openai",)
     extra = "openai"
 
@@ -162,5 +161,5 @@ def _quotes(text: str, key: str) -> bool:
 
 
 @hookimpl
-def register_describers(register):  # type: ignore[no-untyped-def]
+def register_describers(register: Register) -> None:
     register(OpenAIDescriber)

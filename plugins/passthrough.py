@@ -7,16 +7,15 @@ from dataclasses import replace
 import numpy as np
 
 from sedic_kit.describe import DescriptionOptions
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Box, Payload, SourceImage
 from sedic_kit.roles import Describer, Grounder, Segmenter
 
 
-class NoDescriber(Describer):
+class NoDescriber(Describer[DescriptionOptions]):
     """No caption, no objects: the decoder restores from the reference image alone."""
 
     name = "none"
-    Options = DescriptionOptions
 
     def describe(self, source: SourceImage) -> Payload:
         return Payload(*source.size)
@@ -61,15 +60,15 @@ class BoxSegmenter(Segmenter):
 
 
 @hookimpl
-def register_describers(register):  # type: ignore[no-untyped-def]
+def register_describers(register: Register) -> None:
     register(NoDescriber)
 
 
 @hookimpl
-def register_grounders(register):  # type: ignore[no-untyped-def]
+def register_grounders(register: Register) -> None:
     register(PassthroughGrounder)
 
 
 @hookimpl
-def register_segmenters(register):  # type: ignore[no-untyped-def]
+def register_segmenters(register: Register) -> None:
     register(BoxSegmenter)

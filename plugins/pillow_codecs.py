@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import warnings
 from abc import abstractmethod
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import PIL
 from PIL import Image, features
@@ -19,7 +19,7 @@ from pydantic import Field
 
 from sedic_kit.container import Reader, put_varint
 from sedic_kit.errors import FormatError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.roles import Options, ReferenceCodec
 
 from . import isobmff
@@ -30,6 +30,8 @@ MAX_SCALE = 64.0
 """The largest ``scale`` option: a coded size must be the image size at 1/1 ... 1/64."""
 LADDER_SCALES = (6.0, 5.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0)
 """Downscale factors of the rate ladder, lowest rate first."""
+SEARCH_SPEED = 6
+"""libaom speed of the AVIF rate-search probes."""
 LADDER_QUALITIES = range(0, 31, 2)
 """Qualities tried at each scale; their rates overlap the next scale's (see :meth:`PillowCodec.rate_ladder`)."""
 
@@ -56,11 +58,13 @@ class WebpOptions(PillowCodecOptions):
     method: int = Field(6, ge=0, le=6, description="0 fastest, 6 best")
 
 
-class PillowCodec(ReferenceCodec):
+PillowOptionsT = TypeVar("PillowOptionsT", bound=PillowCodecOptions)
+
+
+class PillowCodec(ReferenceCodec[PillowOptionsT]):
     """Downscale, code with a Pillow format, keep what the decoder cannot infer."""
 
     format: ClassVar[str]
-    Options = PillowCodecOptions
 
     def save_kwargs(self) -> dict[str, Any]:
         return {"quality": self.options.quality}
@@ -118,7 +122,7 @@ class PillowCodec(ReferenceCodec):
         return rungs + [{"scale": 1.0, "quality": q} for q in range(0, 91, 2)]
 
 
-class ContainerStrippedCodec(PillowCodec):
+class ContainerStrippedCodec(PillowCodec[PillowOptionsT]):
     """HEIF-family formats: the section is the coded size, a 2-byte check value of the container
     boxes (:func:`.isobmff.check_value`) and the ``mdat`` payload."""
 
@@ -150,13 +154,12 @@ class ContainerStrippedCodec(PillowCodec):
         return isobmff.rebuild(template, section[reader.pos :])
 
 
-class AvifCodec(ContainerStrippedCodec):
+class AvifCodec(ContainerStrippedCodec[AvifOptions]):
     """AV1 still image (libavif + libaom through Pillow)."""
 
     name = "avif"
     version = 3
     format = "AVIF"
-    Options = AvifOptions
     decode_params = ("subsampling",)
 
     def save_kwargs(self) -> dict[str, Any]:
@@ -174,14 +177,17 @@ class AvifCodec(ContainerStrippedCodec):
     def library(self) -> str:
         return f"Pillow {PIL.__version__}, libavif {features.version('avif')}"
 
+    def search_options(self) -> dict[str, Any]:
+        """Probe at speed 6 (30-50x faster than speed 0 on Kodak, within ~20% of its rate)."""
+        return {"speed": SEARCH_SPEED} if self.options.speed < SEARCH_SPEED else {}
 
-class HeicCodec(ContainerStrippedCodec):
+
+class HeicCodec(ContainerStrippedCodec[HeicOptions]):
     """HEVC still image (libheif + x265 through pillow-heif)."""
 
     name = "heic"
     version = 3
     format = "HEIF"
-    Options = HeicOptions
     requires = ("pillow_heif",)
     decode_params = ("chroma", "preset")  # both shape the hvcC box of the template
 
@@ -210,13 +216,12 @@ class HeicCodec(ContainerStrippedCodec):
         return super().read(data, size)
 
 
-class WebpCodec(PillowCodec):
+class WebpCodec(PillowCodec[WebpOptions]):
     """WebP (lossy VP8): the section is the bare VP8 bitstream (the RIFF wrapper is rebuilt)."""
 
     name = "webp"
     version = 2
     format = "WEBP"
-    Options = WebpOptions
 
     def save_kwargs(self) -> dict[str, Any]:
         return {"quality": self.options.quality, "method": self.options.method}
@@ -232,7 +237,7 @@ class WebpCodec(PillowCodec):
         return b"RIFF" + (4 + len(chunk)).to_bytes(4, "little") + b"WEBP" + chunk
 
 
-class JpegCodec(PillowCodec):
+class JpegCodec(PillowCodec[PillowCodecOptions]):
     """Baseline JPEG with optimised Huffman tables."""
 
     name = "jpeg"
@@ -243,6 +248,6 @@ class JpegCodec(PillowCodec):
 
 
 @hookimpl
-def register_reference_codecs(register):  # type: ignore[no-untyped-def]
+def register_reference_codecs(register: Register) -> None:
     for cls in (AvifCodec, HeicCodec, WebpCodec, JpegCodec):
         register(cls)

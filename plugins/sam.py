@@ -15,12 +15,12 @@ from __future__ import annotations
 
 from abc import abstractmethod
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 from pydantic import Field
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.model_files import locate
 from sedic_kit.models import ModelSpec, register_tiny, resolve
 from sedic_kit.payload import Payload, SourceImage
@@ -47,11 +47,10 @@ class SamHFOptions(TorchOptions):
     model: str = Field("facebook/sam-vit-huge", description="hub id (cached), local directory or tiny/sam")
 
 
-class SamHFSegmenter(Segmenter):
+class SamHFSegmenter(Segmenter[SamHFOptions]):
     """SAM through transformers: one image embedding, all object boxes prompted together."""
 
     name = "sam-hf"
-    Options = SamHFOptions
     requires = ("torch", "transformers")
     extra = "transformers"
 
@@ -70,7 +69,8 @@ class SamHFSegmenter(Segmenter):
             device, dtype = pick_device(self.options)
             with quiet_transformers():
                 processor = SamProcessor.from_pretrained(path)
-                model = SamModel.from_pretrained(path, dtype=dtype).to(device).eval()
+                model: Any = SamModel.from_pretrained(path, dtype=dtype)
+                model = model.to(device).eval()
             self._loaded = (processor, model, device)
         return self._loaded
 
@@ -99,10 +99,13 @@ class SamOptions(TorchOptions):
     checkpoint: str | None = Field(None, description="checkpoint file; default: the official one for model_type, cached")
 
 
-class PredictorSegmenter(Segmenter):
+PredictorOptionsT = TypeVar("PredictorOptionsT", bound=TorchOptions)
+
+
+class PredictorSegmenter(Segmenter[PredictorOptionsT]):
     """A box-prompted SAM-family predictor: embed the image once, best multimask per object."""
 
-    def __init__(self, options: Any = None, **kwargs: Any) -> None:
+    def __init__(self, options: PredictorOptionsT | None = None, **kwargs: Any) -> None:
         super().__init__(options, **kwargs)
         self._predictor: Any = None
 
@@ -123,11 +126,10 @@ class PredictorSegmenter(Segmenter):
         return with_masks(payload, candidates)
 
 
-class SamSegmenter(PredictorSegmenter):
+class SamSegmenter(PredictorSegmenter[SamOptions]):
     """The official segment-anything ``SamPredictor``."""
 
     name = "sam"
-    Options = SamOptions
     requires = ("segment_anything", "torchvision")
     extra = "sam"
 
@@ -156,11 +158,10 @@ class Sam2Options(TorchOptions):
     checkpoint: str | None = Field(None, description="checkpoint file; default: the variant's from the hub, cached")
 
 
-class Sam2Segmenter(PredictorSegmenter):
+class Sam2Segmenter(PredictorSegmenter[Sam2Options]):
     """SAM 2.1 through the official ``sam2`` package's ``SAM2ImagePredictor``."""
 
     name = "sam2"
-    Options = Sam2Options
     requires = ("sam2", "torchvision")
     extra = "sam2"
 
@@ -230,7 +231,7 @@ def build_tiny_sam(directory: Path) -> None:
 
 
 @hookimpl
-def register_segmenters(register):  # type: ignore[no-untyped-def]
+def register_segmenters(register: Register) -> None:
     register(SamHFSegmenter)
     register(SamSegmenter)
     register(Sam2Segmenter)

@@ -18,7 +18,7 @@ from pydantic import Field
 from sedic_kit.bounded_json import loads_bounded
 from sedic_kit.describe import DescriptionOptions, apply_limits
 from sedic_kit.errors import InputError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Payload, SemanticObject, SourceImage
 from sedic_kit.roles import Describer
 
@@ -40,11 +40,10 @@ class SidecarOptions(DescriptionOptions):
     path: str | None = Field(None, description="a description JSON file or a directory of them (default: beside the image)")
 
 
-class SidecarDescriber(Describer):
+class SidecarDescriber(Describer[SidecarOptions]):
     """Caption and objects from a sidecar JSON file or PNG text metadata."""
 
     name = "sidecar"
-    Options = SidecarOptions
 
     def describe(self, source: SourceImage) -> Payload:
         w, h = source.size
@@ -138,5 +137,5 @@ def _coordinate(value: Any) -> bool:
 
 
 @hookimpl
-def register_describers(register):  # type: ignore[no-untyped-def]
+def register_describers(register: Register) -> None:
     register(SidecarDescriber)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from PIL import Image
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Payload
 from sedic_kit.roles import Options, Restorer
 
@@ -17,11 +17,10 @@ class UpsampleOptions(Options):
     filter: Literal["lanczos", "bicubic", "bilinear"] = "lanczos"
 
 
-class UpsampleRestorer(Restorer):
+class UpsampleRestorer(Restorer[UpsampleOptions]):
     """Ignores the semantics; resizes the reference to the original size."""
 
     name = "upsample"
-    Options = UpsampleOptions
     decode_params = ("filter",)
 
     def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
@@ -31,5 +30,5 @@ class UpsampleRestorer(Restorer):
 
 
 @hookimpl
-def register_restorers(register):  # type: ignore[no-untyped-def]
+def register_restorers(register: Register) -> None:
     register(UpsampleRestorer)

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field
 
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.models import ModelSpec, resolve
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.prompting import LMMDescriptionOptions, chat_messages, describe_with, description_schema, image_data_uri
@@ -31,11 +31,10 @@ class VllmOptions(LMMDescriptionOptions):
     seed: int = 0
 
 
-class VllmDescriber(Describer):
+class VllmDescriber(Describer[VllmOptions]):
     """Caption and objects from a local LLaVA model served in-process by vLLM."""
 
     name = "vllm"
-    Options = VllmOptions
     requires = ("vllm",)
     extra = "vllm"
 
@@ -89,5 +88,5 @@ class VllmDescriber(Describer):
 
 
 @hookimpl
-def register_describers(register):  # type: ignore[no-untyped-def]
+def register_describers(register: Register) -> None:
     register(VllmDescriber)

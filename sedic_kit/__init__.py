@@ -5,7 +5,7 @@ from importlib.metadata import PackageNotFoundError, version
 from .codec import Codec, DecodeResult, EncodeResult, report_stages
 from .describe import DescriptionOptions, apply_limits
 from .errors import BackendError, FormatError, InputError, ModelNotFoundError, PluginError, ProfileError, SedicError
-from .hookspecs import hookimpl
+from .hookspecs import Register, hookimpl
 from .models import ModelSpec, register_tiny, resolve
 from .payload import Payload, SemanticObject, SourceImage
 from .profiles import Profile, load_profile
@@ -49,6 +49,7 @@ __all__ = [
     "Profile",
     "ProfileError",
     "ReferenceCodec",
+    "Register",
     "Restorer",
     "Role",
     "Segmenter",

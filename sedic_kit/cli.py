@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperArgument, TyperOption
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperArgument, TyperOption
 
 from . import __version__, progress
 from .batch import RunDirectory
@@ -54,7 +54,7 @@ SetOpt = Annotated[
 MaxPixelsOpt = Annotated[int, typer.Option(metavar="N", help="Refuse images larger than this many pixels.")]
 TargetBppOpt = Annotated[
     Optional[float],
-    typer.Option("--target-bpp", min=0.0, metavar="BPP", help="Choose the reference codec's setting so each file is at most this many bpp."),
+    typer.Option("--target-bpp", min=0.0, metavar="BPP", help="Fit each file to at most this many bpp: J, l_d, l_all from the profile's [rate] policy, then the reference setting."),
 ]
 GLOBAL_FLAGS = ("--debug", "--quiet")
 """Accepted anywhere on the command line (before a ``--``)."""
@@ -68,6 +68,8 @@ def root(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display and no per-image lines (anywhere).")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
+    """--debug and --quiet are taken out of the arguments by :func:`main` (so they work anywhere);
+    they are declared here for the help text."""
     if version:
         out.print(f"sedic-kit {__version__}")
         raise typer.Exit()
@@ -121,7 +123,7 @@ def run(
             done += 1
             warnings.add(path.name, record["warnings"])
             if not progress.QUIET:
-                print_summary(record)
+                bar.print(out, summary_line(record))
     warnings.print(err, len(paths))
     out.print(f"wrote {plural(done, 'reconstruction')} and {directory.report_path}" + (f"; {failures} failed" if failures else ""))
     if failures:
@@ -137,7 +139,7 @@ def check_models(codec: Codec, profile: str, overrides: list[str]) -> None:
             status = check(spec)
             if not status.present:
                 raise ModelNotFoundError(
-                    f"{spec.what} = {spec.spec} is not in {status.location}; fetch it where a network exists with "
+                    f"{spec.what} = {spec.spec} is not found at {status.location}; fetch it where a network exists with "
                     f"`{pull_command(profile, overrides)}`, or set {spec.what} to a local copy"
                 )
 
@@ -169,11 +171,11 @@ def run_one(codec: Codec, path: Path, directory: RunDirectory, target_bpp: float
     return directory.commit(path, result.data, decoded.image, fields)
 
 
-def print_summary(r: dict[str, Any]) -> None:
+def summary_line(r: dict[str, Any]) -> str:
     """One line per image: bpp split by section, PSNR and times."""
     parts = ", ".join(f"{k} {v / (r['width'] * r['height']):.4f}" for k, v in r["bits"].items())
     quality = "identical" if r["psnr-rgb"] is None else f"PSNR {r['psnr-rgb']:.2f} dB"
-    out.print(
+    return (
         f"{Path(r['image']).name}: {r['bpp']:.5f} bpp ({parts}), {quality}, "
         f"encode {r['encoding_time']:.2f} s, decode {r['decoding_time']:.2f} s"
     )
@@ -239,6 +241,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
             cls = registry.classes[role][name]
             src = registry.sources[registry.owner[(role, name)]]
             missing = cls.missing_requirements()
+            problem = cls.import_problem()
             rows.append(
                 {
                     "role": role.value,
@@ -247,8 +250,9 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
                     "distribution": src.distribution,
                     "version": src.version,
                     "origin": src.origin,
-                    "available": not missing,
+                    "available": problem is None,
                     "missing": missing,
+                    "problem": problem,
                     "extra": cls.extra,
                 }
             )
@@ -262,7 +266,7 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
     for col in ("role", "name", "distribution", "version", "origin", "status"):
         table.add_column(col)
     for r in rows:
-        status = "ok" if r["available"] else f"needs {', '.join(r['missing'])}" + (f" ([{r['extra']}])" if r["extra"] else "")
+        status = "ok" if r["available"] else r["problem"] + (f" ([{r['extra']}])" if r["extra"] and r["missing"] else "")
         table.add_row(*(str(r[k] or "-") for k in ("role", "name", "distribution", "version", "origin")), status)
     out.print(table)
     for b in broken:
@@ -369,7 +373,7 @@ def print_models(rows: list[dict[str, Any]], profile: str, overrides: list[str],
             for f in r["files"] if files else []:
                 out.print(f"    {f['name']}  {_size(f['size'])}")
         else:
-            out.print(head, f": not in {r['location']}", sep="")
+            out.print(head, f": not found at {r['location']}", sep="")
             wanted = r["url"] or ", ".join(f["name"] for f in r["files"]) or "the whole repository"
             out.print(f"    needs {wanted}")
     if not rows:
@@ -401,10 +405,11 @@ def split_global_flags(args: list[str]) -> tuple[list[str], set[str]]:
 
 
 def tidy_param(param: Any) -> Any:
-    """Typer 0.29 prints ``{IMAGES}...`` in usage lines and ``<bool>`` beside flags: show names only."""
-    if isinstance(param, TyperArgument) and param.metavar:
-        name = param.metavar if param.required else f"[{param.metavar}]"
-        param._usage_display_name = lambda: name  # type: ignore[method-assign]
+    """Typer 0.29 prints ``{IMAGES}...`` in usage lines and ``<bool>``/``<str>`` beside flags and arguments: show names only."""
+    if isinstance(param, TyperArgument):
+        name = param.metavar or (param.name or "arg").upper() + ("..." if param.nargs != 1 else "")
+        usage = name if param.required else f"[{name}]"
+        param._usage_display_name = lambda: usage  # type: ignore[method-assign]
         param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
     elif isinstance(param, TyperOption) and param.is_flag:
         param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]

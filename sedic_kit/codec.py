@@ -24,18 +24,21 @@ from .imaging import DEFAULT_MAX_PIXELS, load_image
 from .payload import Payload, SourceImage
 from .plugins import Registry, get_registry
 from .profiles import Profile, apply_override, instantiate, load_profile
-from .rate import fit_reference
+from .rate import RatePolicy, SemanticBudget, fit_reference, trim
 from .roles import (
     DECODER_ROLES,
     Describer,
     Grounder,
     MaskCoder,
     Plugin,
+    PluginT,
+    Plugins,
     ReferenceCodec,
     Restorer,
     Role,
     Segmenter,
     TextCoder,
+    as_role,
 )
 
 
@@ -170,20 +173,17 @@ class Codec:
 
     def __init__(
         self,
-        plugins: Mapping[Role, Plugin],
+        plugins: Plugins | Mapping[Role, Plugin[Any]],
         profile: Profile | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         registry: Registry | None = None,
     ) -> None:
         """``registry`` resolves the decoder plugins a file names (default: the installed plugins)."""
-        missing = [r.value for r in Role if r not in plugins]
-        if missing:
-            raise ProfileError(f"codec needs a plugin for: {', '.join(missing)}")
-        self.plugins = dict(plugins)
+        self.plugins = plugins if isinstance(plugins, Plugins) else Plugins.from_roles(plugins)
         self.profile = profile
         self.max_pixels = max_pixels
         self.registry = registry if registry is not None else get_registry()
-        self._decoders: dict[tuple[Role, str, str], Plugin] = {}
+        self._decoders: dict[tuple[Role, str, str], Plugin[Any]] = {}
 
     @classmethod
     def from_profile(
@@ -215,34 +215,34 @@ class Codec:
         registry = registry if registry is not None else get_registry()
         return cls(prof.build(registry), prof, max_pixels, registry)
 
-    # -- typed access to the chosen plugins ------------------------------------------------
+    # -- the chosen plugins, typed --------------------------------------------------------
     @property
-    def describer(self) -> Describer:
-        return self.plugins[Role.describer]  # type: ignore[return-value]
+    def describer(self) -> Describer[Any]:
+        return self.plugins.describer
 
     @property
-    def grounder(self) -> Grounder:
-        return self.plugins[Role.grounder]  # type: ignore[return-value]
+    def grounder(self) -> Grounder[Any]:
+        return self.plugins.grounder
 
     @property
-    def segmenter(self) -> Segmenter:
-        return self.plugins[Role.segmenter]  # type: ignore[return-value]
+    def segmenter(self) -> Segmenter[Any]:
+        return self.plugins.segmenter
 
     @property
-    def reference_codec(self) -> ReferenceCodec:
-        return self.plugins[Role.reference_codec]  # type: ignore[return-value]
+    def reference_codec(self) -> ReferenceCodec[Any]:
+        return self.plugins.reference_codec
 
     @property
-    def text_coder(self) -> TextCoder:
-        return self.plugins[Role.text_coder]  # type: ignore[return-value]
+    def text_coder(self) -> TextCoder[Any]:
+        return self.plugins.text_coder
 
     @property
-    def mask_coder(self) -> MaskCoder:
-        return self.plugins[Role.mask_coder]  # type: ignore[return-value]
+    def mask_coder(self) -> MaskCoder[Any]:
+        return self.plugins.mask_coder
 
     @property
-    def restorer(self) -> Restorer:
-        return self.plugins[Role.restorer]  # type: ignore[return-value]
+    def restorer(self) -> Restorer[Any]:
+        return self.plugins.restorer
 
     # -- encoding --------------------------------------------------------------------------
     def load(self, image: ImageInput) -> SourceImage:
@@ -256,25 +256,46 @@ class Codec:
         return load_image(image, self.max_pixels)
 
     def analyze(
-        self, source: SourceImage, timings: dict[str, float] | None = None, description: str | Payload | None = None
+        self,
+        source: SourceImage,
+        timings: dict[str, float] | None = None,
+        description: str | Payload | None = None,
+        budget: SemanticBudget | None = None,
+        notes: list[str] | None = None,
     ) -> Payload:
         """Run describer, grounder and segmenter: the semantic half of the encoder.
 
         ``description`` (a caption, or a payload with caption and objects) replaces the describer.
+        With a ``budget`` (rate control), the description is limited to its J, l_d and l_all
+        after grounding and before segmentation: trimmed from the describer's answer, or asked
+        afresh with those limits when the profile sets ``rate.redescribe``; what was kept is
+        appended to ``notes``.
         """
         timings = timings if timings is not None else {}
         w, h = source.size
+        policy = self.rate_policy
+        redescribe = budget is not None and policy.redescribe and description is None
+        describer = self.describer_with(budget) if redescribe else self.describer  # type: ignore[arg-type]
         with _timed(timings, "describe"):
-            payload = self.describe(source, description)
+            payload = self.describe(source, description, describer)
         with _timed(timings, "ground"):
             payload = self.grounder.ground(source, payload)
+        if budget is not None:
+            payload, kept = trim(payload, budget)
+            how = "asked afresh" if policy.redescribe and description is None else "trimmed"
+            (notes if notes is not None else []).append(f"semantics {budget.describe()} ({how}): {kept}")
         with _timed(timings, "segment"):
             payload = self.segmenter.segment(source, payload)
         self.check_semantics(payload, w, h)
         return payload
 
-    def describe(self, source: SourceImage, description: str | Payload | None = None) -> Payload:
-        """The describer's payload (or ``description``), with at most ``max_objects`` objects."""
+    def describe(
+        self, source: SourceImage, description: str | Payload | None = None, describer: Describer | None = None
+    ) -> Payload:
+        """The describer's payload (or ``description``), with at most ``max_objects`` objects.
+
+        ``describer``: ask this one instead of the profile's (rate control with ``rate.redescribe``).
+        """
         w, h = source.size
         notes_before = len(source.notes)
         if isinstance(description, Payload):
@@ -282,8 +303,9 @@ class Codec:
         elif isinstance(description, str):
             payload, who = Payload(w, h, description), "description="
         else:
-            payload, who = self.describer.describe(source), f"describer '{self.describer.name}'"
-            if not payload.caption and not payload.objects and self.describer.name != "none" and len(source.notes) == notes_before:
+            describer = describer or self.describer
+            payload, who = describer.describe(source), f"describer '{describer.name}'"
+            if not payload.caption and not payload.objects and describer.name != "none" and len(source.notes) == notes_before:
                 hint = " (pass description= with an in-memory image)" if source.path is None else ""
                 source.notes.append(f"no description: {who} found none; coded without caption or objects{hint}")
         return self.limit_objects(payload, source, who)
@@ -305,6 +327,23 @@ class Codec:
                 shape = None if obj.mask is None else obj.mask.shape
                 raise PluginError(f"segmenter '{self.segmenter.name}' gave object '{obj.name}' mask {shape}, expected {(h, w)}")
 
+    @property
+    def rate_policy(self) -> RatePolicy:
+        """The profile's ``[rate]`` policy (the paper's operating points without a profile)."""
+        return self.profile.rate_policy() if self.profile is not None else RatePolicy()
+
+    def describer_with(self, budget: SemanticBudget) -> Describer:
+        """This codec's describer asking for ``budget``'s limits (same instance state: a loaded model is shared)."""
+        own = self.describer
+        fields = type(own.options).model_fields
+        if not all(k in fields for k in budget.limits()):
+            raise ProfileError(
+                f"rate.redescribe: describer '{own.name}' has no max_objects/detail_words/caption_words options to ask with"
+            )
+        fresh = copy.copy(own)
+        fresh.options = type(own.options).model_validate({**own.options.model_dump(), **budget.limits()})
+        return fresh
+
     def encode(
         self,
         image: ImageInput | SourceImage,
@@ -315,9 +354,10 @@ class Codec:
     ) -> EncodeResult:
         """Encode an image (PIL image, path, encoded bytes or numpy array) into a ``.sedic`` file.
 
-        With ``target_bpp``, the reference codec's setting is searched (after text and masks are
-        coded) so the whole file lands at or just under that many bits per pixel.
-        ``description`` (a caption, or a :class:`Payload` with caption and objects, boxes optional)
+        With ``target_bpp``, the profile's rate policy first sets J, l_d and l_all (the paper's
+        knobs; a longer description is trimmed), then the reference codec's setting is searched
+        (after text and masks are coded) so the whole file lands at or just under that many bits
+        per pixel. ``description`` (a caption, or a :class:`Payload` with caption and objects, boxes optional)
         replaces the describer; grounding and segmentation still run. ``payload`` gives the whole
         semantics (objects with full-size masks): describer, grounder and segmenter are skipped.
         """
@@ -326,35 +366,34 @@ class Codec:
         timings: dict[str, float] = {}
         source = image if isinstance(image, SourceImage) else self.load(image)
         w, h = source.size
+        budget = None if target_bpp is None else self.rate_policy.choose(target_bpp)
+        semantic_notes: list[str] = []
         if payload is None:
-            sem = self.analyze(source, timings, description)
+            sem = self.analyze(source, timings, description, budget, semantic_notes)
         else:
             sem = self.limit_objects(replace(payload, objects=list(payload.objects), extras=dict(payload.extras)), source, "payload=")
+            if budget is not None:
+                sem, kept = trim(sem, budget)
+                semantic_notes.append(f"semantics {budget.describe()} (trimmed): {kept}")
             self.check_semantics(sem, w, h)
         problem = text_limit_problem(sem.texts())
         if problem:
             raise PluginError(f"the description breaks the format's text limits ({problem})")
         with _timed(timings, "text"):
             text = self.text_coder.encode(sem.texts())
-        object_masks: list[np.ndarray] = [o.mask for o in sem.objects]  # type: ignore[misc]
+        object_masks = [o.mask for o in sem.objects if o.mask is not None]  # all set: check_semantics
         mask_coder = self.mask_coder
-        masks = b""
-        if not mask_coder.uses_reference:
-            with _timed(timings, "masks"):
-                masks = mask_coder.encode(object_masks, w, h)
-        refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role, p in self.plugins.items() if role in DECODER_ROLES}
+        refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role in DECODER_ROLES for p in [self.plugins[role]]}
         warnings = list(source.notes)
-        notes = list(warnings)
+        notes = [*warnings, *semantic_notes]
 
-        def build(codec: ReferenceCodec) -> tuple[bytes, dict[str, int]]:
+        def build(codec: ReferenceCodec[Any]) -> tuple[bytes, dict[str, int]]:
             with _timed(timings, "reference"):
                 sem.reference = codec.encode(source.image)
             refs[Role.reference_codec] = PluginRef(codec.name, codec.version, codec.decode_config())
-            coded_masks = masks
-            if mask_coder.uses_reference:  # conditioned on the reference as the decoder will see it
-                with _timed(timings, "masks"):
-                    decoded = codec.decode(sem.reference, w, h)
-                    coded_masks = mask_coder.encode(object_masks, w, h, reference=decoded)
+            with _timed(timings, "masks"):  # given the reference as the decoder will see it
+                decoded = codec.decode(sem.reference, w, h)
+                coded_masks = mask_coder.encode(object_masks, w, h, reference=decoded)
             if object_masks and not coded_masks:
                 raise PluginError(f"mask coder '{mask_coder.name}' wrote an empty section for {len(object_masks)} masks")
             return pack(SedicFile(w, h, refs, sem.reference, text, coded_masks, dict(sem.extras)))
@@ -362,25 +401,29 @@ class Codec:
         if target_bpp is None:
             data, bits = build(self.reference_codec)
         else:
-            choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build)
+            choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build, lambda c: c.encode(source.image))
             data, bits = choice.data, choice.bits
             sem.reference = unpack(data).reference
             setting = ", ".join(f"{k}={v}" for k, v in choice.setting.items())
             verdict = "" if choice.fits else " (the lowest setting; the target is out of reach)"
-            notes.append(f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} tries")
+            notes.append(
+                f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} coded + {choice.probes} fast probes"
+            )
             if not choice.fits:
                 warnings.append(f"target {target_bpp} bpp is out of reach: coded at the lowest reference setting")
         return EncodeResult(data, sem, bits, timings, notes, warnings)
 
     # -- decoding --------------------------------------------------------------------------
-    def decoder_plugin(self, role: Role, ref: PluginRef) -> Plugin:
-        """The plugin that decodes a file's ``role`` section: this codec's own when it matches."""
+    def decoder_plugin(self, base: type[PluginT], ref: PluginRef) -> PluginT:
+        """The plugin of role ``base`` (e.g. ``TextCoder``) that decodes a file's section, as
+        ``ref`` in its header names it: this codec's own when it matches."""
+        role = base.role
         own = self.plugins[role]
         if own.name == ref.name and own.version == ref.version and own.decode_config() == ref.params:
-            return own
+            return as_role(own, base)
         key = (role, ref.name, repr(sorted(ref.params.items())))
         if key in self._decoders:
-            return self._decoders[key]
+            return as_role(self._decoders[key], base)
         registry = self.registry
         try:
             cls = registry.get(role, ref.name)
@@ -406,7 +449,7 @@ class Codec:
         except ProfileError as exc:
             raise FormatError(f"corrupt .sedic file ({exc})") from None
         self._decoders[key] = plugin
-        return plugin
+        return as_role(plugin, base)
 
     def read(self, data: bytes | str | Path) -> SedicFile:
         """Parse and verify a ``.sedic`` file (bytes or path)."""
@@ -431,11 +474,10 @@ class Codec:
                 f"limit of {self.max_pixels:,} (raise it with --max-pixels or Codec(max_pixels=...))"
             )
         timings: dict[str, float] = {}
-        plugins = {role: self.decoder_plugin(role, f.plugins[role]) for role in DECODER_ROLES}
-        text_coder: TextCoder = plugins[Role.text_coder]  # type: ignore[assignment]
-        mask_coder: MaskCoder = plugins[Role.mask_coder]  # type: ignore[assignment]
-        reference_codec: ReferenceCodec = plugins[Role.reference_codec]  # type: ignore[assignment]
-        restorer: Restorer = plugins[Role.restorer]  # type: ignore[assignment]
+        reference_codec = self.decoder_plugin(ReferenceCodec, f.plugins[Role.reference_codec])
+        text_coder = self.decoder_plugin(TextCoder, f.plugins[Role.text_coder])
+        mask_coder = self.decoder_plugin(MaskCoder, f.plugins[Role.mask_coder])
+        restorer = self.decoder_plugin(Restorer, f.plugins[Role.restorer])
         with _timed(timings, "text"):
             texts = _guarded(lambda: text_coder.decode(f.text), "decode the text section", text_coder)
             problem = text_limit_problem(texts) if isinstance(texts, list) else "not a list of strings"
@@ -452,14 +494,11 @@ class Codec:
                 lambda: reference_codec.decode(f.reference, f.width, f.height), "decode the reference section", reference_codec
             )
         with _timed(timings, "masks"):
-            if mask_coder.uses_reference:
-                masks = _guarded(
-                    lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height, reference=reference),
-                    "decode the mask section",
-                    mask_coder,
-                )
-            else:
-                masks = _guarded(lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height), "decode the mask section", mask_coder)
+            masks = _guarded(
+                lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height, reference=reference),
+                "decode the mask section",
+                mask_coder,
+            )
         if len(masks) != len(objects):
             raise FormatError(f"mask section holds {len(masks)} masks for {len(objects)} objects")
         for obj, mask in zip(objects, masks):

@@ -22,8 +22,11 @@ import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, cast
 
 import brotli
 from PIL import Image
@@ -77,7 +80,8 @@ def with_crc(body: bytes) -> bytes:
     return body + struct.pack(">I", zlib.crc32(body))
 
 
-def _swap(f: SedicFile, role: Role, name: str, params: dict | None = None) -> SedicFile:
+def swap(f: SedicFile, role: Role, name: str, params: dict | None = None) -> SedicFile:
+    """``f`` decoded by the installed plugin ``name`` (at its version) in ``role``."""
     cls = get_registry().get(role, name)
     plugins = dict(f.plugins)
     plugins[role] = PluginRef(name, cls.version, params or {})
@@ -93,7 +97,7 @@ def _bombs() -> dict[str, bytes]:
     return {"zlib": zbomb, "brotli": brotli.compress(bytes(256 << 20), quality=5)}  # 256 MB
 
 
-def _png(width: int, height: int, payload: bytes) -> bytes:
+def png_claiming(width: int, height: int, payload: bytes = bytes(64)) -> bytes:
     """A 1-bit grayscale PNG claiming ``width`` x ``height`` whose IDAT is ``payload`` deflated."""
 
     def chunk(kind: bytes, body: bytes) -> bytes:
@@ -247,14 +251,14 @@ def m_text_bomb(data: bytes, rng: random.Random) -> bytes:
         text = bytes(big)
     else:
         text = rng.choice([b"\xff" * 64, b"\x00" * 64, rng.randbytes(64), b"\xff\xff\xff\xff" + rng.randbytes(200)])
-    return craft_v1(_swap(SedicFile(f.width, f.height, f.plugins, f.reference, text, f.masks, f.extras), Role.text_coder, coder))
+    return craft_v1(swap(SedicFile(f.width, f.height, f.plugins, f.reference, text, f.masks, f.extras), Role.text_coder, coder))
 
 
 def m_mask_bomb(data: bytes, rng: random.Random) -> bytes:
     f = unpack(data)
     coder = rng.choice(["png", "golomb", "raw", "cabac", "jbig1"])
     if coder == "png":
-        masks = _png(rng.choice([12, 100000, 1 << 30]), rng.choice([8, 100000, 1 << 30]), b"\0" * 64)
+        masks = png_claiming(rng.choice([12, 100000, 1 << 30]), rng.choice([8, 100000, 1 << 30]), b"\0" * 64)
     elif coder == "golomb":
         masks = bytes([rng.randrange(256)]) + b"\xff\xff\xff\xff" + rng.randbytes(rng.randint(0, 16))
     elif coder == "cabac":
@@ -262,7 +266,7 @@ def m_mask_bomb(data: bytes, rng: random.Random) -> bytes:
     else:
         masks = rng.randbytes(rng.choice([1, 8, 64, 4096]))
     params = {"scale": rng.choice([1, 2, 8, 64])} if rng.random() < 0.5 else {}
-    return craft_v1(_swap(SedicFile(f.width, f.height, f.plugins, f.reference, f.text, masks, f.extras), Role.mask_coder, coder, params))
+    return craft_v1(swap(SedicFile(f.width, f.height, f.plugins, f.reference, f.text, masks, f.extras), Role.mask_coder, coder, params))
 
 
 def m_empty_masks(data: bytes, rng: random.Random) -> bytes:
@@ -409,7 +413,7 @@ def run(
     limits = {"slow_s": slow_s, "memory_mb": memory_mb, "cap_mb": cap_mb, "hard_s": hard_s}
     results: list[Result] = []
     pending = [list(range(w, cases, workers)) for w in range(workers)]
-    running: dict[int, tuple[object, object, list[int]]] = {}
+    running: dict[int, tuple[BaseProcess, Connection, list[Any]]] = {}
 
     def start(w: int) -> None:
         parent, child = ctx.Pipe(duplex=False)
@@ -425,16 +429,16 @@ def run(
 
     while running:
         conns = {running[w][1]: w for w in running}
-        for conn in wait(list(conns), timeout=hard_s * 3):
-            w = conns[conn]  # type: ignore[index]
+        for conn in cast(list[Connection], wait(list(conns), timeout=hard_s * 3)):
+            w = conns[conn]
             proc, _, current = running[w]
             try:
-                msg = conn.recv()  # type: ignore[attr-defined]
+                msg = conn.recv()
             except EOFError:
-                proc.join()  # type: ignore[attr-defined]
+                proc.join()
                 if current:
                     i, kind = current
-                    results.append(Result(i, kind, "crash", 0.0, 0.0, 0.0, f"worker exit code {proc.exitcode}"))  # type: ignore[attr-defined]
+                    results.append(Result(i, kind, "crash", 0.0, 0.0, 0.0, f"worker exit code {proc.exitcode}"))
                     pending[w] = pending[w][pending[w].index(i) + 1 :]
                     del running[w]
                     if pending[w]:
@@ -473,4 +477,6 @@ def failures(results: Sequence[Result]) -> Iterator[Result]:
     return (r for r in results if r.outcome not in GOOD)
 
 
-__all__ = ["KINDS", "OUTCOMES", "Result", "craft_v1", "decode_case", "failures", "make_case", "run", "seed_files", "table"]
+__all__ = [
+    "KINDS", "OUTCOMES", "Result", "craft_v1", "decode_case", "failures", "make_case", "png_claiming", "run", "seed_files", "swap", "table",
+]

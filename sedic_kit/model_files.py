@@ -86,7 +86,7 @@ def check(spec: ModelSpec) -> ModelStatus:
         path = locate(spec)
     except ModelNotFoundError as exc:
         if spec.source in FILE_SOURCES:
-            where = str(url_cache_path(spec).parent)
+            where = str(url_cache_path(spec))
         elif spec.spec.startswith(TINY_PREFIX):
             where = str(cache_root() / "tiny")
         else:
@@ -146,8 +146,9 @@ def profile_models(profile: Profile) -> list[RoleModels]:
     for role, choice in profile.roles.items():
         try:
             plugin = instantiate(registry.get(role, choice.plugin), choice.options, choice.origin, str(profile.path))
+            specs = plugin.required_models()  # may need the plugin's library (CompressAI's zoo table)
         except SedicError as exc:
             out.append(RoleModels(role.value, choice.plugin, problem=str(exc)))
             continue
-        out.append(RoleModels(role.value, choice.plugin, plugin.required_models()))
+        out.append(RoleModels(role.value, choice.plugin, specs))
     return out

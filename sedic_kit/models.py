@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from importlib import metadata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -18,7 +19,7 @@ from typing import Callable
 from .errors import ModelNotFoundError
 
 TINY_PREFIX = "tiny/"
-TINY_VERSION = 1
+TINY_VERSION = 2
 _TINY_BUILDERS: dict[str, Callable[[Path], None]] = {}
 
 
@@ -55,12 +56,21 @@ def tiny_names() -> list[str]:
     return sorted(_TINY_BUILDERS)
 
 
+def _layout_tag() -> str:
+    """transformers 4 and 5 save tokenizers differently (5 writes only ``tokenizer.json``, which 4's
+    slow tokenizers cannot read): a cache shared by environments keeps one copy per major version."""
+    try:
+        return f"-transformers{metadata.version('transformers').split('.')[0]}"
+    except metadata.PackageNotFoundError:
+        return ""
+
+
 def tiny_path(name: str) -> Path:
     """Directory of the tiny model ``name``, built on first use (atomically, safe across processes)."""
     names = tiny_names()
     if name not in _TINY_BUILDERS:
         raise ModelNotFoundError(f"unknown tiny model '{name}' (available: {', '.join(names) or 'none'})")
-    target = cache_root() / "tiny" / f"{name}-v{TINY_VERSION}"
+    target = cache_root() / "tiny" / f"{name}-v{TINY_VERSION}{_layout_tag()}"
     if (target / ".complete").exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import pluggy
 from . import hookspecs
 from .hookspecs import Register
 from .errors import PluginError, ProfileError
-from .roles import ROLE_BASES, Plugin, Role
+from .roles import ROLE_BASES, Plugin, Role, one_line
 
 ENTRY_POINT_GROUP = "sedic_kit"
 LOAD_ENV = "SEDIC_LOAD_PLUGINS"
@@ -73,7 +73,7 @@ class Registry:
             try:
                 module = ep.load()
             except Exception as exc:  # a broken third-party plugin must not stop the CLI
-                self.sources[ep.name] = PluginSource(ep.name, dist, version, origin, [_one_line(exc)])
+                self.sources[ep.name] = PluginSource(ep.name, dist, version, origin, [one_line(exc)])
                 continue
             self.add_module(module, ep.name, dist, version, origin)
 
@@ -93,7 +93,7 @@ class Registry:
             self.pm.register(module, name=name)
             self._check_hooks()
         except Exception as exc:
-            source.errors.append(_one_line(exc))
+            source.errors.append(one_line(exc))
             if self.pm.has_plugin(name):
                 self.pm.unregister(name=name)
             return source
@@ -114,7 +114,7 @@ class Registry:
                 try:
                     impl.function(register=register_into(roles))
                 except Exception as exc:
-                    source.errors.append(_one_line(exc))
+                    source.errors.append(one_line(exc))
         return source
 
     def _check_hooks(self) -> None:
@@ -171,12 +171,7 @@ class Registry:
             try:
                 impl.function(cli=cli)
             except Exception as exc:
-                self.sources[impl.plugin_name].errors.append(_one_line(exc))
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+                self.sources[impl.plugin_name].errors.append(one_line(exc))
 
 
 _registry: Registry | None = None

@@ -19,10 +19,13 @@ from pydantic import ValidationError
 
 from .errors import ProfileError, SedicError
 from .plugins import Registry, get_registry
+from .rate import RatePolicy
 from .roles import Plugin, Role
 
 PROFILE_ENV = "SEDIC_PROFILE_PATH"
 TOP_LEVEL_KEYS = ("description", "extends")
+RATE_KEY = "rate"
+"""The ``[rate]`` table: the policy ``--target-bpp`` sets J, l_d and l_all by (:class:`RatePolicy`)."""
 
 
 @dataclass
@@ -40,6 +43,23 @@ class Profile:
     path: Path | None
     description: str
     roles: dict[Role, RoleChoice]
+    rate: dict[str, Any] = field(default_factory=dict)
+    """Raw ``[rate]`` options (validated by :meth:`rate_policy`)."""
+    rate_origin: dict[str, str] = field(default_factory=dict)
+
+    def rate_policy(self) -> RatePolicy:
+        """The validated ``[rate]`` policy; a bad key is one line naming where it was set."""
+        try:
+            return RatePolicy(**self.rate)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            key = str(err["loc"][0]) if err["loc"] else "?"
+            where = self.rate_origin.get(key, str(self.path or self.name))
+            if err["type"] == "extra_forbidden":
+                msg = f"unknown key (valid: {', '.join(RatePolicy.model_fields)})"
+            else:
+                msg = f"{err['msg']} (got {err.get('input')!r})"
+            raise ProfileError(f"{where}: rate.{key}: {msg}") from None
 
     def build(self, registry: Registry | None = None) -> dict[Role, Plugin]:
         """Instantiate every role's plugin; one-line errors name file, key and valid choices."""
@@ -65,6 +85,8 @@ class Profile:
         out: dict[str, Any] = {"description": self.description}
         for role, choice in self.roles.items():
             out[role.value] = {"plugin": choice.plugin, **choice.options}
+        if self.rate:
+            out[RATE_KEY] = dict(self.rate)
         return out
 
 
@@ -130,9 +152,9 @@ def _read(path: Path) -> dict[str, Any]:
 
 def _merge(path: Path, data: dict[str, Any], base: dict[Role, RoleChoice]) -> dict[Role, RoleChoice]:
     roles = {role: RoleChoice(c.plugin, dict(c.options), dict(c.origin)) for role, c in base.items()}
-    valid = ", ".join([*TOP_LEVEL_KEYS, *(r.value for r in Role)])
+    valid = ", ".join([*TOP_LEVEL_KEYS, *(r.value for r in Role), RATE_KEY])
     for key, value in data.items():
-        if key in TOP_LEVEL_KEYS:
+        if key in (*TOP_LEVEL_KEYS, RATE_KEY):
             continue
         try:
             role = Role(key)
@@ -178,16 +200,24 @@ def load_profile(name: str | os.PathLike[str] = "lite", overrides: list[str] | N
             raise ProfileError(f"{chain[-1]}: extends: {exc}") from None
     roles: dict[Role, RoleChoice] = {}
     description = ""
+    rate: dict[str, Any] = {}
+    rate_origin: dict[str, str] = {}
     for p in reversed(chain):
         data = _read(p)
         roles = _merge(p, data, roles)
         description = data.get("description", description)
+        table = data.get(RATE_KEY, {})
+        if not isinstance(table, dict):
+            raise ProfileError(f"{p}: {RATE_KEY}: expected a table like [{RATE_KEY}] with points = [...]")
+        rate.update(table)
+        rate_origin.update({k: str(p) for k in table})
     missing = [r.value for r in Role if r not in roles]
     if missing:
         raise ProfileError(f"{chain[0]}: missing role tables: {', '.join(missing)}")
-    profile = Profile(chain[0].stem, chain[0], str(description), roles)
+    profile = Profile(chain[0].stem, chain[0], str(description), roles, rate, rate_origin)
     for item in overrides or []:
         apply_override(profile, item)
+    profile.rate_policy()
     return profile
 
 
@@ -209,10 +239,15 @@ def apply_override(profile: Profile, item: str, value: Any = None) -> None:
     else:
         key = item
     role_name, dot, option = key.strip().partition(".")
+    if role_name == RATE_KEY and dot and option:
+        profile.rate[option] = value
+        profile.rate_origin[option] = "--set"
+        profile.rate_policy()
+        return
     try:
         role = Role(role_name)
     except ValueError:
-        valid = ", ".join(r.value for r in Role)
+        valid = ", ".join([*(r.value for r in Role), RATE_KEY])
         raise ProfileError(f"--set {item}: unknown role '{role_name}' (valid: {valid})") from None
     if not dot or not option:
         raise ProfileError(f"--set {item}: expected ROLE.KEY=VALUE")

@@ -64,6 +64,13 @@ class ImageProgress:
         finally:
             self.progress.advance(self.task)
 
+    def print(self, console: Console, line: str) -> None:
+        """Print ``line`` on ``console``; above the bar when both share the terminal."""
+        if self.progress.live.is_started and console.is_terminal:
+            self.progress.console.print(line)
+        else:
+            console.print(line)
+
     def done(self, count: int) -> None:
         """Set how many are done (e.g. training steps, a resumed run starting past zero)."""
         self.progress.update(self.task, completed=count)

@@ -1,7 +1,9 @@
 """Typed interfaces of the six plugin roles.
 
 A plugin is a class with a ``name`` (its id in profiles and ``.sedic`` files), an ``Options``
-pydantic model (its profile keys) and the role's method(s). Decoder-side plugins (reference
+pydantic model (its profile keys), given as the role's type parameter
+(``class Upsample(Restorer[UpsampleOptions])``, so ``self.options`` is typed), and the role's
+method(s). Decoder-side plugins (reference
 codec, text and mask coders, restorer) also declare ``version`` (bumped whenever their bitstream
 or output changes) and ``decode_params`` (option names the decoder must know; their non-default
 values are stored in the file header).
@@ -9,16 +11,19 @@ values are stored in the file header).
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, cast, get_args
 
 import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from .errors import SedicError
+from .errors import ProfileError, SedicError
 from .install import install_hint
 from .models import ModelSpec
 from .payload import Payload, SourceImage
@@ -47,28 +52,60 @@ class Options(BaseModel):
 
 
 BaseOptions = Options
+OptionsT = TypeVar("OptionsT", bound=Options)
 
 
-class Plugin(ABC):
-    """Common base of every role."""
+class Plugin(ABC, Generic[OptionsT]):
+    """Common base of every role, generic over the plugin's options model."""
 
     name: ClassVar[str]
     role: ClassVar[Role]
     version: ClassVar[int] = 1
     Options: ClassVar[type[BaseOptions]] = BaseOptions
+    """The options model: the class's type parameter (or, as before, assigned here)."""
+    options: OptionsT
     decode_params: ClassVar[tuple[str, ...]] = ()
     requires: ClassVar[tuple[str, ...]] = ()
     """Importable module names this plugin needs beyond the core."""
     extra: ClassVar[str | None] = None
     """The ``sedic-kit[extra]`` that installs ``requires``."""
 
-    def __init__(self, options: BaseOptions | None = None, **kwargs: Any) -> None:
-        self.options = options if options is not None else self.Options(**kwargs)
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Options" in cls.__dict__:
+            return
+        for base in getattr(cls, "__orig_bases__", ()):
+            for arg in get_args(base):
+                if isinstance(arg, type) and issubclass(arg, BaseOptions):
+                    cls.Options = arg
+
+    def __init__(self, options: OptionsT | None = None, **kwargs: Any) -> None:
+        chosen = options if options is not None else self.Options(**kwargs)
+        if not isinstance(chosen, self.Options):
+            raise TypeError(f"{type(self).__name__} takes {self.Options.__name__}, not {type(chosen).__name__}")
+        self.options = cast(OptionsT, chosen)
 
     @classmethod
     def missing_requirements(cls) -> list[str]:
         """Modules in ``requires`` that cannot be imported here."""
         return [m for m in cls.requires if importlib.util.find_spec(m) is None]
+
+    @classmethod
+    def import_problem(cls) -> str | None:
+        """Why this plugin cannot run here, in one line (``None``: its libraries import).
+
+        Missing modules are named without importing anything; present ones are imported, since a
+        library that is installed can still fail to load (a torchvision built for another torch).
+        """
+        missing = cls.missing_requirements()
+        if missing:
+            return f"needs {', '.join(missing)}"
+        for module in cls.requires:
+            try:
+                importlib.import_module(module)
+            except Exception as exc:
+                return f"import {module} fails: {one_line(exc)}"
+        return None
 
     @classmethod
     def check_available(cls) -> None:
@@ -94,7 +131,13 @@ class Plugin(ABC):
         }
 
 
-class Describer(Plugin):
+def one_line(exc: BaseException) -> str:
+    """``Type: first line of the message``."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
+class Describer(Plugin[OptionsT]):
     """Image -> caption and objects (name, details, optional box)."""
 
     role = Role.describer
@@ -104,7 +147,7 @@ class Describer(Plugin):
         """Return a payload with ``caption`` and ``objects`` filled in."""
 
 
-class Grounder(Plugin):
+class Grounder(Plugin[OptionsT]):
     """Verifies objects in the image: sets boxes/scores and drops hallucinations."""
 
     role = Role.grounder
@@ -114,7 +157,7 @@ class Grounder(Plugin):
         """Return the payload keeping only objects found in the image, with their best box."""
 
 
-class Segmenter(Plugin):
+class Segmenter(Plugin[OptionsT]):
     """Objects with boxes -> full-size boolean masks."""
 
     role = Role.segmenter
@@ -124,7 +167,7 @@ class Segmenter(Plugin):
         """Return the payload with ``mask`` (bool, H x W) set on every object."""
 
 
-class ReferenceCodec(Plugin):
+class ReferenceCodec(Plugin[OptionsT]):
     """Codes the extremely compressed reference image."""
 
     role = Role.reference_codec
@@ -144,12 +187,19 @@ class ReferenceCodec(Plugin):
         """Option overrides from lowest to highest rate, searched by ``target_bpp`` (none: no rate control)."""
         return []
 
+    def search_options(self) -> dict[str, Any]:
+        """Option overrides for the fast probes of a ``target_bpp`` search (none: probe at the real setting).
 
-class EntropyCoder(Plugin):
+        The probes only rank the ladder; the file is always coded at the profile's own setting.
+        """
+        return {}
+
+
+class EntropyCoder(Plugin[OptionsT]):
     """Lossless coder of one side-information section (text or masks)."""
 
 
-class TextCoder(EntropyCoder):
+class TextCoder(EntropyCoder[OptionsT]):
     """Codes the caption and the objects' names and details."""
 
     role = Role.text_coder
@@ -163,13 +213,15 @@ class TextCoder(EntropyCoder):
         """Inverse of :meth:`encode`."""
 
 
-class MaskCoder(EntropyCoder):
-    """Codes the objects' masks, possibly at reduced resolution."""
+class MaskCoder(EntropyCoder[OptionsT]):
+    """Codes the objects' masks, possibly at reduced resolution.
+
+    The codec codes the reference first and always passes it as ``reference``, exactly as the
+    decoder sees it (decoded, at coded resolution); a coder may condition on it or ignore it.
+    ``None`` only outside the codec (a coder used on its own).
+    """
 
     role = Role.mask_coder
-    uses_reference: ClassVar[bool] = False
-    """True if the coder conditions on the decoded reference; the codec then passes it as
-    ``reference`` (the reference as decoded, at coded resolution) and codes the reference first."""
 
     @abstractmethod
     def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
@@ -180,7 +232,7 @@ class MaskCoder(EntropyCoder):
         """Return ``count`` boolean masks at the coder's resolution (``reference`` as at encode)."""
 
 
-class Restorer(Plugin):
+class Restorer(Plugin[OptionsT]):
     """Reference image + semantics -> reconstruction."""
 
     role = Role.restorer
@@ -190,7 +242,57 @@ class Restorer(Plugin):
         """Return an RGB image of ``payload.width`` x ``payload.height``."""
 
 
-ROLE_BASES: dict[Role, type[Plugin]] = {
+PluginT = TypeVar("PluginT", bound=Plugin[Any])
+
+
+def as_role(plugin: Plugin[Any] | None, base: type[PluginT]) -> PluginT:
+    """``plugin`` typed as ``base`` (a role's base class); a one-line error when it is not one."""
+    if not isinstance(plugin, base):
+        got = "no plugin" if plugin is None else type(plugin).__name__
+        raise ProfileError(f"{base.role.value}: expected a {base.__name__}, got {got}")
+    return plugin
+
+
+@dataclass(frozen=True)
+class Plugins(Mapping[Role, "Plugin[Any]"]):
+    """The plugin chosen for every role, typed: what a codec is made of (also a role -> plugin mapping)."""
+
+    describer: Describer[Any]
+    grounder: Grounder[Any]
+    segmenter: Segmenter[Any]
+    reference_codec: ReferenceCodec[Any]
+    text_coder: TextCoder[Any]
+    mask_coder: MaskCoder[Any]
+    restorer: Restorer[Any]
+
+    @classmethod
+    def from_roles(cls, plugins: Mapping[Role, Plugin[Any]]) -> Plugins:
+        """From a role -> plugin mapping (``Profile.build``); one-line errors for gaps and misfits."""
+        missing = [r.value for r in Role if r not in plugins]
+        if missing:
+            raise ProfileError(f"codec needs a plugin for: {', '.join(missing)}")
+        return cls(
+            describer=as_role(plugins[Role.describer], Describer),
+            grounder=as_role(plugins[Role.grounder], Grounder),
+            segmenter=as_role(plugins[Role.segmenter], Segmenter),
+            reference_codec=as_role(plugins[Role.reference_codec], ReferenceCodec),
+            text_coder=as_role(plugins[Role.text_coder], TextCoder),
+            mask_coder=as_role(plugins[Role.mask_coder], MaskCoder),
+            restorer=as_role(plugins[Role.restorer], Restorer),
+        )
+
+    def __getitem__(self, role: Role) -> Plugin[Any]:
+        plugin: Plugin[Any] = getattr(self, role.value)
+        return plugin
+
+    def __iter__(self) -> Iterator[Role]:
+        return iter(Role)
+
+    def __len__(self) -> int:
+        return len(Role)
+
+
+ROLE_BASES: dict[Role, type[Plugin[Any]]] = {
     Role.describer: Describer,
     Role.grounder: Grounder,
     Role.segmenter: Segmenter,
@@ -203,12 +305,14 @@ ROLE_BASES: dict[Role, type[Plugin]] = {
 __all__ = [
     "DECODER_ROLES",
     "ROLE_BASES",
+    "as_role",
     "Describer",
     "EntropyCoder",
     "Grounder",
     "MaskCoder",
     "Options",
     "Plugin",
+    "Plugins",
     "ReferenceCodec",
     "Restorer",
     "Role",

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,13 +21,11 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from conftest import synthetic_image  # noqa: E402
+from conftest import REPO, synthetic_image  # noqa: E402
 from sedic_kit import Codec, hookimpl, load_profile  # noqa: E402
 from sedic_kit.codec import DecodeResult  # noqa: E402
-from sedic_kit.payload import Payload, SourceImage  # noqa: E402
 from sedic_kit.plugins import Registry  # noqa: E402
-from sedic_kit.profiles import apply_override  # noqa: E402
-from sedic_kit.roles import DECODER_ROLES, Role, Segmenter  # noqa: E402
+from sedic_kit.roles import DECODER_ROLES, Role  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
 EXPECTED = GOLDEN / "expected.json"
@@ -76,28 +74,23 @@ CASES = [
     Case(Role.restorer, "upsample", 1),
     Case(Role.restorer, "upsample", 1, (("filter", "bicubic"),)),
 ]  # fmt: skip
-GOLDEN_AVIF_SPEED = 0
-"""The AVIF encoder speed of every golden file."""
 FORMAT_V1 = "format-v1~"
 """Prefix of files written by sedic-kit 0.1 (format 1)."""
 NOT_GOLDEN = {(Role.restorer, "orag"): "diffusion output depends on the device and library build"}
 """Built-in decoder plugins without golden files, and why."""
 
 
-class EllipseSegmenter(Segmenter):
-    """The ellipse inscribed in each object's box: a deterministic mask for the golden files."""
+sys.path.insert(0, str(REPO / "examples" / "sedic-role-examples"))
+try:
+    from sedic_role_examples.ellipse_segmenter import EllipseSegmenter as _Ellipse
+finally:
+    sys.path.pop(0)
+
+
+class EllipseSegmenter(_Ellipse):
+    """The role example's ellipse inscribed in each object's box: a deterministic mask for the golden files."""
 
     name = "golden-ellipse"
-
-    def segment(self, source: SourceImage, payload: Payload) -> Payload:
-        w, h = source.size
-        y, x = np.mgrid[0:h, 0:w]
-        objects = []
-        for o in payload.objects:
-            x0, y0, x1, y1 = o.box or (0, 0, w, h)
-            cx, cy, rx, ry = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2, (y1 - y0) / 2
-            objects.append(replace(o, mask=((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1))
-        return payload.with_objects(objects)
 
 
 def registry() -> Registry:
@@ -126,10 +119,6 @@ def codec(case: Case | None, reg: Registry) -> Codec:
     """The lite codec with the case's plugin (None: plain lite), from ``reg``."""
     overrides = ["segmenter.plugin=golden-ellipse", *(case.overrides if case else [])]
     profile = load_profile("lite", overrides)
-    if profile.roles[Role.reference_codec].plugin == "avif":
-        # the files were written at AVIF's slowest speed; the profile's speed (an encoder-only
-        # setting, not in the file) may change without changing any plugin's bitstream
-        apply_override(profile, f"reference_codec.speed={GOLDEN_AVIF_SPEED}")
     return Codec(profile.build(reg), profile, registry=reg)
 
 

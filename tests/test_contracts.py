@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import json
+import tomllib
 import re
 from pathlib import Path
 
@@ -73,6 +75,24 @@ def test_a_newly_registered_plugin_is_exercised_by_the_contract_suite(tmp_path: 
         check_plugin(registry, Role.text_coder, "lossy", tmp_path)  # "\0\n\t" loses its whitespace
     with pytest.raises(AssertionError, match=r"raised (JSON|Unicode)DecodeError: .* \(must be FormatError\)"):
         check_plugin(registry, Role.text_coder, "fragile", tmp_path)
+
+
+ROLE_EXAMPLES = REPO / "examples" / "sedic-role-examples"
+
+
+def test_the_role_example_plugins_keep_every_contract(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The installable examples (one plugin per role, no contract tests of their own) pass the suite."""
+    monkeypatch.syspath_prepend(str(ROLE_EXAMPLES))
+    entry_points = tomllib.loads((ROLE_EXAMPLES / "pyproject.toml").read_text())["project"]["entry-points"]["sedic_kit"]
+    registry = Registry()
+    registry.load_entry_points()
+    checked = []
+    for key, target in entry_points.items():
+        source = registry.add_module(importlib.import_module(target), key)
+        for role, name in source.registered:
+            assert check_plugin(registry, role, name, tmp_path) is None
+            checked.append(role)
+    assert sorted(checked) == sorted(Role)
 
 
 def signature(fn: object) -> str:

@@ -209,27 +209,84 @@ def test_compare_writes_json_csv_plots_and_report(tmp_path: Path, capsys: pytest
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
+def render(page: Path, shot: Path, home: Path, size: str = "1200,1600") -> str:
+    """Screenshot ``page`` in headless Chromium; return its console lines (errors of the image check)."""
+    proc = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",  # type: ignore[list-item]
+         f"--screenshot={shot}", f"--window-size={size}", page.as_uri()],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(home)},
+    )
+    assert shot.is_file(), proc.stderr[-2000:]
+    return "\n".join(line for line in proc.stderr.splitlines() if ":CONSOLE" in line)
+
+
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium not installed (Debian: apt-get install chromium)")
 def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
     data = small_kodak(tmp_path / "kodak")
     out = tmp_path / "out"
     assert main(["eval", "--profile", "lite-webp", "--data", str(data), "--out", str(out)]) == 0
-
-    def render(shot: Path) -> str:
-        proc = subprocess.run(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--enable-logging=stderr", "--v=0",
-             f"--screenshot={shot}", "--window-size=1200,1600", (out / "report.html").as_uri()],
-            capture_output=True, text=True, timeout=120, env={**os.environ, "HOME": str(tmp_path)},
-        )
-        assert shot.is_file(), proc.stderr[-2000:]
-        return "\n".join(line for line in proc.stderr.splitlines() if ":CONSOLE" in line)
-
     shot = tmp_path / "report.png"
-    assert render(shot) == ""
+    assert render(out / "report.html", shot, tmp_path) == ""
     with Image.open(shot) as im:
         assert im.size == (1200, 1600) and len(im.convert("RGB").getcolors(1 << 20) or []) > 200
     next((out / "report").glob("*.png")).unlink()  # the check must see a broken image
-    assert "image failed to load" in render(tmp_path / "broken.png")
+    assert "image failed to load" in render(out / "report.html", tmp_path / "broken.png", tmp_path)
+
+
+def test_rate_sweep_gives_curves_bd_table_and_resumes_per_point(tmp_path: Path) -> None:
+    data = small_kodak(tmp_path / "kodak")
+    out = tmp_path / "out"
+    args = ["compare", "--profiles", "lite,lite-webp,avif-only", "--data", str(data), "--out", str(out),
+            "--target-bpp", "0.4,0.25", "--anchor", "avif-only", "--metrics", "psnr-rgb",
+            "--set", "lite:reference_codec.speed=8", "--set", "avif-only:reference_codec.speed=8"]  # fast AVIF for the test
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr
+    combined = json.loads((out / "compare.json").read_text())
+    assert combined["setup"]["targets"] == [0.25, 0.4] and combined["setup"]["images"] == 2
+    assert combined["setup"]["paper_set_images"] == 24 and combined["setup"]["command"].startswith("sedic-kit compare")
+    for curve in combined["results"]:  # compressai shape: one list entry per rate
+        assert curve["targets"] == [0.25, 0.4] and len(curve["results"]["bpp"]) == len(curve["results"]["psnr-rgb"]) == 2
+        for target, mean in zip(curve["targets"], curve["results"]["bpp"]):
+            point = out / curve["name"] / f"bpp-{target:g}"
+            records = [json.loads(p.read_text()) for p in sorted((point / "records").glob("*.json"))]
+            assert [r["image"] for r in records] == ["kodim03.png", "kodim23.png"]  # one record per (profile, rate, image)
+            for r in records:  # every point is a real file whose size is its bpp, at or under the target
+                size = (point / "sedic" / f"{Path(r['image']).stem}.sedic").stat().st_size
+                assert r["bpp"] == 8 * size / (252 * 168) <= target and r["target_bpp"] == target
+            assert mean == pytest.approx(sum(r["bpp"] for r in records) / 2, rel=1e-12)
+    bd = {(row["profile"], row["metric"]): row for row in combined["bd"]}
+    assert set(bd) == {(p, m) for p in ("lite", "lite-webp") for m in ("psnr-rgb", "ms-ssim-rgb")} and all(r["anchor"] == "avif-only" for r in bd.values())
+    assert all(isinstance(r["bd_rate"], float) or r["note"] for r in bd.values())
+    rows = list(csv.DictReader((out / "results.csv").open()))
+    assert [r["image"] for r in rows if r["profile"] == "lite"][-2:] == ["BD-rate % vs avif-only", "BD-metric vs avif-only"]
+    assert len([r for r in rows if r["image"] == "mean"]) == 6
+    printed = first.stdout
+    assert "Mean over images" in printed and "Bjontegaard deltas vs avif-only" in printed
+    assert f"plot:bit-allocation: {out / 'plots' / 'bit-allocation.png'}" in printed.replace("\n", "")
+    page = (out / "report.html").read_text()
+    assert str(data) in page and "2 of the paper's 24 kodak images (not the paper's set" in page and "sedic-kit compare" in page
+    assert "Bjontegaard deltas vs avif-only" in page
+    sources = re.findall(r'src="([^"]+)"', page)
+    assert len(sources) == 3 + 2 * (1 + 6) and all((out / s).is_file() for s in sources)  # 2 RD + bits; original + 6 recons
+
+    (out / "lite" / "bpp-0.4" / "records" / "kodim23.json").unlink()  # as if killed before that image finished
+    rerun = cli(*args)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "lite @ 0.4 bpp: 1 of 2 images already done, 1 to evaluate" in rerun.stderr
+    assert rerun.stderr.count("2 of 2 images already done") == 5
+    again = json.loads((out / "compare.json").read_text())
+    assert [c["results"]["bpp"] for c in again["results"]] == [c["results"]["bpp"] for c in combined["results"]]
+    if CHROMIUM is not None:
+        shot = tmp_path / "sweep.png"
+        assert render(out / "report.html", shot, tmp_path, "1400,1800") == ""
+
+
+def test_target_and_anchor_options_fail_with_one_line(tmp_path: Path) -> None:
+    data = small_kodak(tmp_path / "kodak")
+    bad = cli("compare", "--profiles", "lite,lite-webp", "--data", str(data), "--target-bpp", "0.02,x")
+    assert bad.returncode == 1 and "--target-bpp: expected comma-separated numbers" in bad.stderr and "Traceback" not in bad.stderr
+    bad = cli("compare", "--profiles", "lite,lite-webp", "--data", str(data), "--anchor", "avif-only")
+    assert bad.returncode == 1 and "--anchor: 'avif-only' is not one of --profiles (lite, lite-webp)" in bad.stderr
 
 
 # -- batch runs ----------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from sedic_kit.cli import main
 from sedic_kit.codec import save_png, write_atomic
 from sedic_kit.container import Reader, SedicFile, put_bytes, put_varint, unpack
 from sedic_kit.describe import MAX_FIELD_CHARS
-from sedic_kit.fuzz import craft_v1
+from sedic_kit.fuzz import craft_v1, png_claiming, swap
 from sedic_kit.roles import Role
 
 FAST_S = 1.0
@@ -61,14 +61,6 @@ def edit(data: bytes, **fields: object) -> SedicFile:
     f = unpack(data)
     for k, v in fields.items():
         setattr(f, k, v)
-    return f
-
-
-def swap(f: SedicFile, role: Role, name: str, params: dict | None = None) -> SedicFile:
-    from sedic_kit.container import PluginRef
-    from sedic_kit.plugins import get_registry
-
-    f.plugins = {**f.plugins, role: PluginRef(name, get_registry().get(role, name).version, params or {})}
     return f
 
 
@@ -125,14 +117,6 @@ def test_webp_and_jpeg_sizes_are_checked_before_decoding(codec: Codec, coded: by
     sof = jpeg.find(b"\xff\xc0")
     jpeg[sof + 5 : sof + 9] = struct.pack(">HH", 10000, 12000)
     refused(codec, craft_v1(swap(edit(coded, reference=bytes(jpeg)), Role.reference_codec, "jpeg")), "coded size 12000x10000")
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
 
 
 def test_mask_coders_check_sizes_before_allocating(codec: Codec, coded: bytes) -> None:
@@ -201,18 +185,12 @@ def test_all_empty_masks_still_code_to_a_non_empty_section(codec: Codec) -> None
 def test_memory_error_in_a_plugin_becomes_one_format_error_line(coded: bytes, tmp_path: Path) -> None:
     """A valid 10000x10000 file (a 157x157 reference at 1/64, a caption, no objects) whose restoration
     needs 300 MB, decoded by the CLI under a 200 MB address-space cap."""
-    f = unpack(coded)
-    r = Reader(f.reference)
-    r.varint("w"), r.varint("h")
-    section = bytearray()
-    put_varint(section, 156)
-    put_varint(section, 156)
-    small = Image.new("RGB", (157, 157), (90, 120, 30))
-    buf = io.BytesIO()
-    small.save(buf, "AVIF", quality=0, speed=10)
-    from sedic_plugins import isobmff
+    from sedic_plugins.pillow_codecs import AvifCodec
 
-    f = caption_only(edit(coded, width=10000, height=10000, reference=bytes(section) + isobmff.payload(buf.getvalue())))
+    small = Image.new("RGB", (157, 157), (90, 120, 30))
+    avif = AvifCodec(quality=0, speed=10)
+    section = avif.strip(small, avif.write(small))
+    f = caption_only(edit(coded, width=10000, height=10000, reference=section))
     path = tmp_path / "huge.sedic"
     path.write_bytes(craft_v1(f))
     script = (
@@ -279,7 +257,7 @@ def test_animated_input_notes_the_frame_coded(tmp_path: Path, fmt: str, capsys) 
     path = tmp_path / f"anim.{fmt.lower()}"
     frames[0].save(path, fmt, save_all=True, append_images=frames[1:], duration=100)
     assert main(["encode", str(path), "-o", str(tmp_path / "a.sedic")]) == 0
-    assert f"{fmt} with 3 frames (animated or multi-page): coded frame 1 of 3" in capsys.readouterr().out
+    assert f"warning: {fmt} with 3 frames (animated or multi-page): coded frame 1 of 3" in capsys.readouterr().err  # warnings go to stderr
 
 
 def test_characters_per_field_are_bounded(tmp_path: Path, codec: Codec) -> None:

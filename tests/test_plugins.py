@@ -41,6 +41,24 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sedic-broken\nVersion: 1.0\n")
     (dist / "entry_points.txt").write_text("[sedic_kit]\nbroken = sedic_broken_plugin\n")
     (target / "sedic_broken_plugin.py").write_text("raise ImportError('needs libfoo 3')\n")
+    # A plugin that loads but whose library, although installed, fails to import.
+    dist = target / "sedic_halfway-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: sedic-halfway\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[sedic_kit]\nhalfway = sedic_halfway_plugin\n")
+    (target / "sedic_halfway_lib.py").write_text("raise RuntimeError('built for another torch')\n")
+    (target / "sedic_halfway_plugin.py").write_text(
+        "from sedic_kit.hookspecs import hookimpl\n"
+        "from sedic_kit.roles import Describer\n\n\n"
+        "class Halfway(Describer):\n"
+        "    name = 'halfway'\n"
+        "    requires = ('sedic_halfway_lib',)\n\n"
+        "    def describe(self, source):\n"
+        "        raise NotImplementedError\n\n\n"
+        "@hookimpl\n"
+        "def register_describers(register):\n"
+        "    register(Halfway)\n"
+    )
     return target
 
 
@@ -57,9 +75,12 @@ def test_installed_example_is_listed_and_broken_one_reported(site: Path) -> None
     assert exif == [
         {
             "role": "describer", "name": "exif", "module": "exif", "distribution": "sedic-exif-describer",
-            "version": "0.1.0", "origin": "third-party", "available": True, "missing": [], "extra": None,
+            "version": "0.1.0", "origin": "third-party", "available": True, "missing": [], "problem": None, "extra": None,
         }
     ]
+    (halfway,) = [p for p in data["plugins"] if p["name"] == "halfway"]
+    assert not halfway["available"] and halfway["missing"] == []
+    assert halfway["problem"] == "import sedic_halfway_lib fails: RuntimeError: built for another torch"
     assert data["errors"] == [{"module": "broken", "distribution": "sedic-broken", "error": "ImportError: needs libfoo 3"}]
     assert "plugin broken (sedic-broken) failed to load: ImportError: needs libfoo 3" in data["stderr"]
 

@@ -190,7 +190,7 @@ def test_reported_bits_equal_sections_in_file(tmp_path):
     objects = [SemanticObject(TEXTS[1], TEXTS[2], mask=(xx - 40) ** 2 + (yy - 50) ** 2 < 900)]
     payload = Payload(128, 96, CAPTION, objects)
     text = codec.text_coder.encode(payload.texts())
-    result = _encode_with_payload(codec, image, payload)
+    result = codec.encode(image, payload=payload)
     f = unpack(result.data)
     reference = codec.reference_codec.decode(f.reference, 128, 96)
     masks = codec.mask_coder.encode([o.mask for o in objects], 128, 96, reference=reference)
@@ -201,17 +201,10 @@ def test_reported_bits_equal_sections_in_file(tmp_path):
     assert np.array_equal(decoded.objects[0].mask, to_grid(objects[0].mask, 128, 96, 8))
 
 
-def _encode_with_payload(codec, image, payload):
-    """Encode through the real Codec with a fixed payload (the analysis stage replaced)."""
-    codec.analyze = lambda source, timings=None: payload
-    return codec.encode(image)
-
-
 def test_corrupt_sections_fail_or_decode_to_something_else():
     codec = Codec.from_profile("lite")
     payload = Payload(64, 64, CAPTION, [SemanticObject("a", "b", mask=np.eye(64, dtype=bool))])
-    codec.analyze = lambda source, timings=None: payload
-    f = unpack(codec.encode(Image.new("RGB", (64, 64))).data)
+    f = unpack(codec.encode(Image.new("RGB", (64, 64)), payload=payload).data)
 
     def with_sections(text: bytes, masks: bytes) -> bytes:
         return pack(SedicFile(f.width, f.height, f.plugins, f.reference, text, masks, f.extras))[0]

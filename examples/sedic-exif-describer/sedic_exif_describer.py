@@ -8,7 +8,7 @@ the whole image from the caption alone.
 from PIL import Image
 from pydantic import Field
 
-from sedic_kit import Describer, Payload, SourceImage, hookimpl
+from sedic_kit import Describer, Payload, Register, SourceImage, hookimpl
 from sedic_kit.describe import truncate_words
 from sedic_kit.roles import Options
 
@@ -20,11 +20,10 @@ class ExifOptions(Options):
     fallback: str = Field("", description="caption used when the image has no description")
 
 
-class ExifDescriber(Describer):
+class ExifDescriber(Describer[ExifOptions]):
     """Caption from EXIF ImageDescription or a PNG ``Description`` chunk."""
 
     name = "exif"
-    Options = ExifOptions
 
     def describe(self, source: SourceImage) -> Payload:
         caption = source.text_metadata.get("Description", "")
@@ -36,5 +35,5 @@ class ExifDescriber(Describer):
 
 
 @hookimpl
-def register_describers(register):
+def register_describers(register: Register) -> None:
     register(ExifDescriber)

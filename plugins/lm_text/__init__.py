@@ -28,7 +28,7 @@ import numpy as np
 
 from sedic_kit.describe import MAX_FIELD_CHARS, MAX_TEXTS
 from sedic_kit.errors import FormatError
-from sedic_kit.hookspecs import hookimpl
+from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.roles import TextCoder
 
 from ..rangecoding import bytes_to_words, words_to_bytes
@@ -317,5 +317,5 @@ class LmTextCoder(TextCoder):
 
 
 @hookimpl
-def register_entropy_coders(register):  # type: ignore[no-untyped-def]
+def register_entropy_coders(register: Register) -> None:
     register(LmTextCoder)

@@ -15,6 +15,7 @@ import argparse
 import collections
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -67,8 +68,8 @@ def build(wordnet: Path) -> dict[str, np.ndarray]:
         for a, b in zip([start, *seq], seq):
             if a >= 0 and b >= 0:
                 pairs[a, b] += 1
-    context_total = collections.Counter()
-    context_types = collections.Counter()
+    context_total: collections.Counter[int] = collections.Counter()
+    context_types: collections.Counter[int] = collections.Counter()
     for (a, _), c in pairs.items():
         context_total[a] += c
         context_types[a] += 1
@@ -97,7 +98,8 @@ def main() -> None:
     parser.add_argument("wordnet", type=Path, help="WordNet dict folder (data.noun, ...)")
     parser.add_argument("output", type=Path)
     args = parser.parse_args()
-    np.savez_compressed(args.output, **build(args.wordnet))
+    arrays: dict[str, Any] = build(args.wordnet)
+    np.savez_compressed(args.output, **arrays)
     print(f"{args.output}: {args.output.stat().st_size} bytes")
 
 

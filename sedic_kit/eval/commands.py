@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import importlib.util
+import json
+import shlex
+import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,11 +26,63 @@ MetricsOpt = Annotated[Optional[str], typer.Option(help="Comma-separated metrics
 ClipOpt = Annotated[str, typer.Option(help="CLIP model for ClipSIM: hub id, local path or tiny/clip.")]
 DatasetOpt = Annotated[Optional[str], typer.Option(help="Paper dataset for quoted numbers: kodak, div2k, clic2020, none.")]
 CropOpt = Annotated[int, typer.Option(help="Side of the square crops in the HTML report.")]
+TargetsOpt = Annotated[
+    Optional[str],
+    typer.Option("--target-bpp", help="Comma-separated target rates, e.g. 0.02,0.03,0.045: code every image at each (rate sweep)."),
+]
+AnchorOpt = Annotated[Optional[str], typer.Option(help="Profile the BD-rate/BD-metric table compares against (default: the first).")]
+
+
+def parse_targets(text: str | None) -> list[float] | None:
+    """``"0.02,0.03"`` -> ``[0.02, 0.03]`` (sorted, distinct, positive)."""
+    if text is None:
+        return None
+    try:
+        values = sorted({float(t) for t in text.split(",") if t.strip()})
+    except ValueError:
+        raise SedicError(f"--target-bpp: expected comma-separated numbers like 0.02,0.03,0.045, got {text!r}") from None
+    if not values or values[0] <= 0:
+        raise SedicError(f"--target-bpp: expected positive rates, got {text!r}")
+    return values
+
+
+def print_summary(console: Console, compare_json: Path) -> None:
+    """The mean table (one row per profile and rate) and the BD table, from ``compare.json``."""
+    from rich.table import Table
+
+    from .metrics import LABELS
+
+    combined = json.loads(compare_json.read_text())
+    curves = combined["results"]
+    keys = [k for k in LABELS if any(any(v is not None for v in c["results"].get(k, [])) for c in curves)]
+    table = Table(title="Mean over images", title_justify="left")
+    for column in ("profile", "target bpp", "bpp", *(LABELS[k] for k in keys)):
+        table.add_column(column, justify="left" if column == "profile" else "right")
+    for c in curves:
+        res = c["results"]
+        for i, target in enumerate(c["targets"]):
+            values = [res[k][i] for k in keys]
+            table.add_row(c["name"], "-" if target is None else f"{target:g}", f"{res['bpp'][i]:.5f}", *(_fmt(v) for v in values))
+    console.print(table)
+    if combined["bd"]:
+        bd = Table(title=f"Bjontegaard deltas vs {combined['setup']['anchor']} (PCHIP)", title_justify="left")
+        for column in ("profile", "metric", "BD-rate %", "BD-metric", "note"):
+            bd.add_column(column, justify="left" if column in ("profile", "metric", "note") else "right")
+        for row in combined["bd"]:
+            rate = "n/a" if row["bd_rate"] is None else f"{row['bd_rate']:+.2f}"
+            metric = "n/a" if row["bd_metric"] is None else f"{row['bd_metric']:+.4f}"
+            bd.add_row(row["profile"], LABELS[row["metric"]], rate, metric, row["note"] or "")
+        console.print(bd)
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
 
 
 def run_compare(
     profiles: list[str], data: Path, out: Path, set_: list[str] | None, protocol: str | None,
     metrics: str | None, clip_model: str, dataset: str | None, crop: int,
+    targets: str | None = None, anchor: str | None = None,
 ) -> None:
     """Shared body of ``eval`` and ``compare``."""
     missing = [m for m in ("torch", "torchmetrics", "pytorch_msssim", "accelerate", "matplotlib") if importlib.util.find_spec(m) is None]
@@ -47,11 +102,18 @@ def run_compare(
         protocol=protocol or default_protocol,  # type: ignore[arg-type]
         metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None, clip_model=clip_model,
     )
+    rates = parse_targets(targets)
+    if rates and len(rates) > 1 and len(profiles) > 1 and importlib.util.find_spec("bjontegaard") is None:
+        raise SedicError(f"the BD-rate table needs bjontegaard: {install_hint('eval')}")
+    if anchor is not None and anchor not in profiles:
+        raise SedicError(f"--anchor: {anchor!r} is not one of --profiles ({', '.join(profiles)})")
     paper_set = guessed if dataset is None else (None if dataset == "none" else dataset)
-    written = compare(profiles, cfg, paper_set, crop)
+    command = shlex.join(["sedic-kit", *sys.argv[1:]])
+    written = compare(profiles, cfg, paper_set, crop, rates, anchor, command)
     shutdown_distributed()
     if written:
         console = Console(soft_wrap=True)
+        print_summary(console, written["json"])
         for what, path in written.items():
             console.print(f"{what}: {path}", highlight=False)
 
@@ -71,9 +133,10 @@ def add_commands(app: typer.Typer) -> None:
         clip_model: ClipOpt = DEFAULT_CLIP_MODEL,
         dataset: DatasetOpt = None,
         crop: CropOpt = 256,
+        target_bpp: TargetsOpt = None,
     ) -> None:
         """Evaluate one profile: bpp per section, PSNR, MS-SSIM and the learned metrics available here."""
-        run_compare([profile], data, out, set_, protocol, metrics, clip_model, dataset, crop)
+        run_compare([profile], data, out, set_, protocol, metrics, clip_model, dataset, crop, target_bpp)
 
     @app.command("compare")
     def compare_cmd(
@@ -86,9 +149,11 @@ def add_commands(app: typer.Typer) -> None:
         clip_model: ClipOpt = DEFAULT_CLIP_MODEL,
         dataset: DatasetOpt = None,
         crop: CropOpt = 256,
+        target_bpp: TargetsOpt = None,
+        anchor: AnchorOpt = None,
     ) -> None:
-        """Evaluate several profiles on one set: JSON, CSV, RD plots and an HTML report."""
+        """Evaluate several profiles on one set (optionally swept over rates): JSON, CSV, RD curves, BD table, HTML report."""
         names = [p.strip() for p in profiles.split(",") if p.strip()]
         if not names:
             raise SedicError("--profiles: give at least one profile")
-        run_compare(names, data, out, set_, protocol, metrics, clip_model, dataset, crop)
+        run_compare(names, data, out, set_, protocol, metrics, clip_model, dataset, crop, target_bpp, anchor)

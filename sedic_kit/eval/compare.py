@@ -7,10 +7,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..codec import write_atomic
-from .datasets import list_images, prepare
+from ..errors import SedicError
+from .bd import bd_table
+from .datasets import PAPER_SET_SIZES, list_images, prepare
 from .metrics import MetricSuite
-from .report import paper_numbers, plot_bits, plot_rd, quoted, write_csv, write_html
+from .report import metric_keys, paper_numbers, plot_bits, plot_rd, quoted, write_csv, write_html
 from .runner import EvalConfig, Evaluation, dist_state
 
 
@@ -28,30 +31,76 @@ def overrides_for(profile: str, overrides: list[str]) -> list[str]:
     return out
 
 
-def compare(profiles: list[str], cfg: EvalConfig, dataset: str | None, crop: int = 256) -> dict[str, Path] | None:
-    """Run every profile (resumably, on all processes); rank 0 writes the outputs and returns their paths."""
+def curves(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per-rate summaries grouped by profile, in ``compressai.utils.eval_model`` shape: every
+    ``results`` value is a list with one entry per rate point, in increasing target order."""
+    grouped: dict[str, list[dict[str, Any]]] = {}
+    for s in points:
+        grouped.setdefault(s["name"], []).append(s)
+    out = []
+    for name, group in grouped.items():
+        group.sort(key=lambda s: -1.0 if s.get("target_bpp") is None else s["target_bpp"])
+        keys = list(dict.fromkeys(k for s in group for k in s["results"]))
+        out.append({
+            "name": name,
+            "description": group[0]["description"],
+            "targets": [s.get("target_bpp") for s in group],
+            "results": {k: [s["results"].get(k, [None])[0] for s in group] for k in keys},
+            "unavailable": {k: v for s in group for k, v in s.get("unavailable", {}).items()},
+        })
+    return out
+
+
+def compare(
+    profiles: list[str], cfg: EvalConfig, dataset: str | None, crop: int = 256,
+    targets: list[float] | None = None, anchor: str | None = None, command: str = "",
+) -> dict[str, Path] | None:
+    """Run every profile at every target rate (resumably, on all processes); rank 0 writes the
+    outputs and returns their paths. BD deltas are against ``anchor`` (default: the first profile)."""
     suite = MetricSuite(cfg.metrics, cfg.clip_model)
-    summaries = [Evaluation(replace(cfg, profile=p, overrides=overrides_for(p, cfg.overrides)), suite).run() for p in profiles]
+    points: list[dict[str, Any] | None] = []
+    names: list[str] = []
+    for p in profiles:
+        base = replace(cfg, profile=p, overrides=overrides_for(p, cfg.overrides))
+        codec = None
+        for target in [*targets] if targets else [None]:
+            evaluation = Evaluation(replace(base, target_bpp=target), suite, codec)
+            codec = evaluation.codec
+            points.append(evaluation.run())
+        names.append(evaluation.name)
+    if len(set(names)) != len(names):
+        raise SedicError(f"profiles must have distinct names, got {', '.join(names)}")
     if not dist_state().is_main_process:
         return None
-    done: list[dict[str, Any]] = [s for s in summaries if s is not None]
-    names = [s["name"] for s in done]
-    if len(set(names)) != len(names):
-        raise ValueError(f"profiles must have distinct names, got {', '.join(names)}")
+    done: list[dict[str, Any]] = [s for s in points if s is not None]
+    lines = curves(done)
+    anchor_name = names[profiles.index(anchor)] if anchor else names[0]
+    bd = bd_table(lines, anchor_name, metric_keys(done)) if targets and len(targets) > 1 and len(lines) > 1 else []
     out = cfg.out
     paper = quoted(dataset)
     bits_quoted = paper_numbers()["table_VIII"]["datasets"].get(dataset) if dataset else None
+    count = len(list_images(cfg.data))
+    setup = {
+        "data": str(cfg.data), "protocol": cfg.protocol, "images": count, "paper_set": dataset,
+        "paper_set_images": PAPER_SET_SIZES.get(dataset or ""), "targets": targets or [],
+        "anchor": anchor_name, "sedic_kit_version": __version__, "command": command,
+    }
     combined = {
         "name": "compare",
         "description": f"{', '.join(names)} on {cfg.data} ({cfg.protocol})",
         "dataset": dataset,
-        "results": [{k: s[k] for k in ("name", "description", "results", "unavailable")} for s in done],
+        "setup": setup,
+        "results": [{k: c[k] for k in ("name", "description", "targets", "results", "unavailable")} for c in lines],
+        "bd": bd,
         "quoted": {"paper": paper_numbers()["source"], "points": paper, "bit_allocation": bits_quoted},
     }
     write_atomic(out / "compare.json", (json.dumps(combined, indent=2) + "\n").encode())
-    write_csv(out / "results.csv", done)
-    plots = plot_rd(out / "plots", done, paper)
+    write_csv(out / "results.csv", done, bd)
+    plots = plot_rd(out / "plots", lines, paper)
     bits = plot_bits(out / "plots" / "bit-allocation.png", done, bits_quoted)
     data = {p.name: p for p in list_images(cfg.data)}
-    report = write_html(out, done, lambda name: prepare(data[name], cfg.protocol, cfg.max_pixels).image, plots, bits, crop)
-    return {"json": out / "compare.json", "csv": out / "results.csv", "report": report, **{f"plot:{k}": p for k, p in plots.items()}}
+    report = write_html(out, done, lambda name: prepare(data[name], cfg.protocol, cfg.max_pixels).image, plots, bits, crop, setup, bd)
+    return {
+        "json": out / "compare.json", "csv": out / "results.csv", "report": report,
+        **{f"plot:{k}": p for k, p in plots.items()}, "plot:bit-allocation": bits,
+    }

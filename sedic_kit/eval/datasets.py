@@ -14,6 +14,8 @@ from ..payload import SourceImage
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm"}
 Protocol = Literal["as-is", "crop768"]
 """``as-is``: Kodak; ``crop768``: DIV2K/CLIC (resize to min side 768, center crop 768x768)."""
+PAPER_SET_SIZES = {"kodak": 24, "div2k": 100, "clic2020": 428}
+"""Images in each of the paper's test sets (Section IV, "Test Data")."""
 
 
 def list_images(data: Path) -> list[Path]:

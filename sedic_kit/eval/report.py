@@ -56,20 +56,35 @@ def sections(summaries: list[dict[str, Any]]) -> list[str]:
     return [*(s for s in SECTION_ORDER if s in found), *sorted(found - set(SECTION_ORDER))]
 
 
-def write_csv(path: Path, summaries: list[dict[str, Any]]) -> None:
-    """One row per profile and image, then one ``mean`` row per profile."""
+def point_label(summary: dict[str, Any]) -> str:
+    """``lite`` or, in a rate sweep, ``lite @ 0.03``."""
+    t = summary.get("target_bpp")
+    return summary["name"] if t is None else f"{summary['name']} @ {t:g}"
+
+
+def write_csv(path: Path, summaries: list[dict[str, Any]], bd: list[dict[str, Any]] | None = None) -> None:
+    """One row per profile, target rate and image, then one ``mean`` row per profile and rate;
+    then, for a sweep, two rows per profile against the anchor (image ``BD-rate % vs ANCHOR`` and
+    ``BD-metric vs ANCHOR``) holding each metric's delta in its column."""
     keys = metric_keys(summaries)
     secs = sections(summaries)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(["profile", "image", "width", "height", "bytes", "bpp", *(f"bpp-{s}" for s in secs), *keys])
+    writer.writerow(["profile", "target_bpp", "image", "width", "height", "bytes", "bpp", *(f"bpp-{s}" for s in secs), *keys])
     for s in summaries:
+        target = _cell(s.get("target_bpp"))
         for r in s["images"]:
-            row = [s["name"], r["image"], r["width"], r["height"], r["bytes"], r["bpp"], *(r["bpp_sections"].get(x, 0.0) for x in secs)]
+            row = [s["name"], target, r["image"], r["width"], r["height"], r["bytes"], r["bpp"], *(r["bpp_sections"].get(x, 0.0) for x in secs)]
             writer.writerow([*row, *(_cell(r.get(k)) for k in keys)])
         res = s["results"]
         means = [res["bpp"][0], *(res.get(f"bpp-{x}", [0.0])[0] for x in secs)]
-        writer.writerow([s["name"], "mean", "", "", "", *means, *(_cell(res.get(k, [None])[0]) for k in keys)])
+        writer.writerow([s["name"], target, "mean", "", "", "", *means, *(_cell(res.get(k, [None])[0]) for k in keys)])
+    for profile in dict.fromkeys(row["profile"] for row in bd or []):
+        rows = {row["metric"]: row for row in bd or [] if row["profile"] == profile}
+        anchor = next(iter(rows.values()))["anchor"]
+        for what, field in (("BD-rate %", "bd_rate"), ("BD-metric", "bd_metric")):
+            cells = [_cell(rows[k][field]) if k in rows else "" for k in keys]
+            writer.writerow([profile, "", f"{what} vs {anchor}", "", "", "", "", *([""] * len(secs)), *cells])
     write_atomic(path, buf.getvalue().encode())
 
 
@@ -77,33 +92,55 @@ def _cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def plot_rd(directory: Path, summaries: list[dict[str, Any]], paper: dict[str, list[dict[str, Any]]]) -> dict[str, Path]:
-    """``<metric>.png``: metric vs bpp, every profile (measured) and paper points (quoted)."""
+MIN_SPAN = {"psnr-rgb": 2.0, "ms-ssim-rgb": 0.05}
+"""Smallest y range drawn per metric (others: 5% of the values' size): a 0.0008 span is noise, not an axis."""
+
+
+def _y_limits(key: str, values: list[float]) -> tuple[float, float]:
+    lo, hi = min(values), max(values)
+    span = max(hi - lo, MIN_SPAN.get(key, 0.05 * max(abs(lo), abs(hi), 1e-3)))
+    pad = 0.15 * span
+    mid = (lo + hi) / 2
+    return mid - span / 2 - pad, mid + span / 2 + pad
+
+
+def plot_rd(directory: Path, curves: list[dict[str, Any]], paper: dict[str, list[dict[str, Any]]]) -> dict[str, Path]:
+    """``<metric>.png``: metric vs achieved mean bpp, one line per profile through its rate points
+    (measured) and the paper's points (quoted). Axes start at 0 bpp and span a sane range."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     written: dict[str, Path] = {}
-    for key in metric_keys(summaries):
-        measured = [(s["name"], s["results"]["bpp"], s["results"][key]) for s in summaries if any(v is not None for v in s["results"].get(key, []))]
+    for key in metric_keys(curves):
+        measured = []
+        for c in curves:
+            xy = sorted((b, v) for b, v in zip(c["results"]["bpp"], c["results"].get(key, [])) if b is not None and v is not None)
+            if xy:
+                measured.append((c["name"], xy))
         points = paper.get(key, [])
         if not measured and not points:
             continue
-        fig, ax = plt.subplots(figsize=(6, 4.2), dpi=100)
-        for name, bpps, values in measured:
-            xy = [(b, v) for b, v in zip(bpps, values) if v is not None]
+        fig, ax = plt.subplots(figsize=(6.4, 4.4), dpi=100, layout="constrained")
+        for name, xy in measured:
             ax.plot([b for b, _ in xy], [v for _, v in xy], marker="o", linestyle="-", label=f"{name} (measured)")
+        xs = [b for _, xy in measured for b, _ in xy] + [p["bpp"] for p in points]
+        ys = [v for _, xy in measured for _, v in xy] + [p["value"] for p in points]
+        x_max = 1.12 * max(xs)
         for p in points:
             ax.scatter([p["bpp"]], [p["value"]], marker="D", facecolors="none", edgecolors="gray")
-            ax.annotate(p["method"], (p["bpp"], p["value"]), textcoords="offset points", xytext=(4, 3), fontsize=7, color="gray")
+            right = p["bpp"] > 0.7 * x_max  # labels near the right edge go to the left of their point
+            ax.annotate(p["method"], (p["bpp"], p["value"]), textcoords="offset points", xytext=(-4 if right else 4, 3),
+                        ha="right" if right else "left", fontsize=7, color="gray")
         if points:
             ax.scatter([], [], marker="D", facecolors="none", edgecolors="gray", label=f"quoted: SEDIC paper Table {points[0]['table']}")
         arrow = "higher is better" if HIGHER_IS_BETTER[key] else "lower is better"
-        ax.set(xlabel="bpp", ylabel=LABELS[key], title=f"{LABELS[key]} vs rate ({arrow})")
+        ax.set(xlabel="bpp (achieved mean)", ylabel=LABELS[key], title=f"{LABELS[key]} vs rate ({arrow})")
+        ax.set_xlim(0, x_max)
+        ax.set_ylim(*_y_limits(key, ys))
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-        fig.tight_layout()
+        ax.legend(fontsize=8, loc="best")
         path = directory / f"{key}.png"
         _save_fig(fig, path)
         plt.close(fig)
@@ -119,7 +156,7 @@ def plot_bits(path: Path, summaries: list[dict[str, Any]], paper_bits: dict[str,
     import matplotlib.pyplot as plt
 
     secs = sections(summaries)
-    bars = [(s["name"], {x: s["results"].get(f"bpp-{x}", [0.0])[0] or 0.0 for x in secs}) for s in summaries]
+    bars = [(point_label(s), {x: s["results"].get(f"bpp-{x}", [0.0])[0] or 0.0 for x in secs}) for s in summaries]
     if paper_bits:
         bars.append(("SEDIC paper (quoted)", {x: paper_bits.get(x, 0.0) for x in secs}))
     fig, ax = plt.subplots(figsize=(6.5, 0.6 * len(bars) + 1.8), dpi=100, layout="constrained")
@@ -137,7 +174,7 @@ def plot_bits(path: Path, summaries: list[dict[str, Any]], paper_bits: dict[str,
 
 def _save_fig(fig: Any, path: Path) -> None:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", metadata={"Software": None})
+    fig.savefig(buf, format="png", metadata={"Software": None}, bbox_inches="tight", pad_inches=0.15)  # no clipped labels
     write_atomic(path, buf.getvalue())
 
 
@@ -162,29 +199,40 @@ def write_html(
     plots: dict[str, Path],
     bits_plot: Path,
     crop: int = 256,
+    setup: dict[str, Any] | None = None,
+    bd: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """``report.html`` with crops in ``report/``: original, then reference and reconstruction per profile."""
+    """``report.html`` with crops in ``report/``: the setup, mean table, BD table, plots, then per
+    image the original and, per profile (and rate), the reconstruction (and, without a sweep, the
+    decoded reference)."""
     assets = out / "report"
     keys = metric_keys(summaries)
     secs = sections(summaries)
+    sweep = any(s.get("target_bpp") is not None for s in summaries)
     e = html.escape
     parts = [
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>sedic-kit comparison</title><style>",
         "body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0}"
         "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;font-size:13px}th:first-child,td:first-child{text-align:left}"
         "figure{display:inline-block;margin:4px;text-align:center}figcaption{font-size:12px}img.crop{width:%dpx;height:auto;"
-        "image-rendering:pixelated}img.plot{max-width:48%%;margin:4px}.na{color:#999}" % crop,
+        "image-rendering:pixelated}img.plot{max-width:48%%;margin:4px}.na{color:#999}dl{font-size:14px}dt{font-weight:bold;float:left;"
+        "clear:left;width:9em}dd{margin-left:10em}" % crop,
         "</style></head><body><h1>sedic-kit comparison</h1>",
     ]
-    parts.append("<h2>Mean results</h2><table><tr><th>profile</th><th>images</th><th>bpp</th>")
+    if setup:
+        parts.append(_setup_html(setup))
+    parts.append("<h2>Mean results</h2><table><tr><th>profile</th><th>target bpp</th><th>images</th><th>bpp</th>")
     parts += [f"<th>bpp {e(s)}</th>" for s in secs] + [f"<th>{e(LABELS[k])}</th>" for k in keys] + ["</tr>"]
     for s in summaries:
         res = s["results"]
-        row = [f"<td>{e(s['name'])}</td><td>{len(s['images'])}</td><td>{res['bpp'][0]:.5f}</td>"]
+        target = "-" if s.get("target_bpp") is None else f"{s['target_bpp']:g}"
+        row = [f"<td>{e(s['name'])}</td><td>{target}</td><td>{len(s['images'])}</td><td>{res['bpp'][0]:.5f}</td>"]
         row += [f"<td>{(res.get(f'bpp-{x}', [0.0])[0] or 0.0):.5f}</td>" for x in secs]
         row += [_fmt_cell(res.get(k, [None])[0]) for k in keys]
         parts.append("<tr>" + "".join(row) + "</tr>")
     parts.append("</table>")
+    if bd:
+        parts.append(_bd_html(bd))
     missing = {k: v for s in summaries for k, v in s.get("unavailable", {}).items()}
     if missing:
         parts.append("<h3>Unavailable metrics</h3><ul>" + "".join(f"<li><b>{e(LABELS[k])}</b>: {e(v)}</li>" for k, v in missing.items()) + "</ul>")
@@ -192,26 +240,33 @@ def write_html(
     parts += [f'<img class=plot alt="{e(LABELS[k])} vs bpp" src="{e(p.relative_to(out).as_posix())}">' for k, p in plots.items()]
     parts.append(f'<h2>Bit allocation</h2><img class=plot alt="bit allocation" src="{e(bits_plot.relative_to(out).as_posix())}">')
     parts.append("<h2>Per image</h2>")
-    by_profile = [{r["image"]: r for r in s["images"]} for s in summaries]
-    for name in by_profile[0]:
+    if sweep:
+        parts.append("<p>Reconstructions at every target rate (the decoded references are in each run's <code>reference/</code>).</p>")
+    by_point = [{r["image"]: r for r in s["images"]} for s in summaries]
+    per_image = _per_image(summaries)
+    kinds = (("recon", "reconstruction"),) if sweep else (("reference", "reference (upsampled)"), ("recon", "reconstruction"))
+    for name in by_point[0]:
         stem = Path(name).stem
         parts.append(f"<h3>{e(name)}</h3><div>")
         src = save_crop(original(name), assets / f"{stem}.original.png", crop)
         parts.append(f'<figure><img class=crop alt="original" src="report/{e(src)}"><figcaption>original</figcaption></figure>')
-        for s in summaries:
+        for s, recs in zip(summaries, by_point):
             run = Path(s["dir"])
-            for kind, label in (("reference", "reference (upsampled)"), ("recon", "reconstruction")):
+            tag = s["name"] if s.get("target_bpp") is None else f"{s['name']}.bpp-{s['target_bpp']:g}"
+            bpp = f" ({recs[name]['bpp']:.4f} bpp)" if name in recs else ""
+            for kind, label in kinds:
                 with Image.open(run / kind / f"{stem}.png") as im:
-                    f = save_crop(im, assets / f"{stem}.{s['name']}.{kind}.png", crop)
-                parts.append(f'<figure><img class=crop alt="{e(s["name"])} {kind}" src="report/{e(f)}"><figcaption>{e(s["name"])}: {label}</figcaption></figure>')
-        parts.append("</div><table><tr><th>profile</th><th>bpp</th>" + "".join(f"<th>{e(x)} bits</th>" for x in secs))
-        parts.append("".join(f"<th>{e(LABELS[k])}</th>" for k in keys if k in _per_image(summaries)) + "</tr>")
-        for s, recs in zip(summaries, by_profile):
+                    f = save_crop(im, assets / f"{stem}.{tag}.{kind}.png", crop)
+                parts.append(f'<figure><img class=crop alt="{e(point_label(s))} {kind}" src="report/{e(f)}"><figcaption>{e(point_label(s))}: {label}{bpp}</figcaption></figure>')
+        parts.append("</div><table><tr><th>profile</th><th>target bpp</th><th>bpp</th>" + "".join(f"<th>{e(x)} bits</th>" for x in secs))
+        parts.append("".join(f"<th>{e(LABELS[k])}</th>" for k in keys if k in per_image) + "</tr>")
+        for s, recs in zip(summaries, by_point):
             r = recs.get(name)
             if r is None:
                 continue
-            cells = [f"<td>{e(s['name'])}</td><td>{r['bpp']:.5f}</td>", *(f"<td>{r['bits'].get(x, 0)}</td>" for x in secs)]
-            cells += [_fmt_cell(r.get(k)) for k in keys if k in _per_image(summaries)]
+            target = "-" if s.get("target_bpp") is None else f"{s['target_bpp']:g}"
+            cells = [f"<td>{e(s['name'])}</td><td>{target}</td><td>{r['bpp']:.5f}</td>", *(f"<td>{r['bits'].get(x, 0)}</td>" for x in secs)]
+            cells += [_fmt_cell(r.get(k)) for k in keys if k in per_image]
             parts.append("<tr>" + "".join(cells) + "</tr>")
         parts.append("</table>")
     parts.append(REPORT_IMAGE_CHECK)
@@ -219,6 +274,42 @@ def write_html(
     path = out / "report.html"
     write_atomic(path, "\n".join(parts).encode())
     return path
+
+
+def _setup_html(setup: dict[str, Any]) -> str:
+    """What was run: data folder, protocol, image count against the paper's set, rates, version, command."""
+    e = html.escape
+    count = f"{setup['images']}"
+    if setup.get("paper_set_images"):
+        paper = setup["paper_set_images"]
+        verdict = "the paper's full set" if setup["images"] == paper else "not the paper's set: its numbers are not comparable"
+        count += f" of the paper's {paper} {e(str(setup['paper_set']))} images ({verdict})"
+    rows = [
+        ("data", f"<code>{e(setup['data'])}</code>"),
+        ("protocol", e(setup["protocol"])),
+        ("images", count),
+        ("target rates", ", ".join(f"{t:g}" for t in setup["targets"]) + " bpp" if setup["targets"] else "each profile's own setting"),
+        ("BD anchor", e(setup["anchor"])),
+        ("sedic-kit", e(setup["sedic_kit_version"])),
+        ("command", f"<code>{e(setup['command'])}</code>"),
+    ]
+    return "<h2>Setup</h2><dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
+
+
+def _bd_html(bd: list[dict[str, Any]]) -> str:
+    """BD-rate (%, negative: fewer bits at equal quality) and BD-metric (test minus anchor) per profile and metric."""
+    e = html.escape
+    anchor = bd[0]["anchor"]
+    parts = [
+        f"<h2>Bjontegaard deltas vs {e(anchor)}</h2><p>PCHIP interpolation over the overlapping range; BD-rate &lt; 0: "
+        "fewer bits for the same quality; BD-metric: test minus anchor at the same rate.</p>",
+        "<table><tr><th>profile</th><th>metric</th><th>BD-rate (%)</th><th>BD-metric</th><th>note</th></tr>",
+    ]
+    for row in bd:
+        rate = "<td class=na>n/a</td>" if row["bd_rate"] is None else f"<td>{row['bd_rate']:+.2f}</td>"
+        metric = "<td class=na>n/a</td>" if row["bd_metric"] is None else f"<td>{row['bd_metric']:+.4f}</td>"
+        parts.append(f"<tr><td>{e(row['profile'])}</td><td>{e(LABELS[row['metric']])}</td>{rate}{metric}<td>{e(row['note'] or '')}</td></tr>")
+    return "".join(parts) + "</table>"
 
 
 def _per_image(summaries: list[dict[str, Any]]) -> set[str]:

@@ -1,6 +1,7 @@
 """Resumable, distributable evaluation of one profile on a directory of images.
 
-Layout of ``OUT/<profile>/``: ``records/<stem>.json`` (one per finished image, written last and
+Layout of ``OUT/<profile>/`` (``OUT/<profile>/bpp-<target>/`` for each ``--target-bpp`` of a
+rate sweep): ``records/<stem>.json`` (one per finished image, written last and
 atomically: its presence means the image is done), ``sedic/``, ``recon/``, ``reference/``
 (the decoded reference upsampled to full size), ``manifest.json`` and ``results.json``.
 A rerun skips images whose record carries the same configuration fingerprint. Under
@@ -52,6 +53,8 @@ class EvalConfig:
     metrics: list[str] | None = None
     clip_model: str = DEFAULT_CLIP_MODEL
     max_pixels: int = DEFAULT_MAX_PIXELS
+    target_bpp: float | None = None
+    """Fit every file to this rate (rate control); ``None`` codes at the profile's own setting."""
 
 
 def dist_state() -> Any:
@@ -121,6 +124,7 @@ def fingerprint(codec: Codec, cfg: EvalConfig, suite: MetricSuite) -> str:
         "metrics": sorted(suite.image),
         "clip_model": cfg.clip_model if "clipsim" in suite.image else None,
         "sedic_kit": __version__,
+        "target_bpp": cfg.target_bpp,
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -128,11 +132,13 @@ def fingerprint(codec: Codec, cfg: EvalConfig, suite: MetricSuite) -> str:
 class Evaluation:
     """One profile on one image set."""
 
-    def __init__(self, cfg: EvalConfig, suite: MetricSuite | None = None) -> None:
+    def __init__(self, cfg: EvalConfig, suite: MetricSuite | None = None, codec: Codec | None = None) -> None:
+        """``codec``: reuse one built from ``cfg``'s profile and overrides (a sweep's other rates)."""
         self.cfg = cfg
-        self.codec = Codec.from_profile(cfg.profile, overrides=cfg.overrides, max_pixels=cfg.max_pixels)
+        self.codec = codec or Codec.from_profile(cfg.profile, overrides=cfg.overrides, max_pixels=cfg.max_pixels)
         self.name = self.codec.profile.name if self.codec.profile else "custom"
-        self.dir = cfg.out / self.name
+        self.point = self.name if cfg.target_bpp is None else f"{self.name} @ {cfg.target_bpp:g} bpp"
+        self.dir = cfg.out / self.name if cfg.target_bpp is None else cfg.out / self.name / f"bpp-{cfg.target_bpp:g}"
         self.suite = suite or MetricSuite(cfg.metrics, cfg.clip_model)
         self.fingerprint = fingerprint(self.codec, cfg, self.suite)
         self.paths = list_images(cfg.data)
@@ -153,7 +159,7 @@ class Evaluation:
         """Encode, write, decode and score one image; the record is written last."""
         source = prepare(path, self.cfg.protocol, self.cfg.max_pixels)
         start = time.perf_counter()
-        result = self.codec.encode(source)
+        result = self.codec.encode(source, self.cfg.target_bpp)
         enc_time = time.perf_counter() - start
         sedic = result.save(self.dir / "sedic" / f"{path.stem}.sedic")
         start = time.perf_counter()
@@ -167,6 +173,7 @@ class Evaluation:
             raise SedicError(f"{sedic}: section bits do not add up to the file size")
         record = {
             "image": path.name,
+            "target_bpp": self.cfg.target_bpp,
             "width": w,
             "height": h,
             "bytes": sedic.stat().st_size,
@@ -196,7 +203,7 @@ class Evaluation:
         mine = todo[state.process_index :: state.num_processes]
         if state.is_main_process:
             console.print(
-                f"{self.name}: {len(self.paths) - len(todo)} of {len(self.paths)} images already done, "
+                f"{self.point}: {len(self.paths) - len(todo)} of {len(self.paths)} images already done, "
                 f"{len(todo)} to evaluate on {plural(state.num_processes, 'process', 'processes')}",
                 highlight=False,
             )
@@ -205,11 +212,11 @@ class Evaluation:
         try:
             shown = state.is_main_process and bool(mine) and shows_progress(console)
             with Progress(*columns, console=console, transient=True, disable=not shown) as progress:
-                task = progress.add_task(self.name, total=len(mine))
+                task = progress.add_task(self.point, total=len(mine))
                 for path in mine:
-                    progress.update(task, description=f"{self.name} {path.name}")
+                    progress.update(task, description=f"{self.point} {path.name}")
                     def show(stage: str, name: str = path.name) -> None:
-                        progress.update(task, description=f"{self.name} {name}: {stage}")
+                        progress.update(task, description=f"{self.point} {name}: {stage}")
 
                     with report_stages(show):
                         new.append(self.one(path, state.process_index))
@@ -247,6 +254,7 @@ class Evaluation:
             {**set_values, **{k: None for k in self.suite.unavailable}},
         )
         summary["dataset"] = {"path": str(self.cfg.data), "protocol": self.cfg.protocol, "images": len(records)}
+        summary["target_bpp"] = self.cfg.target_bpp
         summary["unavailable"] = dict(self.suite.unavailable)
         summary["dir"] = str(self.dir)
         write_json(self.dir / "results.json", summary)
@@ -257,6 +265,7 @@ class Evaluation:
         return {
             "profile": self.name,
             "fingerprint": self.fingerprint,
+            "target_bpp": self.cfg.target_bpp,
             "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "processes": state.num_processes,
             "backend": state.backend,

@@ -11,19 +11,19 @@ import csv
 from collections.abc import Callable
 from pathlib import Path
 
+from pydantic import Field
+
 from sedic_kit import DescriptionOptions, Describer, InputError, Payload, SemanticObject, SourceImage, apply_limits, hookimpl
 
 
 class CsvOptions(DescriptionOptions):  # max_objects, name_words, detail_words, caption_words, plus:
-    path: str | None = None
+    path: str | None = Field(None, description="the CSV file (default: captions.csv beside the image)")
 
 
-class CsvDescriber(Describer):
+class CsvDescriber(Describer[CsvOptions]):
     """Caption and objects from a CSV file."""
 
     name = "csv"
-    Options = CsvOptions
-    options: CsvOptions  # typed access to the validated profile options
 
     def describe(self, source: SourceImage) -> Payload:
         w, h = source.size

@@ -21,8 +21,8 @@ class EllipseSegmenter(Segmenter):
         objects = []
         for obj in payload.objects:
             x0, y0, x1, y1 = obj.box or (0, 0, w, h)
-            cx, cy = (x0 + x1 - 1) / 2, (y0 + y1 - 1) / 2
-            rx, ry = max(0.5, (x1 - x0) / 2), max(0.5, (y1 - y0) / 2)
+            cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+            rx, ry = max(0.5, (x1 - x0) / 2), max(0.5, (y1 - y0) / 2)  # an empty box still gets a dot
             objects.append(replace(obj, mask=((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1))
         return payload.with_objects(objects)
 

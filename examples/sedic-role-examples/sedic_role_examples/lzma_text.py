@@ -1,10 +1,11 @@
-"""Text coder ``lzma``: caption, names and details as NUL-separated UTF-8, xz-compressed.
+"""Text coder ``lzma``: caption, names and details as a JSON list (any string, NUL included), xz-compressed.
 
 Decompression is bounded: a crafted section cannot expand past what a payload can hold.
 """
 
 from __future__ import annotations
 
+import json
 import lzma
 from collections.abc import Callable
 
@@ -22,18 +23,21 @@ class LzmaText(TextCoder):
     FILTERS = [{"id": lzma.FILTER_LZMA2, "preset": 9}]
 
     def encode(self, texts: list[str]) -> bytes:
-        return lzma.compress("\x00".join(texts).encode("utf-8"), format=lzma.FORMAT_RAW, filters=self.FILTERS)
+        data = json.dumps(texts, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        return lzma.compress(data, format=lzma.FORMAT_RAW, filters=self.FILTERS)
 
     def decode(self, data: bytes) -> list[str]:
         decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_RAW, filters=self.FILTERS)
         try:
             raw = decompressor.decompress(data, max_length=MAX_TEXT_BYTES + 1)
-            text = raw.decode("utf-8")
-        except (lzma.LZMAError, UnicodeDecodeError) as exc:
+            if len(raw) > MAX_TEXT_BYTES:
+                raise FormatError(f"text 'lzma': more than {MAX_TEXT_BYTES} bytes of text")
+            texts = json.loads(raw.decode("utf-8"))
+        except (lzma.LZMAError, ValueError) as exc:  # ValueError: bad UTF-8 or JSON
             raise FormatError(f"text 'lzma': {exc}") from None
-        if len(raw) > MAX_TEXT_BYTES:
-            raise FormatError(f"text 'lzma': more than {MAX_TEXT_BYTES} bytes of text")
-        return text.split("\x00")
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            raise FormatError("text 'lzma': not a list of strings")
+        return texts
 
 
 @hookimpl
