@@ -57,6 +57,7 @@ BUILTIN_IDS: dict[Role, dict[int, BuiltinId]] = {
         3: BuiltinId("jbig1", 1, _GRID),
         4: BuiltinId("png", 1, _GRID),
         5: BuiltinId("raw", 1, _GRID),
+        6: BuiltinId("cabac", 3, _GRID),
     },
     Role.restorer: {
         1: BuiltinId("upsample", 1, ("filter",)),

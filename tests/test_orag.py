@@ -207,6 +207,25 @@ def test_codec_end_to_end_kodak_size_is_deterministic() -> None:
     assert np.array_equal(np.asarray(first), np.asarray(second))
 
 
+def test_controlnet_condition_is_embedded_once_per_stage_and_batch(parts, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Embedding the constant condition once gives the same image as embedding it every step."""
+    from sedic_plugins.orag import sampler as sampler_module
+
+    obj = SemanticObject("red car", "a red car", mask=box(64, 48, 0, 0, 30, 48))
+    calls: list[int] = []
+    embedding = parts.controlnet.controlnet_cond_embedding
+    handle = embedding.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        once = sampler(parts).run(image(64, 48), "a street", [obj]).image
+        assert sorted(calls) == [1, 2, 2]  # object stage: CFG batch and guidance batch; global stage: CFG batch
+        monkeypatch.setattr(sampler_module._EmbedOnce, "forward", lambda self, cond: self.inner(cond))
+        calls.clear()
+        every_step = sampler(parts).run(image(64, 48), "a street", [obj]).image
+        assert len(calls) > 3
+    finally:
+        handle.remove()
+    assert np.array_equal(np.asarray(once), np.asarray(every_step))
+
 # -- DiffBIR IRControlNet: checkpoint layout, converter ------------------------------------------
 def tiny_diffbir(tmp_path: Path) -> tuple[Path, IRControlNetModel, Any]:
     """A tiny IRControlNet for tiny/sd21 saved as DiffBIR publishes it (torch.save of the state dict)."""
