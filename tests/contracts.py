@@ -26,7 +26,7 @@ from sedic_kit.masks import to_grid
 from sedic_kit.payload import Payload, SemanticObject, SourceImage
 from sedic_kit.plugins import Registry
 from sedic_kit.profiles import instantiate, load_profile
-from sedic_kit.roles import DECODER_ROLES, Describer, Grounder, MaskCoder, Plugin, ReferenceCodec, Restorer, Role, Segmenter, TextCoder
+from sedic_kit.roles import DECODER_ROLES, ROLE_BASES, Describer, Grounder, MaskCoder, Plugin, ReferenceCodec, Restorer, Role, Segmenter, TextCoder
 
 WIDTH, HEIGHT = 70, 50
 TEXTS = [
@@ -112,7 +112,7 @@ def check_decode_params_survive_the_header(registry: Registry, cls: type[Plugin]
         refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role, p in codec.plugins.items() if role in DECODER_ROLES}
         refs[cls.role] = PluginRef(cls.name, cls.version, plugin.decode_config())
         f = unpack(pack(SedicFile(WIDTH, HEIGHT, refs))[0])
-        decoder = codec.decoder_plugin(cls.role, f.plugins[cls.role])
+        decoder = codec.decoder_plugin(ROLE_BASES[cls.role], f.plugins[cls.role])
         assert type(decoder) is cls and decoder.decode_config() == {key: value}, f"{cls.name}: {key} lost in the header"
 
 

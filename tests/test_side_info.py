@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,7 +190,7 @@ def test_reported_bits_equal_sections_in_file(tmp_path):
     objects = [SemanticObject(TEXTS[1], TEXTS[2], mask=(xx - 40) ** 2 + (yy - 50) ** 2 < 900)]
     payload = Payload(128, 96, CAPTION, objects)
     text = codec.text_coder.encode(payload.texts())
-    result = _encode_with_payload(codec, image, payload)
+    result = codec.encode(image, payload=payload)
     f = unpack(result.data)
     reference = codec.reference_codec.decode(f.reference, 128, 96)
     masks = codec.mask_coder.encode([o.mask for o in objects], 128, 96, reference=reference)
@@ -197,11 +199,6 @@ def test_reported_bits_equal_sections_in_file(tmp_path):
     decoded = codec.decode_detailed(result.data).payload
     assert decoded.texts() == payload.texts()
     assert np.array_equal(decoded.objects[0].mask, to_grid(objects[0].mask, 128, 96, 8))
-
-
-def _encode_with_payload(codec, image, payload):
-    """Encode through the real Codec with a fixed payload (the analysis stage skipped)."""
-    return codec.encode(image, payload=payload)
 
 
 def test_corrupt_sections_fail_or_decode_to_something_else():
@@ -221,3 +218,22 @@ def test_corrupt_sections_fail_or_decode_to_something_else():
         assert texts != payload.texts()
     with pytest.raises(FormatError, match="corrupt mask section"):
         codec.decode(with_sections(f.text, b"\xff" * 9 + f.masks))
+
+
+def test_side_info_reads_descriptions_files_like_the_sidecar(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("side_info", Path(__file__).resolve().parents[1] / "benchmarks" / "side_info.py")
+    side_info = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(side_info)  # type: ignore[union-attr]
+    with pytest.raises(SystemExit, match="no descriptions\\*.json file with image entries in"):
+        side_info.load(tmp_path, tmp_path)
+    entry = {"image": "a.png", "width": 64, "height": 48, "caption": "c", "objects": [{"name": "n", "details": "d"}]}
+    (tmp_path / "descriptions.json").write_text(json.dumps([entry]))
+    with pytest.raises(SystemExit, match="a.png: missing .*a_obj0.png"):
+        side_info.load(tmp_path, tmp_path)
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.full((48, 64), 255, np.uint8)).save(tmp_path / "masks" / "a_obj0.png")
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(tmp_path / "a.png")
+    [(payload, masks, reference)] = side_info.load(tmp_path, tmp_path)
+    assert (payload.caption, len(masks), reference.size) == ("c", 1, (32, 24))  # the reference at its coded size
