@@ -28,6 +28,7 @@ _ORAG = (
     "control", "object_steps", "global_steps", "scheduler", "cfg_scale", "negative_prompt",
     "control_scale", "eta", "guidance_threshold", "guidance_block", "strength", "seed",
 )  # fmt: skip
+_ORAG2 = (*_ORAG, "preset", "object_cfg_scale", "global_cfg_scale", "guidance_reduce", "resolution")
 
 BUILTIN_IDS: dict[Role, dict[int, BuiltinId]] = {
     Role.reference_codec: {
@@ -61,6 +62,7 @@ BUILTIN_IDS: dict[Role, dict[int, BuiltinId]] = {
     Role.restorer: {
         1: BuiltinId("upsample", 1, ("filter",)),
         2: BuiltinId("orag", 1, _ORAG),
+        3: BuiltinId("orag", 2, _ORAG2),
     },
 }
 

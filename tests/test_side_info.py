@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -221,3 +223,22 @@ def test_corrupt_sections_fail_or_decode_to_something_else():
         assert "mask section" in str(exc)
     else:
         assert not np.array_equal(masks, to_grid(payload.objects[0].mask, 64, 64, 8))
+
+
+def test_side_info_reads_descriptions_files_like_the_sidecar(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("side_info", Path(__file__).resolve().parents[1] / "benchmarks" / "side_info.py")
+    side_info = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(side_info)  # type: ignore[union-attr]
+    with pytest.raises(SystemExit, match="no descriptions\\*.json file with image entries in"):
+        side_info.load(tmp_path, tmp_path)
+    entry = {"image": "a.png", "width": 64, "height": 48, "caption": "c", "objects": [{"name": "n", "details": "d"}]}
+    (tmp_path / "descriptions.json").write_text(json.dumps([entry]))
+    with pytest.raises(SystemExit, match="a.png: missing .*a_obj0.png"):
+        side_info.load(tmp_path, tmp_path)
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.full((48, 64), 255, np.uint8)).save(tmp_path / "masks" / "a_obj0.png")
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(tmp_path / "a.png")
+    [(payload, masks, reference)] = side_info.load(tmp_path, tmp_path)
+    assert (payload.caption, len(masks), reference.size) == ("c", 1, (32, 24))  # the reference at its coded size
