@@ -1,25 +1,36 @@
-"""Cost of ORAG (Algorithm 1) against plain ControlNet sampling with the same number of steps.
+"""Cost of ORAG (Algorithm 1) against plain ControlNet sampling and against the paper's J = 0 baseline.
 
-Full-size SD1.5 + ControlNet architectures with random weights (weights do not change cost).
-Three variants run in one process, on the same image and masks:
+Full-size SD1.5 + tile ControlNet architectures with random weights (weights do not change cost).
 
-* ``plain``: diffusers' StableDiffusionControlNetPipeline, J * object_steps + global_steps steps;
-* ``orag``: the ``orag`` restorer's sampler with its defaults (attention guidance for t > T');
-* ``orag-unguided``: the same stages with guidance off (T' = 1000), to split the overhead into
-  multi-stage decoding (extra VAE passes, blending) and attention guidance.
+1. FLOPs, analytically: each model call is counted once on the meta device at the chosen size
+   (``torch.utils.flop_counter``: the CFG step of UNet + ControlNet, the guidance forward and
+   backward, VAE encode/decode, the text encoder), then multiplied by how often each variant makes
+   it. Exact for the architecture, independent of the machine.
+2. Time and memory (``--repeats N``): every run is its own process (so each variant's peak memory
+   is its own: resident-set growth over the built models on CPU, ``torch.cuda.max_memory_allocated``
+   on CUDA); runs are interleaved A B C C B A ... so that every variant sees the same machine load;
+   wall and CPU seconds, min / median / max over the repeats.
 
-Peak memory is the process's resident-set growth during a variant (sampled every 5 ms) on CPU and
-``torch.cuda.max_memory_allocated`` on CUDA.
+Variants: ``plain`` (diffusers' StableDiffusionControlNetPipeline, J * object_steps + global_steps
+DDIM steps), ``orag`` (the restorer's sampler, guidance for t > T'), ``orag-unguided`` (T' = 1000:
+the multi-stage overhead alone), ``j0`` (the paper's baseline: the global stage only, global_steps).
 
-    python benchmarks/orag_cost.py --size 256 --objects 1 --threads 1
+    python benchmarks/orag_cost.py --size 768x512 --objects 1            # FLOP table only
+    python benchmarks/orag_cost.py --size 64 --objects 1 --repeats 2 --threads 1
+    python benchmarks/orag_cost.py --device cuda --size 768x512 --repeats 3   # on a GPU (float16)
 """
 
 from __future__ import annotations
 
 import argparse
-import threading
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
 import time
-from collections.abc import Callable
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -27,42 +38,16 @@ import torch
 from PIL import Image
 
 from sedic_kit.payload import SemanticObject
+from sedic_plugins.orag.canvas import Canvas
+from sedic_plugins.orag.configs import SCHEDULER_CONFIG
 from sedic_plugins.orag.options import OragOptions
 from sedic_plugins.orag.sampler import OragSampler
 from sedic_plugins.orag.tiny import random_sd15
 
-
-def rss() -> int:
-    """Resident set size of this process in bytes (Linux)."""
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096
-
-
-def measure(fn: Callable[[], Any], device: torch.device) -> tuple[float, float]:
-    """Seconds and peak memory growth (MiB) of ``fn()``."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-        start = time.perf_counter()
-        fn()
-        torch.cuda.synchronize()
-        return time.perf_counter() - start, (torch.cuda.max_memory_allocated() - base) / 2**20
-    base, peak, done = rss(), [0], threading.Event()
-
-    def sample() -> None:
-        while not done.is_set():
-            peak[0] = max(peak[0], rss())
-            time.sleep(0.005)
-
-    watcher = threading.Thread(target=sample, daemon=True)
-    watcher.start()
-    start = time.perf_counter()
-    fn()
-    seconds = time.perf_counter() - start
-    done.set()
-    watcher.join()
-    return seconds, (max(peak[0], rss()) - base) / 2**20
+VARIANTS = ("plain", "orag", "orag-unguided", "j0")
+PAPER_TABLE_VI = 2.332
+"""Seconds per image of the paper's decoder, 20 steps on an RTX 4090 (Table VI)."""
+CAPTION = "a photo of several detailed objects on a smooth background"
 
 
 def scene(width: int, height: int, objects: int) -> tuple[Image.Image, list[SemanticObject]]:
@@ -78,35 +63,72 @@ def scene(width: int, height: int, objects: int) -> tuple[Image.Image, list[Sema
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB"), objs
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size", default="256", help="WIDTHxHEIGHT or one side (default 256)")
-    ap.add_argument("--objects", type=int, default=1, help="J (default 1)")
-    ap.add_argument("--object-steps", type=int, default=OragOptions().object_steps)
-    ap.add_argument("--global-steps", type=int, default=OragOptions().global_steps)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="float32")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    ap.add_argument("--variants", default="plain,orag,orag-unguided")
-    args = ap.parse_args()
+def guided_steps(options: OragOptions) -> int:
+    """Object-stage steps with t > T' (where attention guidance runs)."""
+    sampler = OragSampler(SimpleNamespace(scheduler_config=SCHEDULER_CONFIG, device="cpu"), options)  # type: ignore[arg-type]
+    _, timesteps = sampler.scheduler(options.object_steps)
+    return sum(int(t) > options.guidance_threshold for t in timesteps)
+
+
+def flop_table(width: int, height: int, objects: int, options: OragOptions) -> dict[str, float]:
+    """FLOPs of each variant, from per-call counts on the meta device."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with torch.device("meta"):
+        parts = random_sd15("full")
+    sampler = OragSampler(parts, options)
+    canvas = Canvas(width, height)
+
+    def count(fn: Any) -> int:
+        with FlopCounterMode(display=False) as mode:
+            fn()
+        return mode.get_total_flops()
+
+    _, objs = scene(width, height, 1)
+    with torch.no_grad():
+        pixels = torch.zeros(1, 3, *canvas.padded, device="meta")
+        z = torch.zeros(1, 4, *canvas.latent, device="meta")
+        negative = sampler.embed(options.negative_prompt)
+        text = count(lambda: sampler.embed(CAPTION))
+        encode = count(lambda: sampler.encode(pixels))
+        decode = count(lambda: sampler.decode(z))
+        cond = sampler.object_condition(pixels, objs[0], canvas, negative)
+        t = cond.timesteps[0]
+        step = count(lambda: sampler.predict(cond, z, t))
+
+    def guide() -> None:  # sampler.guide, with backward() (autograd.grad trips the counter's hooks)
+        latent = z.detach().requires_grad_(True)
+        sampler.energy(cond, latent, t).backward()
+
+    guidance = count(guide)
+    g = guided_steps(options)
+    steps = objects * options.object_steps + options.global_steps
+    orag = steps * step + (objects + 1) * decode + encode * (objects > 0) + (objects + 2) * text
+    table = {
+        "plain": steps * step + decode + 2 * text,
+        "orag": orag + objects * g * guidance,
+        "orag-unguided": orag,
+        "j0": options.global_steps * step + decode + 2 * text,
+    }
+    print(f"per call at {width}x{height} (GFLOP): CFG step (UNet + ControlNet, batch 2) {step / 1e9:.0f}, "
+          f"guidance forward + backward {guidance / 1e9:.0f}, VAE encode {encode / 1e9:.0f}, decode {decode / 1e9:.0f}, "
+          f"text encoder {text / 1e9:.1f}; {g} guided steps per object")
+    return table
+
+
+def worker(args: argparse.Namespace, variant: str) -> None:
+    """Build the models, run ``variant`` once, print one JSON line (seconds, CPU seconds, MiB)."""
+    device, dtype = torch.device(args.device), getattr(torch, args.dtype or ("float16" if args.device == "cuda" else "float32"))
     if args.threads:
         torch.set_num_threads(args.threads)
-    width, _, height = args.size.partition("x")
-    w, h = int(width), int(height or width)
-    device, dtype = torch.device(args.device), getattr(torch, args.dtype)
-
-    start = time.perf_counter()
     parts = random_sd15("full")
     if (device.type, dtype) != ("cpu", torch.float32):
         for model in (parts.text_encoder, parts.vae, parts.unet, parts.controlnet):
             model.to(device=device, dtype=dtype)
-    print(f"built random SD1.5 + tile ControlNet in {time.perf_counter() - start:.0f} s")
+    w, h = size(args.size)
     image, objects = scene(w, h, args.objects)
-    steps = args.objects * args.object_steps + args.global_steps
     options = OragOptions(object_steps=args.object_steps, global_steps=args.global_steps)
-    caption = "a photo of several detailed objects on a smooth background"
-
-    def plain() -> None:
+    if variant == "plain":
         from diffusers import DDIMScheduler, StableDiffusionControlNetPipeline
 
         pipe = StableDiffusionControlNetPipeline(
@@ -115,35 +137,104 @@ def main() -> None:
             safety_checker=None, feature_extractor=None, requires_safety_checker=False,
         )
         pipe.set_progress_bar_config(disable=True)
-        pipe(caption, image=image, num_inference_steps=steps, guidance_scale=options.cfg_scale,
-             negative_prompt=options.negative_prompt, height=h, width=w, output_type="np",
-             generator=torch.Generator().manual_seed(0))
+        steps = args.objects * args.object_steps + args.global_steps
 
-    guided_steps: list[int] = []
-
-    def orag(opts: OragOptions) -> Callable[[], None]:
         def run() -> None:
-            result = OragSampler(parts, opts).run(image, caption, objects)
-            guided_steps.append(sum(len(s.energies) for s in result.stages))
-        return run
+            pipe(CAPTION, image=image, num_inference_steps=steps, guidance_scale=options.cfg_scale,
+                 negative_prompt=options.negative_prompt, height=h, width=w, output_type="np",
+                 generator=torch.Generator().manual_seed(0))
+    else:
+        opts = options.model_copy(update={"guidance_threshold": 1000}) if variant == "orag-unguided" else options
+        objs = [] if variant == "j0" else objects
 
-    variants = {
-        "plain": plain,
-        "orag": orag(options),
-        "orag-unguided": orag(options.model_copy(update={"guidance_threshold": 1000})),
-    }
-    results: dict[str, tuple[float, float]] = {}
-    for name in args.variants.split(","):
-        results[name] = measure(variants[name], device)
-        print(f"{name}: {results[name][0]:.1f} s, peak +{results[name][1]:.0f} MiB", flush=True)
-    base = results.get("plain")
-    print(f"\n{w}x{h}, J={args.objects}, {args.object_steps} object + {args.global_steps} global steps "
-          f"({steps} sampler steps each, CFG {options.cfg_scale}), guided steps {guided_steps[:1]}, "
-          f"{args.device} {args.dtype}, {torch.get_num_threads()} threads\n")
-    print("| variant | time (s) | x plain | peak memory (MiB) |\n| --- | --- | --- | --- |")
-    for name, (seconds, mib) in results.items():
-        ratio = f"{seconds / base[0]:.2f}" if base else "-"
-        print(f"| {name} | {seconds:.1f} | {ratio} | {mib:.0f} |")
+        def run() -> None:
+            OragSampler(parts, opts).run(image, CAPTION, objs)
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    wall, cpu = time.perf_counter(), time.process_time()
+    run()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+    else:
+        peak = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
+    print(json.dumps({"variant": variant, "seconds": time.perf_counter() - wall, "cpu": time.process_time() - cpu, "mib": peak / 2**20}))
+
+
+def size(text: str) -> tuple[int, int]:
+    width, _, height = text.partition("x")
+    return int(width), int(height or width)
+
+
+def spread(values: list[float], fmt: str = ".1f") -> str:
+    return f"{min(values):{fmt}} / {statistics.median(values):{fmt}} / {max(values):{fmt}}"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--size", default="768x512", help="WIDTHxHEIGHT or one side (default 768x512, Kodak)")
+    ap.add_argument("--objects", type=int, default=1, help="J (default 1)")
+    ap.add_argument("--object-steps", type=int, default=OragOptions().object_steps)
+    ap.add_argument("--global-steps", type=int, default=OragOptions().global_steps)
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (float16 there unless --dtype)")
+    ap.add_argument("--dtype", default=None)
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    ap.add_argument("--variants", default=",".join(VARIANTS))
+    ap.add_argument("--repeats", type=int, default=0, help="timed runs per variant (0: FLOP table only)")
+    ap.add_argument("--no-flops", action="store_true", help="skip the FLOP table")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        worker(args, args.worker)
+        return
+    variants = [v for v in args.variants.split(",") if v]
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        raise SystemExit(f"orag_cost: unknown variant(s) {', '.join(unknown)}; choose from {', '.join(VARIANTS)}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("orag_cost: --device cuda but torch sees no CUDA device")
+    w, h = size(args.size)
+    options = OragOptions(object_steps=args.object_steps, global_steps=args.global_steps)
+    steps = args.objects * args.object_steps + args.global_steps
+    print(f"{w}x{h}, J={args.objects}, {args.object_steps} object + {args.global_steps} global steps "
+          f"(plain: {steps} steps; j0: {args.global_steps}), CFG {options.cfg_scale}\n")
+    flops = None if args.no_flops else flop_table(w, h, args.objects, options)
+    times: dict[str, list[dict[str, float]]] = {v: [] for v in variants}
+    for i in range(args.repeats):
+        for variant in variants if i % 2 == 0 else variants[::-1]:
+            cmd = [sys.executable, os.path.abspath(__file__), "--worker", variant, "--size", args.size,
+                   "--objects", str(args.objects), "--object-steps", str(args.object_steps),
+                   "--global-steps", str(args.global_steps), "--device", args.device, "--threads", str(args.threads)]
+            if args.dtype:
+                cmd += ["--dtype", args.dtype]
+            done = subprocess.run(cmd, capture_output=True, text=True)
+            if done.returncode:
+                raise SystemExit(f"orag_cost: {variant} failed:\n{done.stderr[-2000:]}")
+            times[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            print(f"run {i + 1} {variant}: {times[variant][-1]}", flush=True)
+    print("\n| variant | GFLOP | x plain | x j0 | wall s | CPU s | x plain (wall, median) | peak MiB |")
+    print("| --- | ---: | ---: | ---: | --- | --- | ---: | --- |")
+    for v in variants:
+        cells = ["-"] * 3
+        if flops:
+            cells = [f"{flops[v] / 1e9:.0f}", f"{flops[v] / flops['plain']:.3f}", f"{flops[v] / flops['j0']:.3f}"]
+        runs = times[v]
+        timing = ["-"] * 4
+        if runs:
+            wall = [r["seconds"] for r in runs]
+            ratio = "-"
+            if times.get("plain"):
+                ratio = f"{statistics.median(wall) / statistics.median(r['seconds'] for r in times['plain']):.2f}"
+            timing = [spread(wall), spread([r["cpu"] for r in runs]), ratio, spread([r["mib"] for r in runs], ".0f")]
+        print(f"| {v} | {' | '.join(cells)} | {' | '.join(timing)} |")
+    if args.device == "cuda" and times.get("j0"):
+        print(f"\nj0 ({args.global_steps} steps): {statistics.median(r['seconds'] for r in times['j0']):.3f} s per image; "
+              f"paper, Table VI: {PAPER_TABLE_VI} s (20 steps, RTX 4090)")
 
 
 if __name__ == "__main__":

@@ -102,11 +102,10 @@ def main() -> None:
         cls = registry.get(Role.mask_coder, name)
         coder = cls(scale=args.scale) if "scale" in cls.Options.model_fields else cls()
         s = getattr(coder.options, "scale", 1)
-        ref = (lambda r: {"reference": r}) if coder.uses_reference else (lambda r: {})
         row = measure(
             items,
-            lambda p, m, r: coder.encode(m, p.width, p.height, **ref(r)),
-            lambda d, p, m, r: coder.decode(d, len(m), p.width, p.height, **ref(r)),
+            lambda p, m, r: coder.encode(m, p.width, p.height, reference=r),
+            lambda d, p, m, r: coder.decode(d, len(m), p.width, p.height, reference=r),
             lambda out, p, m: all(np.array_equal(o, to_grid(x, p.width, p.height, s)) for o, x in zip(out, m)),
         )
         print(f"| masks (1/{s}) | {name} | {row[0]:.0f} | {row[1]:.5f} | {row[2]:.1f} | {row[3]:.1f} |")

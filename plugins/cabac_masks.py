@@ -155,7 +155,6 @@ class CabacMaskCoder(GridMaskCoder):
 
     name = "cabac"
     version = 3
-    uses_reference = True
 
     def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
         rows, cols = grid_size(width, height, self.options.scale)

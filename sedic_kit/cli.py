@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
-from typer.core import TyperArgument, TyperOption
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+from typer.core import TyperArgument, TyperOption
 
 from . import __version__, progress
 from .batch import RunDirectory
@@ -68,6 +68,8 @@ def root(
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress display and no per-image lines (anywhere).")] = False,
     version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")] = False,
 ) -> None:
+    """--debug and --quiet are taken out of the arguments by :func:`main` (so they work anywhere);
+    they are declared here for the help text."""
     if version:
         out.print(f"sedic-kit {__version__}")
         raise typer.Exit()
@@ -137,7 +139,7 @@ def check_models(codec: Codec, profile: str, overrides: list[str]) -> None:
             status = check(spec)
             if not status.present:
                 raise ModelNotFoundError(
-                    f"{spec.what} = {spec.spec} is not in {status.location}; fetch it where a network exists with "
+                    f"{spec.what} = {spec.spec} is not found at {status.location}; fetch it where a network exists with "
                     f"`{pull_command(profile, overrides)}`, or set {spec.what} to a local copy"
                 )
 
@@ -371,7 +373,7 @@ def print_models(rows: list[dict[str, Any]], profile: str, overrides: list[str],
             for f in r["files"] if files else []:
                 out.print(f"    {f['name']}  {_size(f['size'])}")
         else:
-            out.print(head, f": not in {r['location']}", sep="")
+            out.print(head, f": not found at {r['location']}", sep="")
             wanted = r["url"] or ", ".join(f["name"] for f in r["files"]) or "the whole repository"
             out.print(f"    needs {wanted}")
     if not rows:
@@ -403,10 +405,11 @@ def split_global_flags(args: list[str]) -> tuple[list[str], set[str]]:
 
 
 def tidy_param(param: Any) -> Any:
-    """Typer 0.29 prints ``{IMAGES}...`` in usage lines and ``<bool>`` beside flags: show names only."""
-    if isinstance(param, TyperArgument) and param.metavar:
-        name = param.metavar if param.required else f"[{param.metavar}]"
-        param._usage_display_name = lambda: name  # type: ignore[method-assign]
+    """Typer 0.29 prints ``{IMAGES}...`` in usage lines and ``<bool>``/``<str>`` beside flags and arguments: show names only."""
+    if isinstance(param, TyperArgument):
+        name = param.metavar or (param.name or "arg").upper() + ("..." if param.nargs != 1 else "")
+        usage = name if param.required else f"[{name}]"
+        param._usage_display_name = lambda: usage  # type: ignore[method-assign]
         param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]
     elif isinstance(param, TyperOption) and param.is_flag:
         param.display_type_rich = lambda ctx: None  # type: ignore[method-assign]

@@ -31,11 +31,14 @@ from .roles import (
     Grounder,
     MaskCoder,
     Plugin,
+    PluginT,
+    Plugins,
     ReferenceCodec,
     Restorer,
     Role,
     Segmenter,
     TextCoder,
+    as_role,
 )
 
 
@@ -170,20 +173,17 @@ class Codec:
 
     def __init__(
         self,
-        plugins: Mapping[Role, Plugin],
+        plugins: Plugins | Mapping[Role, Plugin[Any]],
         profile: Profile | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         registry: Registry | None = None,
     ) -> None:
         """``registry`` resolves the decoder plugins a file names (default: the installed plugins)."""
-        missing = [r.value for r in Role if r not in plugins]
-        if missing:
-            raise ProfileError(f"codec needs a plugin for: {', '.join(missing)}")
-        self.plugins = dict(plugins)
+        self.plugins = plugins if isinstance(plugins, Plugins) else Plugins.from_roles(plugins)
         self.profile = profile
         self.max_pixels = max_pixels
         self.registry = registry if registry is not None else get_registry()
-        self._decoders: dict[tuple[Role, str, str], Plugin] = {}
+        self._decoders: dict[tuple[Role, str, str], Plugin[Any]] = {}
 
     @classmethod
     def from_profile(
@@ -215,34 +215,34 @@ class Codec:
         registry = registry if registry is not None else get_registry()
         return cls(prof.build(registry), prof, max_pixels, registry)
 
-    # -- typed access to the chosen plugins ------------------------------------------------
+    # -- the chosen plugins, typed --------------------------------------------------------
     @property
-    def describer(self) -> Describer:
-        return self.plugins[Role.describer]  # type: ignore[return-value]
+    def describer(self) -> Describer[Any]:
+        return self.plugins.describer
 
     @property
-    def grounder(self) -> Grounder:
-        return self.plugins[Role.grounder]  # type: ignore[return-value]
+    def grounder(self) -> Grounder[Any]:
+        return self.plugins.grounder
 
     @property
-    def segmenter(self) -> Segmenter:
-        return self.plugins[Role.segmenter]  # type: ignore[return-value]
+    def segmenter(self) -> Segmenter[Any]:
+        return self.plugins.segmenter
 
     @property
-    def reference_codec(self) -> ReferenceCodec:
-        return self.plugins[Role.reference_codec]  # type: ignore[return-value]
+    def reference_codec(self) -> ReferenceCodec[Any]:
+        return self.plugins.reference_codec
 
     @property
-    def text_coder(self) -> TextCoder:
-        return self.plugins[Role.text_coder]  # type: ignore[return-value]
+    def text_coder(self) -> TextCoder[Any]:
+        return self.plugins.text_coder
 
     @property
-    def mask_coder(self) -> MaskCoder:
-        return self.plugins[Role.mask_coder]  # type: ignore[return-value]
+    def mask_coder(self) -> MaskCoder[Any]:
+        return self.plugins.mask_coder
 
     @property
-    def restorer(self) -> Restorer:
-        return self.plugins[Role.restorer]  # type: ignore[return-value]
+    def restorer(self) -> Restorer[Any]:
+        return self.plugins.restorer
 
     # -- encoding --------------------------------------------------------------------------
     def load(self, image: ImageInput) -> SourceImage:
@@ -381,25 +381,19 @@ class Codec:
             raise PluginError(f"the description breaks the format's text limits ({problem})")
         with _timed(timings, "text"):
             text = self.text_coder.encode(sem.texts())
-        object_masks: list[np.ndarray] = [o.mask for o in sem.objects]  # type: ignore[misc]
+        object_masks = [o.mask for o in sem.objects if o.mask is not None]  # all set: check_semantics
         mask_coder = self.mask_coder
-        masks = b""
-        if not mask_coder.uses_reference:
-            with _timed(timings, "masks"):
-                masks = mask_coder.encode(object_masks, w, h)
-        refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role, p in self.plugins.items() if role in DECODER_ROLES}
+        refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role in DECODER_ROLES for p in [self.plugins[role]]}
         warnings = list(source.notes)
         notes = [*warnings, *semantic_notes]
 
-        def build(codec: ReferenceCodec) -> tuple[bytes, dict[str, int]]:
+        def build(codec: ReferenceCodec[Any]) -> tuple[bytes, dict[str, int]]:
             with _timed(timings, "reference"):
                 sem.reference = codec.encode(source.image)
             refs[Role.reference_codec] = PluginRef(codec.name, codec.version, codec.decode_config())
-            coded_masks = masks
-            if mask_coder.uses_reference:  # conditioned on the reference as the decoder will see it
-                with _timed(timings, "masks"):
-                    decoded = codec.decode(sem.reference, w, h)
-                    coded_masks = mask_coder.encode(object_masks, w, h, reference=decoded)
+            with _timed(timings, "masks"):  # given the reference as the decoder will see it
+                decoded = codec.decode(sem.reference, w, h)
+                coded_masks = mask_coder.encode(object_masks, w, h, reference=decoded)
             if object_masks and not coded_masks:
                 raise PluginError(f"mask coder '{mask_coder.name}' wrote an empty section for {len(object_masks)} masks")
             return pack(SedicFile(w, h, refs, sem.reference, text, coded_masks, dict(sem.extras)))
@@ -420,14 +414,16 @@ class Codec:
         return EncodeResult(data, sem, bits, timings, notes, warnings)
 
     # -- decoding --------------------------------------------------------------------------
-    def decoder_plugin(self, role: Role, ref: PluginRef) -> Plugin:
-        """The plugin that decodes a file's ``role`` section: this codec's own when it matches."""
+    def decoder_plugin(self, base: type[PluginT], ref: PluginRef) -> PluginT:
+        """The plugin of role ``base`` (e.g. ``TextCoder``) that decodes a file's section, as
+        ``ref`` in its header names it: this codec's own when it matches."""
+        role = base.role
         own = self.plugins[role]
         if own.name == ref.name and own.version == ref.version and own.decode_config() == ref.params:
-            return own
+            return as_role(own, base)
         key = (role, ref.name, repr(sorted(ref.params.items())))
         if key in self._decoders:
-            return self._decoders[key]
+            return as_role(self._decoders[key], base)
         registry = self.registry
         try:
             cls = registry.get(role, ref.name)
@@ -453,7 +449,7 @@ class Codec:
         except ProfileError as exc:
             raise FormatError(f"corrupt .sedic file ({exc})") from None
         self._decoders[key] = plugin
-        return plugin
+        return as_role(plugin, base)
 
     def read(self, data: bytes | str | Path) -> SedicFile:
         """Parse and verify a ``.sedic`` file (bytes or path)."""
@@ -478,11 +474,10 @@ class Codec:
                 f"limit of {self.max_pixels:,} (raise it with --max-pixels or Codec(max_pixels=...))"
             )
         timings: dict[str, float] = {}
-        plugins = {role: self.decoder_plugin(role, f.plugins[role]) for role in DECODER_ROLES}
-        text_coder: TextCoder = plugins[Role.text_coder]  # type: ignore[assignment]
-        mask_coder: MaskCoder = plugins[Role.mask_coder]  # type: ignore[assignment]
-        reference_codec: ReferenceCodec = plugins[Role.reference_codec]  # type: ignore[assignment]
-        restorer: Restorer = plugins[Role.restorer]  # type: ignore[assignment]
+        reference_codec = self.decoder_plugin(ReferenceCodec, f.plugins[Role.reference_codec])
+        text_coder = self.decoder_plugin(TextCoder, f.plugins[Role.text_coder])
+        mask_coder = self.decoder_plugin(MaskCoder, f.plugins[Role.mask_coder])
+        restorer = self.decoder_plugin(Restorer, f.plugins[Role.restorer])
         with _timed(timings, "text"):
             texts = _guarded(lambda: text_coder.decode(f.text), "decode the text section", text_coder)
             problem = text_limit_problem(texts) if isinstance(texts, list) else "not a list of strings"
@@ -499,14 +494,11 @@ class Codec:
                 lambda: reference_codec.decode(f.reference, f.width, f.height), "decode the reference section", reference_codec
             )
         with _timed(timings, "masks"):
-            if mask_coder.uses_reference:
-                masks = _guarded(
-                    lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height, reference=reference),
-                    "decode the mask section",
-                    mask_coder,
-                )
-            else:
-                masks = _guarded(lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height), "decode the mask section", mask_coder)
+            masks = _guarded(
+                lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height, reference=reference),
+                "decode the mask section",
+                mask_coder,
+            )
         if len(masks) != len(objects):
             raise FormatError(f"mask section holds {len(masks)} masks for {len(objects)} objects")
         for obj, mask in zip(objects, masks):

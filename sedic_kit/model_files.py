@@ -86,7 +86,7 @@ def check(spec: ModelSpec) -> ModelStatus:
         path = locate(spec)
     except ModelNotFoundError as exc:
         if spec.source in FILE_SOURCES:
-            where = str(url_cache_path(spec).parent)
+            where = str(url_cache_path(spec))
         elif spec.spec.startswith(TINY_PREFIX):
             where = str(cache_root() / "tiny")
         else:

@@ -28,6 +28,7 @@ _ORAG = (
     "control", "object_steps", "global_steps", "scheduler", "cfg_scale", "negative_prompt",
     "control_scale", "eta", "guidance_threshold", "guidance_block", "strength", "seed",
 )  # fmt: skip
+_ORAG2 = (*_ORAG, "preset", "object_cfg_scale", "global_cfg_scale", "guidance_reduce", "resolution")
 
 BUILTIN_IDS: dict[Role, dict[int, BuiltinId]] = {
     Role.reference_codec: {
@@ -56,10 +57,12 @@ BUILTIN_IDS: dict[Role, dict[int, BuiltinId]] = {
         3: BuiltinId("jbig1", 1, _GRID),
         4: BuiltinId("png", 1, _GRID),
         5: BuiltinId("raw", 1, _GRID),
+        6: BuiltinId("cabac", 3, _GRID),
     },
     Role.restorer: {
         1: BuiltinId("upsample", 1, ("filter",)),
         2: BuiltinId("orag", 1, _ORAG),
+        3: BuiltinId("orag", 2, _ORAG2),
     },
 }
 

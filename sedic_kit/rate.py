@@ -22,7 +22,7 @@ class RatePolicy(Options):
     """A profile's ``[rate]`` table: how ``--target-bpp`` sets J, l_d and l_all."""
 
     points: list[tuple[float, int, int, int]] = Field(
-        default_factory=lambda: [tuple(p) for p in PAPER_POINTS],  # type: ignore[misc]
+        default_factory=lambda: list(PAPER_POINTS),
         description="[bpp, J, l_d, l_all] operating points; linear between them, clamped outside",
     )
     redescribe: bool = Field(False, description="ask the describer afresh with the chosen limits instead of trimming its answer")
@@ -110,8 +110,8 @@ def fit_reference(codec: ReferenceCodec, budget_bits: int, build: Build, probe: 
     also tried). With a ``probe`` and the codec's fast :meth:`~ReferenceCodec.search_options`,
     the search runs on fast probes of the reference alone, added to the rest of the file as the
     last whole file had it and scaled by that file's real/probe reference ratio; the best rung
-    is then coded for real, stepping down (or one up) as the probes predict until a real file
-    is the largest that fits. When nothing fits, the lowest setting is returned with ``fits=False``.
+    is then coded for real, stepping down (or up) as the probes predict until a real file is
+    the largest that fits. When nothing fits, the lowest setting is returned with ``fits=False``.
     """
     from .profiles import instantiate  # profiles reads [rate] tables with RatePolicy
 
@@ -129,15 +129,16 @@ def fit_reference(codec: ReferenceCodec, budget_bits: int, build: Build, probe: 
 
     def real(i: int) -> int:
         if i not in finals:
-            finals[i] = (plugin_at(i, {}), *build(plugin_at(i, {})))
-            data, bits = finals[i][1:]
+            plugin = plugin_at(i, {})
+            data, bits = build(plugin)
+            finals[i] = (plugin, data, bits)
             model["rest"] = 8 * len(data) - bits["reference"]
             if i in probes:
                 model["ratio"] = bits["reference"] / max(probes[i], 1)
         return 8 * len(finals[i][1])
 
     def estimate(i: int) -> float:
-        if not fast_options:
+        if not fast_options or probe is None:
             return real(i)
         if i not in probes:
             if not probes:  # the first probe is a whole file: it measures the rest of the file

@@ -14,6 +14,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from enum import Enum
 from typing import Any, ClassVar, Generic, TypeVar, cast, get_args
 
@@ -21,7 +23,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from .errors import SedicError
+from .errors import ProfileError, SedicError
 from .install import install_hint
 from .models import ModelSpec
 from .payload import Payload, SourceImage
@@ -212,12 +214,14 @@ class TextCoder(EntropyCoder[OptionsT]):
 
 
 class MaskCoder(EntropyCoder[OptionsT]):
-    """Codes the objects' masks, possibly at reduced resolution."""
+    """Codes the objects' masks, possibly at reduced resolution.
+
+    The codec codes the reference first and always passes it as ``reference``, exactly as the
+    decoder sees it (decoded, at coded resolution); a coder may condition on it or ignore it.
+    ``None`` only outside the codec (a coder used on its own).
+    """
 
     role = Role.mask_coder
-    uses_reference: ClassVar[bool] = False
-    """True if the coder conditions on the decoded reference; the codec then passes it as
-    ``reference`` (the reference as decoded, at coded resolution) and codes the reference first."""
 
     @abstractmethod
     def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
@@ -238,6 +242,56 @@ class Restorer(Plugin[OptionsT]):
         """Return an RGB image of ``payload.width`` x ``payload.height``."""
 
 
+PluginT = TypeVar("PluginT", bound=Plugin[Any])
+
+
+def as_role(plugin: Plugin[Any] | None, base: type[PluginT]) -> PluginT:
+    """``plugin`` typed as ``base`` (a role's base class); a one-line error when it is not one."""
+    if not isinstance(plugin, base):
+        got = "no plugin" if plugin is None else type(plugin).__name__
+        raise ProfileError(f"{base.role.value}: expected a {base.__name__}, got {got}")
+    return plugin
+
+
+@dataclass(frozen=True)
+class Plugins(Mapping[Role, "Plugin[Any]"]):
+    """The plugin chosen for every role, typed: what a codec is made of (also a role -> plugin mapping)."""
+
+    describer: Describer[Any]
+    grounder: Grounder[Any]
+    segmenter: Segmenter[Any]
+    reference_codec: ReferenceCodec[Any]
+    text_coder: TextCoder[Any]
+    mask_coder: MaskCoder[Any]
+    restorer: Restorer[Any]
+
+    @classmethod
+    def from_roles(cls, plugins: Mapping[Role, Plugin[Any]]) -> Plugins:
+        """From a role -> plugin mapping (``Profile.build``); one-line errors for gaps and misfits."""
+        missing = [r.value for r in Role if r not in plugins]
+        if missing:
+            raise ProfileError(f"codec needs a plugin for: {', '.join(missing)}")
+        return cls(
+            describer=as_role(plugins[Role.describer], Describer),
+            grounder=as_role(plugins[Role.grounder], Grounder),
+            segmenter=as_role(plugins[Role.segmenter], Segmenter),
+            reference_codec=as_role(plugins[Role.reference_codec], ReferenceCodec),
+            text_coder=as_role(plugins[Role.text_coder], TextCoder),
+            mask_coder=as_role(plugins[Role.mask_coder], MaskCoder),
+            restorer=as_role(plugins[Role.restorer], Restorer),
+        )
+
+    def __getitem__(self, role: Role) -> Plugin[Any]:
+        plugin: Plugin[Any] = getattr(self, role.value)
+        return plugin
+
+    def __iter__(self) -> Iterator[Role]:
+        return iter(Role)
+
+    def __len__(self) -> int:
+        return len(Role)
+
+
 ROLE_BASES: dict[Role, type[Plugin[Any]]] = {
     Role.describer: Describer,
     Role.grounder: Grounder,
@@ -251,12 +305,14 @@ ROLE_BASES: dict[Role, type[Plugin[Any]]] = {
 __all__ = [
     "DECODER_ROLES",
     "ROLE_BASES",
+    "as_role",
     "Describer",
     "EntropyCoder",
     "Grounder",
     "MaskCoder",
     "Options",
     "Plugin",
+    "Plugins",
     "ReferenceCodec",
     "Restorer",
     "Role",

@@ -26,7 +26,7 @@ from sedic_kit.masks import to_grid
 from sedic_kit.payload import Payload, SemanticObject, SourceImage
 from sedic_kit.plugins import Registry
 from sedic_kit.profiles import instantiate, load_profile
-from sedic_kit.roles import DECODER_ROLES, Describer, Grounder, MaskCoder, Plugin, ReferenceCodec, Restorer, Role, Segmenter, TextCoder
+from sedic_kit.roles import DECODER_ROLES, ROLE_BASES, Describer, Grounder, MaskCoder, Plugin, ReferenceCodec, Restorer, Role, Segmenter, TextCoder
 
 WIDTH, HEIGHT = 70, 50
 TEXTS = [
@@ -82,6 +82,9 @@ def other_value(cls: type[Plugin], key: str) -> Any:
     info = cls.Options.model_fields[key]
     default = info.default
     annotation = info.annotation
+    optional = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if default is None and len(optional) == 1:  # `X | None = None`: any valid X differs from the default
+        annotation, default = optional[0], {int: 1, float: 1.0, str: ""}.get(optional[0])
     candidates: list[Any] = []
     if typing.get_origin(annotation) is typing.Literal:
         candidates = [c for c in typing.get_args(annotation) if c != default]
@@ -112,7 +115,7 @@ def check_decode_params_survive_the_header(registry: Registry, cls: type[Plugin]
         refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role, p in codec.plugins.items() if role in DECODER_ROLES}
         refs[cls.role] = PluginRef(cls.name, cls.version, plugin.decode_config())
         f = unpack(pack(SedicFile(WIDTH, HEIGHT, refs))[0])
-        decoder = codec.decoder_plugin(cls.role, f.plugins[cls.role])
+        decoder = codec.decoder_plugin(ROLE_BASES[cls.role], f.plugins[cls.role])
         assert type(decoder) is cls and decoder.decode_config() == {key: value}, f"{cls.name}: {key} lost in the header"
 
 

@@ -111,3 +111,34 @@ def test_garbage_sections_that_pass_the_crc_never_escape_as_other_errors(codec: 
 def test_summary_is_json_serialisable(codec: Codec, small_image: Path) -> None:
     summary = codec.encode(small_image).summary()
     assert json.loads(json.dumps(summary))["bytes"] > 0
+
+
+def test_every_mask_coder_gets_the_reference_as_the_decoder_sees_it(small_image: Path) -> None:
+    from sedic_plugins.baseline_coders import RawMaskCoder
+
+    from sedic_kit import hookimpl
+    from sedic_kit.plugins import Registry
+
+    seen: list[tuple[str, bytes]] = []
+
+    class Recording(RawMaskCoder):  # conditions on nothing, still given the reference
+        name = "recording"
+
+        def encode(self, masks: list[np.ndarray], width: int, height: int, reference: Image.Image | None = None) -> bytes:
+            assert reference is not None
+            seen.append(("encode", reference.tobytes()))
+            return super().encode(masks, width, height, reference)
+
+        def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
+            assert reference is not None
+            seen.append(("decode", reference.tobytes()))
+            return super().decode(data, count, width, height, reference)
+
+    registry = Registry()
+    registry.load_entry_points()
+    registry.add_module(type("M", (), {"register_entropy_coders": staticmethod(hookimpl(lambda register: register(Recording)))})(), "m")
+    codec = Codec.from_profile("lite", overrides=["mask_coder.plugin=recording"], registry=registry)
+    decoded = codec.decode_detailed(codec.encode(small_image).data)
+    assert [kind for kind, _ in seen] == ["encode", "decode"]
+    assert seen[0][1] == seen[1][1] == decoded.reference.tobytes()
+    assert codec.plugins.mask_coder is codec.mask_coder and isinstance(codec.mask_coder, Recording)

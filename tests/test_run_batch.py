@@ -146,7 +146,7 @@ def test_missing_weights_stop_before_the_first_image(small_image: Path, tmp_path
     out = tmp_path / "out"
     rc, _, err = run_cli(capsys, "run", str(small_image.parent), "--out", str(out), "--set", "restorer.plugin=orag")
     lines = err.strip().splitlines()
-    assert rc == 1 and len(lines) == 1 and lines[0].startswith("Error: restorer.model = stable-diffusion-v1-5/stable-diffusion-v1-5 is not in ")
+    assert rc == 1 and len(lines) == 1 and lines[0].startswith("Error: restorer.model = stable-diffusion-v1-5/stable-diffusion-v1-5 is not found at ")
     assert "`sedic-kit models pull lite --set restorer.plugin=orag`" in lines[0]
     assert not out.exists()
 

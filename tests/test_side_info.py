@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -188,7 +190,7 @@ def test_reported_bits_equal_sections_in_file(tmp_path):
     objects = [SemanticObject(TEXTS[1], TEXTS[2], mask=(xx - 40) ** 2 + (yy - 50) ** 2 < 900)]
     payload = Payload(128, 96, CAPTION, objects)
     text = codec.text_coder.encode(payload.texts())
-    result = _encode_with_payload(codec, image, payload)
+    result = codec.encode(image, payload=payload)
     f = unpack(result.data)
     reference = codec.reference_codec.decode(f.reference, 128, 96)
     masks = codec.mask_coder.encode([o.mask for o in objects], 128, 96, reference=reference)
@@ -199,27 +201,44 @@ def test_reported_bits_equal_sections_in_file(tmp_path):
     assert np.array_equal(decoded.objects[0].mask, to_grid(objects[0].mask, 128, 96, 8))
 
 
-def _encode_with_payload(codec, image, payload):
-    """Encode through the real Codec with a fixed payload (the analysis stage replaced)."""
-    codec.analyze = lambda source, timings=None: payload
-    return codec.encode(image)
-
-
 def test_corrupt_sections_fail_or_decode_to_something_else():
     codec = Codec.from_profile("lite")
-    payload = Payload(64, 64, CAPTION, [SemanticObject("a", "b", mask=np.eye(64, dtype=bool))])
-    codec.analyze = lambda source, timings=None: payload
-    f = unpack(codec.encode(Image.new("RGB", (64, 64))).data)
+    yy, xx = np.mgrid[:64, :64]
+    payload = Payload(64, 64, CAPTION, [SemanticObject("a", "b", mask=(xx - 30) ** 2 + (yy - 34) ** 2 < 400)])
+    f = unpack(codec.encode(Image.new("RGB", (64, 64)), payload=payload).data)
 
     def with_sections(text: bytes, masks: bytes) -> bytes:
         return pack(SedicFile(f.width, f.height, f.plugins, f.reference, text, masks, f.extras))[0]
 
-    # an arithmetic code has no redundancy: a truncated text section fails or decodes to other text
+    # an arithmetic code has no redundancy: a damaged section fails or decodes to something else
     try:
         texts = codec.decode_detailed(with_sections(f.text[:3], f.masks)).payload.texts()
     except FormatError as exc:
         assert "text section" in str(exc)
     else:
         assert texts != payload.texts()
-    with pytest.raises(FormatError, match="corrupt mask section"):
-        codec.decode(with_sections(f.text, b"\xff" * 9 + f.masks))
+    try:
+        masks = codec.decode_detailed(with_sections(f.text, b"\xff" * 9 + f.masks)).payload.objects[0].mask
+    except FormatError as exc:
+        assert "mask section" in str(exc)
+    else:
+        assert not np.array_equal(masks, to_grid(payload.objects[0].mask, 64, 64, 8))
+
+
+def test_side_info_reads_descriptions_files_like_the_sidecar(tmp_path: Path) -> None:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("side_info", Path(__file__).resolve().parents[1] / "benchmarks" / "side_info.py")
+    side_info = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(side_info)  # type: ignore[union-attr]
+    with pytest.raises(SystemExit, match="no descriptions\\*.json file with image entries in"):
+        side_info.load(tmp_path, tmp_path)
+    entry = {"image": "a.png", "width": 64, "height": 48, "caption": "c", "objects": [{"name": "n", "details": "d"}]}
+    (tmp_path / "descriptions.json").write_text(json.dumps([entry]))
+    with pytest.raises(SystemExit, match="a.png: missing .*a_obj0.png"):
+        side_info.load(tmp_path, tmp_path)
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(np.full((48, 64), 255, np.uint8)).save(tmp_path / "masks" / "a_obj0.png")
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(tmp_path / "a.png")
+    [(payload, masks, reference)] = side_info.load(tmp_path, tmp_path)
+    assert (payload.caption, len(masks), reference.size) == ("c", 1, (32, 24))  # the reference at its coded size

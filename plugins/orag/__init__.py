@@ -1,4 +1,4 @@
-"""``orag`` restorer: the paper's multi-stage decoder (Algorithm 1) on SD1.5 + ControlNet.
+"""``orag`` restorer: the paper's multi-stage decoder (Algorithm 1) on SD1.5 / SD2.1 + a ControlNet.
 
 Object by object, ORAG restores the object's details into the current image with cross-attention
 backward guidance towards its mask, blending latents outside the mask with the previous stage at
@@ -6,6 +6,8 @@ every step; a final ControlNet pass restores the whole image with the caption.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from PIL import Image
 
@@ -15,7 +17,7 @@ from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload
 from sedic_kit.roles import Restorer
 
-from . import tiny  # noqa: F401  (registers tiny/sd15, tiny/sd15-tile, tiny/sd15-latent)
+from . import tiny  # noqa: F401  (registers tiny/sd15, tiny/sd15-tile, tiny/sd15-latent, tiny/sd21, tiny/diffbir-v2)
 from .components import required_models
 from .options import DECODE_PARAMS, OragOptions
 
@@ -24,11 +26,18 @@ class OragRestorer(Restorer[OragOptions]):
     """Object Restoration with Attention Guidance, then a global ControlNet stage."""
 
     name = "orag"
-    version = 1
+    version = 2  # 2: float32 latents and guidance update, preset, per-stage CFG, ddpm, resolution, guidance_reduce
     decode_params = DECODE_PARAMS
     requires = ("torch", "diffusers", "transformers", "accelerate", "safetensors")
     extra = "diffusion"
     options: OragOptions
+
+    def decode_config(self) -> dict[str, Any]:
+        """The preset's name (unless ours) and the decode options that differ from the preset."""
+        o = self.options
+        defaults = OragOptions.model_validate({"preset": o.preset})
+        params = {k: getattr(o, k) for k in DECODE_PARAMS if getattr(o, k) != getattr(defaults, k)}
+        return {"preset": o.preset, **params} if o.preset != "sedic-kit" else params
 
     def required_models(self) -> list[ModelSpec]:
         return required_models(self.options.model, self.options.controlnet)

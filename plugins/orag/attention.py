@@ -66,8 +66,8 @@ def capture(unet: Any, block: str, tokens: list[int]) -> Iterator[list[Any]]:
         unet.set_attn_processor(dict(original))  # set_attn_processor empties the dict it is given
 
 
-def energy(maps: list[Any], weights: dict[int, Any]) -> Any:
-    """E = (1 - sum_{m in M} A[m,k] / sum_m A[m,k])^2, averaged over tokens k and layers.
+def energy(maps: list[Any], weights: dict[int, Any], reduce: str = "mean") -> Any:
+    """E = (1 - sum_{m in M} A[m,k] / sum_m A[m,k])^2, averaged (or summed) over tokens k and layers.
 
     ``maps`` are captured probabilities (heads averaged here); ``weights`` maps a query count to
     the mask's coverage of each query position (flattened, same row-major order as the queries).
@@ -76,5 +76,6 @@ def energy(maps: list[Any], weights: dict[int, Any]) -> Any:
     for probs in maps:
         attention = probs.float().mean(dim=1)  # (batch, queries, tokens)
         inside = (attention * weights[attention.shape[1]][None, :, None]).sum(dim=1)
-        total = total + ((1.0 - inside / attention.sum(dim=1)) ** 2).mean()
-    return total / len(maps)
+        per_token = (1.0 - inside / attention.sum(dim=1)) ** 2
+        total = total + (per_token.sum() if reduce == "sum" else per_token.mean())
+    return total if reduce == "sum" else total / len(maps)

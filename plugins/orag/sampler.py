@@ -9,6 +9,8 @@ object is restored into the reference. A final stage restores the whole image wi
 
 from __future__ import annotations
 
+import inspect
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +20,7 @@ import torch
 from diffusers.models.attention_processor import AttnProcessor2_0
 from PIL import Image
 
+from sedic_kit.errors import SedicError
 from sedic_kit.payload import SemanticObject
 
 from .attention import ForwardDone, capture, energy
@@ -27,11 +30,14 @@ from .options import OragOptions
 
 SCHEDULER_CLASSES = {
     "ddim": "DDIMScheduler",
+    "ddpm": "DDPMScheduler",
     "dpm++2m": "DPMSolverMultistepScheduler",
     "unipc": "UniPCMultistepScheduler",
     "euler": "EulerDiscreteScheduler",
 }
+SCHEDULER_OVERRIDES = {"ddpm": {"timestep_spacing": "linspace", "variance_type": "fixed_small"}}
 TILE_PIXELS = 1024 * 1024
+MAX_WORK_PIXELS = 4096 * 4096
 
 
 @dataclass
@@ -39,8 +45,9 @@ class Condition:
     """What one stage is conditioned on, and its scheduler."""
 
     prompt: str
+    cfg: float  # classifier-free guidance scale (<= 1: none)
     embeds: Any  # (1 or 2, 77, d): [negative,] prompt
-    control: Any  # ControlNet input: image in [0, 1] or VAE latent
+    control: Any  # ControlNet input (model dtype): image in [0, 1] or VAE latent
     start: Any  # latent of the stage image (img2img start), None from pure noise
     scheduler: Any
     timesteps: Any
@@ -67,9 +74,14 @@ class Restoration:
 
 
 class OragSampler:
+    """Latents, the guidance gradient and its update are float32 whatever the model dtype; only
+    the models' inputs are cast (an update of z by eta * grad E rounded in float16/bfloat16 loses
+    the entries smaller than half a unit in the last place of z)."""
+
     def __init__(self, parts: SD15, options: OragOptions) -> None:
         self.parts = parts
         self.options = options
+        self.generator = torch.Generator().manual_seed(options.seed)
 
     # -- models --------------------------------------------------------------------------
     def embed(self, prompt: str) -> Any:
@@ -82,18 +94,20 @@ class OragSampler:
         return int(self.parts.text_encoder.config.max_position_embeddings)
 
     def encode(self, pixels: Any) -> Any:
-        """Image in [0, 1] (1, 3, H, W) -> scaled VAE latent (distribution mean)."""
+        """Image in [0, 1] (1, 3, H, W) -> scaled VAE latent (distribution mean), float32."""
         vae = self.parts.vae
-        return vae.encode(pixels * 2.0 - 1.0).latent_dist.mean * vae.config.scaling_factor
+        return vae.encode(pixels * 2.0 - 1.0).latent_dist.mean.float() * vae.config.scaling_factor
 
     def decode(self, latent: Any) -> Any:
-        """Scaled latent -> image in [0, 1]."""
+        """Scaled latent -> image in [0, 1] (model dtype)."""
         vae = self.parts.vae
-        return ((vae.decode(latent / vae.config.scaling_factor).sample + 1.0) / 2.0).clamp(0.0, 1.0)
+        z = (latent / vae.config.scaling_factor).to(self.parts.dtype)
+        return ((vae.decode(z).sample + 1.0) / 2.0).clamp(0.0, 1.0)
 
     def _new_scheduler(self, steps: int) -> Any:
-        cls = getattr(diffusers, SCHEDULER_CLASSES[self.options.scheduler])
-        sched = cls.from_config(self.parts.scheduler_config)
+        name = self.options.scheduler
+        cls = getattr(diffusers, SCHEDULER_CLASSES[name])
+        sched = cls.from_config(self.parts.scheduler_config, **SCHEDULER_OVERRIDES.get(name, {}))
         sched.set_timesteps(steps, device=self.parts.device)
         return sched
 
@@ -116,18 +130,28 @@ class OragSampler:
         return list(range(1, len(ids) - 1))
 
     # -- one stage -----------------------------------------------------------------------
-    def condition(self, pixels: Any, prompt: str, steps: int, negative: Any) -> Condition:
+    @property
+    def object_cfg(self) -> float:
+        o = self.options
+        return o.cfg_scale if o.object_cfg_scale is None else o.object_cfg_scale
+
+    @property
+    def global_cfg(self) -> float:
+        o = self.options
+        return o.cfg_scale if o.global_cfg_scale is None else o.global_cfg_scale
+
+    def condition(self, pixels: Any, prompt: str, steps: int, negative: Any, cfg: float) -> Condition:
         o = self.options
         prompt_embeds = self.embed(prompt)
-        embeds = prompt_embeds if o.cfg_scale <= 1 else torch.cat([negative, prompt_embeds])
+        embeds = prompt_embeds if cfg <= 1 else torch.cat([negative, prompt_embeds])
         needs_latent = o.control == "latent" or o.strength < 1
         latent = self.encode(pixels) if needs_latent else None
         sched, timesteps = self.scheduler(steps)
-        control = latent if o.control == "latent" else pixels
-        return Condition(prompt, embeds, control, latent if o.strength < 1 else None, sched, timesteps)
+        control = latent.to(self.parts.dtype) if latent is not None and o.control == "latent" else pixels
+        return Condition(prompt, cfg, embeds, control, latent if o.strength < 1 else None, sched, timesteps)
 
     def object_condition(self, pixels: Any, obj: SemanticObject, canvas: Canvas, negative: Any) -> Condition:
-        cond = self.condition(pixels, obj.prompt, self.options.object_steps, negative)
+        cond = self.condition(pixels, obj.prompt, self.options.object_steps, negative, self.object_cfg)
         cond.tokens = self.object_tokens(obj)
         rows, cols = canvas.latent
         for f in (1, 2, 4, 8):
@@ -135,37 +159,41 @@ class OragSampler:
             cond.weights[cover.size] = torch.from_numpy(cover.reshape(-1)).to(self.parts.device)
         return cond
 
-    def _controlnet(self, cond: Condition, z: Any, t: Any, embeds: Any) -> tuple[Any, Any]:
+    def _controlnet(self, cond: Condition, z: Any, t: Any, embeds: Any, net: Any = None) -> tuple[Any, Any]:
         n = z.shape[0]
-        net = self.parts.controlnet
+        base = self.parts.controlnet
+        if net is not None and net is not base:  # a compiled ControlNet: its graph embeds the condition
+            return net(z, t, encoder_hidden_states=embeds, controlnet_cond=cond.control.expand(n, -1, -1, -1),
+                       conditioning_scale=self.options.control_scale, return_dict=False)
         # the condition is constant during a stage: embed it (full resolution) once, not every step
-        inner = net.controlnet_cond_embedding
+        inner = base.controlnet_cond_embedding
         once = cond.embedded.setdefault(n, _EmbedOnce(inner))
-        net.controlnet_cond_embedding = once
+        base.controlnet_cond_embedding = once
         try:
-            return net(
+            return base(
                 z, t, encoder_hidden_states=embeds, controlnet_cond=cond.control.expand(n, -1, -1, -1),
                 conditioning_scale=self.options.control_scale, return_dict=False,
             )
         finally:
-            net.controlnet_cond_embedding = inner
+            base.controlnet_cond_embedding = inner
 
     def predict(self, cond: Condition, z: Any, t: Any) -> Any:
-        """Noise prediction of ControlNet + UNet at z_t, with classifier-free guidance."""
+        """Noise prediction (float32) of ControlNet + UNet at z_t; CFG batches both branches."""
         n = cond.embeds.shape[0]
-        zin = cond.scheduler.scale_model_input(z, t).expand(n, -1, -1, -1)
-        down, mid = self._controlnet(cond, zin, t, cond.embeds)
-        eps = self.parts.unet(zin, t, encoder_hidden_states=cond.embeds, down_block_additional_residuals=down,
-                              mid_block_additional_residual=mid, return_dict=False)[0]
+        zin = cond.scheduler.scale_model_input(z, t).to(self.parts.dtype).expand(n, -1, -1, -1)
+        controlnet, unet = self.parts.denoisers(self.options.compile)
+        down, mid = self._controlnet(cond, zin, t, cond.embeds, controlnet)
+        eps = unet(zin, t, encoder_hidden_states=cond.embeds, down_block_additional_residuals=down,
+                              mid_block_additional_residual=mid, return_dict=False)[0].float()
         if n == 1:
             return eps
         uncond, text = eps.chunk(2)
-        return uncond + self.options.cfg_scale * (text - uncond)
+        return uncond + cond.cfg * (text - uncond)
 
     def energy(self, cond: Condition, z: Any, t: Any) -> Any:
         """E(A, M_j, k) at z_t on the guided block (differentiable; conditional branch only)."""
         embeds = cond.embeds[-1:]
-        zin = cond.scheduler.scale_model_input(z, t)
+        zin = cond.scheduler.scale_model_input(z, t).to(self.parts.dtype)
         with capture(self.parts.unet, self.options.guidance_block, cond.tokens) as maps:
             down, mid = self._controlnet(cond, zin, t, embeds)
             try:
@@ -175,15 +203,22 @@ class OragSampler:
                 pass
             else:
                 raise RuntimeError(f"guided block {self.options.guidance_block} was not reached")
-        return energy(maps, cond.weights)
+        return energy(maps, cond.weights, self.options.guidance_reduce)
 
     def guide(self, cond: Condition, z: Any, t: Any) -> tuple[float, Any]:
-        """One backward-guidance update z_t <- z_t - eta * grad E (paper eq. 3); returns E before it."""
-        with torch.enable_grad():
-            z = z.detach().requires_grad_(True)
+        """One backward-guidance update z_t <- z_t - eta * grad E (paper eq. 3) in float32; returns E before it.
+
+        On CUDA the backward runs through the math attention kernel: the fused kernels' backward
+        passes accumulate with atomics, in an order that changes from run to run.
+        """
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        kernel = sdpa_kernel(SDPBackend.MATH) if self.parts.device.type == "cuda" else nullcontext()
+        with torch.enable_grad(), kernel:
+            z = z.detach().float().requires_grad_(True)
             e = self.energy(cond, z, t)
             (grad,) = torch.autograd.grad(e, z)
-        return float(e), (z - self.options.eta * grad).detach()
+        return float(e), (z - self.options.eta * grad.float()).detach()
 
     def sample(self, cond: Condition, noise: Any, mask: np.ndarray | None = None, previous: list[Any] | None = None) -> Stage:
         """Denoise one stage; with ``mask``, guide (t > T') and blend with ``previous`` (eq. 4)."""
@@ -195,11 +230,12 @@ class OragSampler:
         stage = Stage(cond.prompt, [], mask)
         keep = None if mask is None else torch.from_numpy(mask).to(z.device)[None, None]
         guided = keep is not None and bool(cond.tokens) and float(cond.weights[keep.numel()].sum()) > 0
+        noise_kwargs = {"generator": self.generator} if "generator" in inspect.signature(sched.step).parameters else {}
         for i, t in enumerate(cond.timesteps):
             if guided and int(t) > self.options.guidance_threshold:
                 e, z = self.guide(cond, z, t)
                 stage.energies.append(e)
-            z = sched.step(self.predict(cond, z, t), t, z, return_dict=False)[0]
+            z = sched.step(self.predict(cond, z, t), t, z, return_dict=False, **noise_kwargs)[0]
             if keep is not None and previous is not None:
                 z = torch.where(keep, z, previous[i])
             stage.latents.append(z)
@@ -223,23 +259,40 @@ class OragSampler:
         for net in (parts.unet, parts.controlnet):
             if o.attention_slicing:
                 net.set_attention_slice("auto")
-            else:
-                net.set_attn_processor(AttnProcessor2_0())
+            elif any(type(p) is not AttnProcessor2_0 for p in net.attn_processors.values()):
+                net.set_attn_processor(AttnProcessor2_0())  # only when needed: compiled graphs guard on them
+
+    def working_image(self, image: Image.Image) -> Image.Image:
+        """``image`` with its short side scaled to ``resolution`` (0: as is)."""
+        side = self.options.resolution
+        if not side or min(image.size) == side:
+            return image
+        scale = side / min(image.size)
+        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+        if size[0] * size[1] > MAX_WORK_PIXELS:
+            raise SedicError(f"restorer.resolution={side} scales {image.width}x{image.height} to {size[0]}x{size[1]}, above {MAX_WORK_PIXELS} pixels")
+        return image.resize(size, Image.Resampling.BICUBIC)
 
     def run(self, image: Image.Image, caption: str, objects: list[SemanticObject]) -> Restoration:
         """Restore ``image`` (the full-size reference) object by object, then globally."""
         o, parts = self.options, self.parts
-        canvas = Canvas(*image.size)
+        work = self.working_image(image)
+        canvas = Canvas(*work.size)
         self.configure_memory(canvas)
-        gen = torch.Generator().manual_seed(o.seed)
+        self.generator = gen = torch.Generator().manual_seed(o.seed)
         shape = (1, parts.unet.config.in_channels, *canvas.latent)
 
         def draw() -> Any:
-            return torch.randn(shape, generator=gen).to(parts.device, parts.dtype)
+            return torch.randn(shape, generator=gen).to(parts.device)
 
-        with torch.no_grad():
-            pixels = torch.from_numpy(canvas.pad_image(image)).permute(2, 0, 1)[None].to(parts.device, parts.dtype)
-            negative = self.embed(o.negative_prompt) if o.cfg_scale > 1 else None
+        with ExitStack() as stack:
+            stack.enter_context(torch.no_grad())
+            if parts.device.type == "cuda":  # no autotuned (run-dependent) convolution algorithms
+                stack.enter_context(torch.backends.cudnn.flags(enabled=True, benchmark=False, deterministic=True,
+                                                               allow_tf32=torch.backends.cudnn.allow_tf32))
+            pixels = torch.from_numpy(canvas.pad_image(work)).permute(2, 0, 1)[None].to(parts.device, parts.dtype)
+            cfgs = [self.global_cfg] + ([self.object_cfg] if objects else [])
+            negative = self.embed(o.negative_prompt) if max(cfgs) > 1 else None
             stages: list[Stage] = []
             reference = previous = self.noised(self.encode(pixels), draw(), o.object_steps) if objects else None
             for obj in objects:
@@ -247,10 +300,13 @@ class OragSampler:
                 stage = self.sample(cond, draw(), canvas.latent_mask(_mask(obj, canvas)), previous)
                 stages.append(stage)
                 pixels, previous = self.decode(stage.latents[-1]), stage.latents
-            cond = self.condition(pixels, caption, o.global_steps, negative)
+            cond = self.condition(pixels, caption, o.global_steps, negative, self.global_cfg)
             stages.append(self.sample(cond, draw()))
             out = self.decode(stages[-1].latents[-1])[0].permute(1, 2, 0).float().cpu().numpy()
-        return Restoration(canvas.crop(out), stages, reference)
+        restored = canvas.crop(out)
+        if restored.size != image.size:
+            restored = restored.resize(image.size, Image.Resampling.BICUBIC)
+        return Restoration(restored, stages, reference)
 
 
 class _EmbedOnce(torch.nn.Module):

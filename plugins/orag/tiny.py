@@ -1,5 +1,6 @@
-"""Random SD1.5 components: tiny models for tests (``tiny/sd15``, ``tiny/sd15-tile``,
-``tiny/sd15-latent``, saved in the hub layouts) and full-size ones for the cost benchmark."""
+"""Random SD1.5 / SD2.1 components: tiny models for tests (``tiny/sd15``, ``tiny/sd15-tile``,
+``tiny/sd15-latent``, ``tiny/sd21`` in the hub layouts; ``tiny/diffbir-v2``, an IRControlNet for
+``tiny/sd21`` in DiffBIR's checkpoint layout) and full-size ones for the cost benchmark."""
 
 from __future__ import annotations
 
@@ -10,12 +11,13 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sedic_kit.models import register_tiny
 
-from .configs import SCHEDULER_CONFIG, Scale, controlnet_embedding, text_config, unet_config, vae_config
+from .configs import SCHEDULER_CONFIG, Family, Scale, controlnet_embedding, text_config, unet_config, vae_config
 
 if TYPE_CHECKING:
     from diffusers import ControlNetModel, UNet2DConditionModel
 
     from .components import SD15
+    from .ircontrolnet import IRControlNetModel
 
 
 def byte_tokenizer():  # type: ignore[no-untyped-def]
@@ -36,12 +38,12 @@ def byte_tokenizer():  # type: ignore[no-untyped-def]
         return CLIPTokenizer.from_pretrained(tmp, model_max_length=77)
 
 
-def random_unet(scale: Scale, seed: int = 0) -> UNet2DConditionModel:
+def random_unet(scale: Scale, seed: int = 0, family: Family = "sd15") -> UNet2DConditionModel:
     import torch
     from diffusers import UNet2DConditionModel
 
     torch.manual_seed(seed)
-    return UNet2DConditionModel(**unet_config(scale))
+    return UNet2DConditionModel(**unet_config(scale, family))
 
 
 def random_controlnet(unet: UNet2DConditionModel, control: Literal["image", "latent"], scale: Scale, seed: int = 1) -> ControlNetModel:
@@ -59,8 +61,23 @@ def random_controlnet(unet: UNet2DConditionModel, control: Literal["image", "lat
     return net
 
 
-def random_sd15(scale: Scale, control: Literal["image", "latent"] = "image") -> SD15:
-    """Randomly initialised components of SD1.5 + ControlNet, in memory (fp32, CPU)."""
+def random_irc(unet: UNet2DConditionModel, seed: int = 1) -> IRControlNetModel:
+    """An IRControlNet for ``unet`` with small random zero convolutions (as a trained one's)."""
+    import torch
+
+    from .ircontrolnet import IRControlNetModel
+
+    torch.manual_seed(seed)
+    net = IRControlNetModel.from_unet(unet, conditioning_channels=4)
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for conv in [*net.controlnet_down_blocks, net.controlnet_mid_block, net.controlnet_cond_embedding]:
+            conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * 0.05)
+    return net
+
+
+def random_sd15(scale: Scale, control: Literal["image", "latent"] = "image", family: Family = "sd15") -> SD15:
+    """Randomly initialised components of SD1.5 (or SD2.1) + ControlNet, in memory (fp32, CPU)."""
     import torch
     from diffusers import AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -68,24 +85,23 @@ def random_sd15(scale: Scale, control: Literal["image", "latent"] = "image") -> 
     from .components import SD15
 
     tokenizer = byte_tokenizer()
-    unet = random_unet(scale)
+    unet = random_unet(scale, family=family)
     torch.manual_seed(2)
     vae = AutoencoderKL(**vae_config(scale))
     vocab = 49408 if scale == "full" else len(tokenizer)
     ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
-    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(scale, vocab), **ids))
-    controlnet = random_controlnet(unet, control, scale)
+    text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(scale, vocab, family), **ids))
+    controlnet = random_irc(unet) if family == "sd21" else random_controlnet(unet, control, scale)
     parts = SD15(tokenizer, text_encoder, vae, unet, controlnet, dict(SCHEDULER_CONFIG))
     parts.freeze()
     return parts
 
 
-@register_tiny("sd15")
-def build_tiny_sd15(directory: Path) -> None:
-    """The SD1.5 repository layout (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)."""
+def save_pipeline(directory: Path, family: Family) -> None:
+    """The SD1.5 / SD2.1 repository layout (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)."""
     from diffusers import PNDMScheduler, StableDiffusionPipeline
 
-    parts = random_sd15("tiny")
+    parts = random_sd15("tiny", family=family)
     pipe: Any = StableDiffusionPipeline(  # diffusers' save_pretrained is invisible to mypy
         vae=parts.vae,
         text_encoder=parts.text_encoder,
@@ -97,6 +113,26 @@ def build_tiny_sd15(directory: Path) -> None:
         requires_safety_checker=False,
     )
     pipe.save_pretrained(directory)
+
+
+@register_tiny("sd15")
+def build_tiny_sd15(directory: Path) -> None:
+    save_pipeline(directory, "sd15")
+
+
+@register_tiny("sd21")
+def build_tiny_sd21(directory: Path) -> None:
+    save_pipeline(directory, "sd21")
+
+
+@register_tiny("diffbir-v2")
+def build_tiny_diffbir(directory: Path) -> None:
+    """``v2.pth`` for ``tiny/sd21``: an IRControlNet state dict in DiffBIR's key layout, as published."""
+    import torch
+
+    from .ircontrolnet import diffbir_state_dict
+
+    torch.save(diffbir_state_dict(random_irc(random_unet("tiny", family="sd21"))), directory / "v2.pth")
 
 
 @register_tiny("sd15-tile")

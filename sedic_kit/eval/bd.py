@@ -40,10 +40,11 @@ def bd_pair(
 
     sign = 1.0 if higher_is_better else -1.0
     anchor, test = _curve(anchor_rate, anchor_value, sign), _curve(test_rate, test_value, sign)
-    for who, curve in (("anchor", anchor), ("test", test)):
-        if isinstance(curve, str):
-            return None, None, f"{who}: {curve}"
-    (ar, av), (tr, tv) = anchor, test  # type: ignore[misc]
+    if isinstance(anchor, str):
+        return None, None, f"anchor: {anchor}"
+    if isinstance(test, str):
+        return None, None, f"test: {test}"
+    (ar, av), (tr, tv) = anchor, test
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         rate = float(bjontegaard.bd_rate(ar, av, tr, tv, method=METHOD, require_matching_points=False, min_overlap=0))

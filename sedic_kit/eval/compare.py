@@ -63,7 +63,7 @@ def compare(
     for p in profiles:
         base = replace(cfg, profile=p, overrides=overrides_for(p, cfg.overrides))
         codec = None
-        for target in targets or [None]:
+        for target in [*targets] if targets else [None]:
             evaluation = Evaluation(replace(base, target_bpp=target), suite, codec)
             codec = evaluation.codec
             points.append(evaluation.run())

@@ -17,12 +17,10 @@ class AreaOptions(Options):
     min_area: float = Field(0.01, ge=0.0, le=1.0, description="smallest box, as a fraction of the image")
 
 
-class MinAreaGrounder(Grounder):
+class MinAreaGrounder(Grounder[AreaOptions]):
     """Keeps objects whose (clipped) box covers at least ``min_area`` of the image."""
 
     name = "min-area"
-    Options = AreaOptions
-    options: AreaOptions  # typed access to the validated profile options
 
     def ground(self, source: SourceImage, payload: Payload) -> Payload:
         w, h = source.size

@@ -20,12 +20,10 @@ class CsvOptions(DescriptionOptions):  # max_objects, name_words, detail_words, 
     path: str | None = Field(None, description="the CSV file (default: captions.csv beside the image)")
 
 
-class CsvDescriber(Describer):
+class CsvDescriber(Describer[CsvOptions]):
     """Caption and objects from a CSV file."""
 
     name = "csv"
-    Options = CsvOptions
-    options: CsvOptions  # typed access to the validated profile options
 
     def describe(self, source: SourceImage) -> Payload:
         w, h = source.size

@@ -21,13 +21,11 @@ class PngOptions(Options):
     scale: int = Field(8, ge=1, le=64, description="code the image at 1/scale resolution")
 
 
-class PngReference(ReferenceCodec):
+class PngReference(ReferenceCodec[PngOptions]):
     """Downscaled lossless PNG."""
 
     name = "png"
     version = 1
-    Options = PngOptions
-    options: PngOptions  # typed access to the validated profile options
     decode_params = ("scale",)
 
     def coded_size(self, width: int, height: int) -> tuple[int, int]:

@@ -18,13 +18,11 @@ class SharpenOptions(Options):
     amount: int = Field(80, ge=0, le=500, description="unsharp-mask strength in percent")
 
 
-class SharpenRestorer(Restorer):
+class SharpenRestorer(Restorer[SharpenOptions]):
     """Deterministic: same file, same pixels."""
 
     name = "sharpen"
     version = 1
-    Options = SharpenOptions
-    options: SharpenOptions  # typed access to the validated profile options
     decode_params = ("amount",)
 
     def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:

@@ -1,0 +1,79 @@
+"""GPU memory plan of a profile (``sedic-kit models check PROFILE --memory``): arithmetic and output."""
+
+from __future__ import annotations
+
+import pytest
+
+from sedic_kit.cli import main
+from sedic_kit.memory_plan import CUDA_CONTEXT, GIB, HALF, PARAMS, RTX_4090, VLLM_OVERHEAD, kv_cache_bytes, plan, sd_activations
+from sedic_kit.profiles import load_profile
+
+
+def test_kv_cache_and_vllm_pool_arithmetic() -> None:
+    assert kv_cache_bytes(2048) == 2 * 32 * 4096 * 2 * 2048 == GIB  # K and V, 32 layers, 4096 wide, fp16
+    p = plan(load_profile("offline"))
+    vllm = p.phases[0].items[0]
+    assert vllm.weights == int(0.66 * RTX_4090)
+    assert vllm.weights >= PARAMS["llava-hf/llava-1.5-7b-hf"] * HALF + kv_cache_bytes(2048) + VLLM_OVERHEAD
+
+
+def test_phase_peak_is_context_plus_resident_plus_largest_activation() -> None:
+    p = plan(load_profile("offline"))
+    for phase in p.phases:
+        expected = CUDA_CONTEXT + sum(i.weights for i in phase.items) + max(i.activations for i in phase.items)
+        assert phase.peak == expected
+    assert p.peak == max(ph.peak for ph in p.phases)
+    decode = p.phases[1]
+    sd = PARAMS["sd15-unet"] + PARAMS["sd15-vae"] + PARAMS["sd15-text"] + PARAMS["sd15-controlnet"]
+    assert decode.items[1].weights == sd * HALF and decode.items[1].activations == sd_activations(768, 512)
+    assert {i.name for i in p.phases[0].items} <= {i.name for i in decode.items}  # encoder models stay resident
+
+
+def test_offline_fits_a_24_gb_card_and_the_old_vllm_default_does_not() -> None:
+    p = plan(load_profile("offline"))
+    assert p.fits and p.peak <= 22 * GIB, p.lines()
+    old = plan(load_profile("offline", ["describer.gpu_memory_utilization=0.85", "describer.max_model_len=4096"]))
+    assert not old.fits and old.peak > RTX_4090
+    starved = plan(load_profile("offline", ["describer.gpu_memory_utilization=0.5"]))
+    assert not starved.fits and "below the" in starved.problems[0]
+    assert plan(load_profile("lite")).phases[0].items == ()  # nothing on the GPU
+
+
+def test_sd_activations_grow_with_the_pixel_count() -> None:
+    assert sd_activations(1536, 1024) == pytest.approx(4 * sd_activations(768, 512), rel=0.01)
+
+
+def test_parameter_counts_match_the_architectures_on_the_meta_device() -> None:
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("diffusers")
+    transformers = pytest.importorskip("transformers")
+    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+
+    from sedic_plugins.orag.configs import controlnet_embedding, text_config, unet_config, vae_config
+
+    def count(model) -> int:  # type: ignore[no-untyped-def]
+        return sum(p.numel() for p in model.parameters())
+
+    with torch.device("meta"):
+        unet = UNet2DConditionModel(**unet_config("full"))
+        assert count(unet) == PARAMS["sd15-unet"]
+        assert count(AutoencoderKL(**vae_config("full"))) == PARAMS["sd15-vae"]
+        assert count(transformers.CLIPTextModel(transformers.CLIPTextConfig(**text_config("full", 49408)))) == PARAMS["sd15-text"]
+        assert count(ControlNetModel.from_unet(unet, **controlnet_embedding("image", "full"))) == PARAMS["sd15-controlnet"]
+        llava = transformers.LlavaConfig(
+            text_config=transformers.LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, vocab_size=32064),
+            vision_config=transformers.CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=336, patch_size=14, projection_dim=768),
+            vocab_size=32064, image_token_index=32000,
+        )
+        assert count(transformers.LlavaForConditionalGeneration(llava)) == PARAMS["llava-hf/llava-1.5-7b-hf"]
+        sam = transformers.SamConfig(vision_config=transformers.SamVisionConfig(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, global_attn_indexes=[7, 15, 23, 31]))
+        assert count(transformers.SamModel(sam)) == PARAMS["facebook/sam-vit-huge"]
+
+
+def test_models_check_memory_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["models", "check", "offline", "--memory"]) == 0
+    out = capsys.readouterr().out
+    assert "GPU memory plan of 'offline' at 768x512 on a 23.99 GiB card:" in out
+    assert "gpu_memory_utilization 0.66" in out and ": fits" in out and "[" not in out
+    assert main(["models", "check", "offline", "--memory", "--set", "describer.gpu_memory_utilization=0.5"]) == 1
+    assert "does NOT fit" in capsys.readouterr().out
