@@ -83,10 +83,8 @@ def other_value(cls: type[Plugin], key: str) -> Any:
     default = info.default
     annotation = info.annotation
     optional = [a for a in typing.get_args(annotation) if a is not type(None)]
-    if type(None) in typing.get_args(annotation) and len(optional) == 1:  # X | None
-        annotation = optional[0]
-        if default is None:  # any valid X will do
-            default = {int: 0, float: 0.0, str: "", bool: False}.get(annotation, default)
+    if default is None and len(optional) == 1:  # `X | None = None`: any valid X differs from the default
+        annotation, default = optional[0], {int: 1, float: 1.0, str: ""}.get(optional[0])
     candidates: list[Any] = []
     if typing.get_origin(annotation) is typing.Literal:
         candidates = [c for c in typing.get_args(annotation) if c != default]
