@@ -38,6 +38,12 @@ DESCRIPTION = {
     ],
 }
 SIZE = (64, 48)
+PINNED = [
+    "segmenter.plugin=golden-ellipse",
+    "reference_codec.plugin=avif", "reference_codec.scale=2.0", "reference_codec.quality=0", "reference_codec.speed=0",
+    "text_coder.plugin=lm", "mask_coder.plugin=cabac", "mask_coder.scale=8", "restorer.plugin=upsample",
+]  # fmt: skip
+"""The lite profile's decoder plugins and settings as the golden files were written (lite may move on)."""
 
 
 @dataclass(frozen=True)
@@ -120,7 +126,7 @@ def file_name(case: Case, c: Codec) -> str:
 
 def codec(case: Case | None, reg: Registry) -> Codec:
     """The lite codec with the case's plugin (None: plain lite), from ``reg``."""
-    overrides = ["segmenter.plugin=golden-ellipse", *(case.overrides if case else [])]
+    overrides = [*PINNED, *(case.overrides if case else [])]
     profile = load_profile("lite", overrides)
     if profile.roles[Role.reference_codec].plugin == "avif":
         # the files were written at AVIF's slowest speed; the profile's speed (an encoder-only
