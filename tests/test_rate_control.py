@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -119,7 +121,7 @@ def test_redescribe_needs_a_describer_with_the_limits() -> None:
             return Payload(*source.size, caption="a photo")
 
     codec = Codec.from_profile("lite", overrides=["rate.redescribe=true"])
-    codec.plugins[Role.describer] = Bare(Options())
+    codec.plugins = dataclasses.replace(codec.plugins, describer=Bare(Options()))
     with pytest.raises(ProfileError, match="^rate.redescribe: describer 'bare' has no max_objects/detail_words/caption_words"):
         codec.encode(photo(64, 48), target_bpp=0.5)
 
