@@ -18,6 +18,16 @@ EXAMPLES = REPO / "examples" / "images"
 os.environ["SEDIC_LOAD_PLUGINS"] = ""
 
 
+def importable(*modules: str) -> bool:
+    """Whether every module imports here (a torchvision built for another torch does not)."""
+    try:
+        for m in modules:
+            __import__(m)
+    except Exception:
+        return False
+    return True
+
+
 def synthetic_image(width: int = 96, height: int = 64, seed: int = 0) -> Image.Image:
     """A smooth colourful image with a bright disc: compressible but not trivial."""
     rng = np.random.default_rng(seed)

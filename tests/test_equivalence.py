@@ -19,21 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import synthetic_image
+from conftest import importable
 from sedic_kit import Codec
 from sedic_kit.container import Reader
 from sedic_kit.imaging import load_image
 from sedic_kit.payload import Payload, SemanticObject
-
-
-def importable(*modules: str) -> bool:
-    """Whether every module imports here (a torchvision built for another torch does not)."""
-    try:
-        for m in modules:
-            __import__(m)
-    except Exception:
-        return False
-    return True
 
 
 def needs(*modules: str) -> pytest.MarkDecorator:

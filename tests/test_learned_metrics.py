@@ -20,16 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from conftest import importable
 from sedic_kit.eval.metrics import MetricSuite
-
-
-def importable(*modules: str) -> bool:
-    try:
-        for m in modules:
-            __import__(m)
-    except Exception:
-        return False
-    return True
 
 
 pytestmark = pytest.mark.skipif(

@@ -14,6 +14,7 @@ from sedic_plugins.groundingdino_py import GroundingDinoPyGrounder
 from sedic_plugins.sam import Sam2Segmenter, SamSegmenter
 from sedic_plugins.vllm_describer import VllmDescriber
 
+from conftest import importable
 from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.imaging import load_image
 from sedic_kit.install import install_hint
@@ -26,15 +27,6 @@ def installed(module: str) -> bool:
         return importlib.util.find_spec(module) is not None
     except (ImportError, ValueError):
         return False
-
-
-def importable(*modules: str) -> bool:
-    try:
-        for m in modules:
-            __import__(m)
-    except Exception:
-        return False
-    return True
 
 
 @pytest.fixture
