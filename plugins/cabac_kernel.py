@@ -45,6 +45,30 @@ def _colour_side(colour: np.ndarray, sums: np.ndarray) -> int:
     return 1 + (2 * d_one) // (d_one + d_unset + 1)
 
 
+@njit(cache=True, inline="always")
+def _code_bit(bit: int, p: int, encoding: bool, data: np.ndarray, x1: int, x2: int, x: int, pos: int) -> tuple[int, int, int, int, int]:
+    """One binary decision with P(1) = p / 4096: codes ``bit`` (encoding) or reads it (decoding).
+
+    Returns the bit and the coder state ``x1, x2, x, pos``.
+    """
+    xmid = x1 + ((x2 - x1) >> 12) * p
+    if not encoding:
+        bit = 1 if x <= xmid else 0
+    if bit:
+        x2 = xmid
+    else:
+        x1 = xmid + 1
+    while ((x1 ^ x2) & TOP) == 0:
+        if encoding:
+            data[pos] = x2 >> 24
+        else:
+            x = ((x << 8) & WORD) | (data[pos] if pos < data.size else 0)
+        pos += 1
+        x1 = (x1 << 8) & WORD
+        x2 = ((x2 << 8) & WORD) | 255
+    return bit, x1, x2, x, pos
+
+
 @njit(cache=True)
 def walk(
     masks: np.ndarray,  # (count, rows + 2 pad, cols + 2 pad) uint8: input (encoding) or output (decoding)
@@ -109,24 +133,7 @@ def walk(
                         break
                 p = int(row_counts[prev_flag, 0] / row_counts[prev_flag, 1] * 4096)
                 p = min(max(p, 1), 4095)
-                # -- one binary decision (inlined twice: numba has no cheap closures) --
-                xmid = x1 + ((x2 - x1) >> 12) * p
-                if encoding:
-                    bit = same
-                else:
-                    bit = 1 if x <= xmid else 0
-                if bit:
-                    x2 = xmid
-                else:
-                    x1 = xmid + 1
-                while ((x1 ^ x2) & TOP) == 0:
-                    if encoding:
-                        data[pos] = x2 >> 24
-                    else:
-                        x = ((x << 8) & WORD) | (data[pos] if pos < data.size else 0)
-                    pos += 1
-                    x1 = (x1 << 8) & WORD
-                    x2 = ((x2 << 8) & WORD) | 255
+                bit, x1, x2, x, pos = _code_bit(same, p, encoding, data, x1, x2, x, pos)
                 same = bit
                 row_counts[prev_flag, 0] += same
                 row_counts[prev_flag, 1] += 1.0
@@ -166,23 +173,7 @@ def walk(
                 for j in range(n_inputs):
                     dot += weights[wrow, j] * inputs[j]
                 p = _squash(dot >> 16, knots)
-                xmid = x1 + ((x2 - x1) >> 12) * p
-                if encoding:
-                    bit = int(cur[r, c])
-                else:
-                    bit = 1 if x <= xmid else 0
-                if bit:
-                    x2 = xmid
-                else:
-                    x1 = xmid + 1
-                while ((x1 ^ x2) & TOP) == 0:
-                    if encoding:
-                        data[pos] = x2 >> 24
-                    else:
-                        x = ((x << 8) & WORD) | (data[pos] if pos < data.size else 0)
-                    pos += 1
-                    x1 = (x1 << 8) & WORD
-                    x2 = ((x2 << 8) & WORD) | 255
+                bit, x1, x2, x, pos = _code_bit(int(cur[r, c]), p, encoding, data, x1, x2, x, pos)
                 err = (bit << 12) - p
                 for j in range(n_inputs):
                     weights[wrow, j] += (inputs[j] * err) >> learning_rate
