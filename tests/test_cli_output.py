@@ -111,7 +111,7 @@ def test_profiles_list_is_aligned(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run_cli(capsys, "profiles", "list")
     lines = out.splitlines()
     names, paths = lines[0::2], lines[1::2]
-    assert rc == 0 and [line.split()[0] for line in names] == ["avif-only", "gpt4v", "lite", "lite-webp", "offline", "tiny"]
+    assert rc == 0 and [line.split()[0] for line in names] == ["avif-only", "gpt4v", "lite", "lite-webp", "offline", "paper", "tiny"]
     starts = {len(line) - len(line.split("  ", 1)[1].lstrip()) for line in names}
     assert len(starts) == 1 and all(p.strip().endswith(".toml") and len(p) - len(p.lstrip()) in starts for p in paths)
 
