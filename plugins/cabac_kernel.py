@@ -65,7 +65,8 @@ def walk(
     knots: np.ndarray,
     learning_rate: int,
 ) -> int:
-    """Code (``encoding``) or decode every mask; returns the number of bytes written to ``data``."""
+    """Code (``encoding``) or decode every mask; returns the number of bytes written (encoding) or
+    read, zeros past the end included (decoding)."""
     count, prows, pcols = masks.shape
     rows, cols = prows - 2 * pad, pcols - 2 * pad
     n_t, n_o = template.shape[0], others.shape[0]
@@ -200,7 +201,7 @@ def walk(
             for c in range(pcols):
                 union[r, c] |= cur[r, c]
     if not encoding:
-        return 0
+        return pos  # bytes the decoder consumed (it reads 4 ahead): fewer than the data means corrupt
     # flush: the shortest byte string whose zero-padded value lies in [x1, x2]
     for n in range(1, 5):
         shift = 32 - 8 * n

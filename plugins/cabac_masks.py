@@ -178,7 +178,9 @@ class CabacMaskCoder(GridMaskCoder):
         if count * rows * cols > budget:
             raise FormatError(f"corrupt mask section ({count} masks in {len(data)} bytes)")
         padded = np.zeros((count, rows + 2 * PAD, cols + 2 * PAD), dtype=np.uint8)
-        _walk(padded, False, np.frombuffer(data, np.uint8).copy(), self.options.scale == 1, reference)
+        read = _walk(padded, False, np.frombuffer(data, np.uint8).copy(), self.options.scale == 1, reference)
+        if read < len(data):  # a valid stream is read to its end (the encoder writes no spare byte)
+            raise FormatError(f"corrupt mask section ({len(data) - read} bytes left over)")
         return list(padded[:, PAD : rows + PAD, PAD : cols + PAD].astype(bool))
 
 

@@ -82,6 +82,9 @@ def other_value(cls: type[Plugin], key: str) -> Any:
     info = cls.Options.model_fields[key]
     default = info.default
     annotation = info.annotation
+    optional = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if default is None and len(optional) == 1:  # `X | None = None`: any valid X differs from the default
+        annotation, default = optional[0], {int: 1, float: 1.0, str: ""}.get(optional[0])
     candidates: list[Any] = []
     if typing.get_origin(annotation) is typing.Literal:
         candidates = [c for c in typing.get_args(annotation) if c != default]

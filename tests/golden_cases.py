@@ -25,6 +25,7 @@ from conftest import REPO, synthetic_image  # noqa: E402
 from sedic_kit import Codec, hookimpl, load_profile  # noqa: E402
 from sedic_kit.codec import DecodeResult  # noqa: E402
 from sedic_kit.plugins import Registry  # noqa: E402
+from sedic_kit.profiles import apply_override  # noqa: E402
 from sedic_kit.roles import DECODER_ROLES, Role  # noqa: E402
 
 GOLDEN = Path(__file__).resolve().parent / "data" / "golden"
@@ -37,6 +38,12 @@ DESCRIPTION = {
     ],
 }
 SIZE = (64, 48)
+PINNED = [
+    "segmenter.plugin=golden-ellipse",
+    "reference_codec.plugin=avif", "reference_codec.scale=2.0", "reference_codec.quality=0", "reference_codec.speed=0",
+    "text_coder.plugin=lm", "mask_coder.plugin=cabac", "mask_coder.scale=8", "restorer.plugin=upsample",
+]  # fmt: skip
+"""The lite profile's decoder plugins and settings as the golden files were written (lite may move on)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +81,8 @@ CASES = [
     Case(Role.restorer, "upsample", 1),
     Case(Role.restorer, "upsample", 1, (("filter", "bicubic"),)),
 ]  # fmt: skip
+GOLDEN_AVIF_SPEED = 0
+"""The AVIF encoder speed of every golden file."""
 FORMAT_V1 = "format-v1~"
 """Prefix of files written by sedic-kit 0.1 (format 1)."""
 NOT_GOLDEN = {(Role.restorer, "orag"): "diffusion output depends on the device and library build"}
@@ -117,8 +126,12 @@ def file_name(case: Case, c: Codec) -> str:
 
 def codec(case: Case | None, reg: Registry) -> Codec:
     """The lite codec with the case's plugin (None: plain lite), from ``reg``."""
-    overrides = ["segmenter.plugin=golden-ellipse", *(case.overrides if case else [])]
+    overrides = [*PINNED, *(case.overrides if case else [])]
     profile = load_profile("lite", overrides)
+    if profile.roles[Role.reference_codec].plugin == "avif":
+        # the files were written at AVIF's slowest speed; the profile's speed (an encoder-only
+        # setting, not in the file) may change without changing any plugin's bitstream
+        apply_override(profile, f"reference_codec.speed={GOLDEN_AVIF_SPEED}")
     return Codec(profile.build(reg), profile, registry=reg)
 
 

@@ -18,6 +18,7 @@ from PIL import Image
 
 from conftest import EXAMPLES, synthetic_image
 from sedic_kit.cli import main
+from sedic_kit.profiles import available_profiles
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -111,7 +112,7 @@ def test_profiles_list_is_aligned(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run_cli(capsys, "profiles", "list")
     lines = out.splitlines()
     names, paths = lines[0::2], lines[1::2]
-    assert rc == 0 and [line.split()[0] for line in names] == ["avif-only", "gpt4v", "lite", "lite-webp", "offline", "paper", "tiny"]
+    assert rc == 0 and [line.split()[0] for line in names] == list(available_profiles())
     starts = {len(line) - len(line.split("  ", 1)[1].lstrip()) for line in names}
     assert len(starts) == 1 and all(p.strip().endswith(".toml") and len(p) - len(p.lstrip()) in starts for p in paths)
 

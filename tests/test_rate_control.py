@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 from pathlib import Path
 
@@ -110,7 +112,7 @@ def test_redescribe_asks_once_with_the_chosen_limits(monkeypatch: pytest.MonkeyP
 
 def test_redescribe_needs_a_describer_with_the_limits() -> None:
     from sedic_kit.payload import Payload, SourceImage
-    from sedic_kit.roles import Describer, Options, Role
+    from sedic_kit.roles import Describer, Options
 
     class Bare(Describer):
         name = "bare"
@@ -118,8 +120,8 @@ def test_redescribe_needs_a_describer_with_the_limits() -> None:
         def describe(self, source: SourceImage) -> Payload:
             return Payload(*source.size, caption="a photo")
 
-    lite = Codec.from_profile("lite", overrides=["rate.redescribe=true"])
-    codec = Codec({**lite.plugins, Role.describer: Bare(Options())}, lite.profile)
+    codec = Codec.from_profile("lite", overrides=["rate.redescribe=true"])
+    codec.plugins = dataclasses.replace(codec.plugins, describer=Bare(Options()))
     with pytest.raises(ProfileError, match="^rate.redescribe: describer 'bare' has no max_objects/detail_words/caption_words"):
         codec.encode(photo(64, 48), target_bpp=0.5)
 
