@@ -33,7 +33,7 @@ def test_extends_merges_and_replaces_tables(tmp_path: Path) -> None:
     )
     prof = load_profile(path)
     assert prof.roles[Role.reference_codec].plugin == "avif"
-    assert prof.roles[Role.reference_codec].options == {"scale": 2.0, "quality": 30}
+    assert prof.roles[Role.reference_codec].options == {"scale": 2.0, "quality": 30, "speed": 2}
     assert prof.roles[Role.restorer].options == {"filter": "bicubic"}
     write(tmp_path, "other", 'extends = "lite"\n[reference_codec]\nplugin = "webp"\n')
     assert load_profile(tmp_path / "other.toml").roles[Role.reference_codec].options == {}
