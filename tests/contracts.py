@@ -46,9 +46,9 @@ def contract_options(role: Role, name: str) -> dict[str, Any]:
     return dict(choice.options) if choice.plugin == name else {}
 
 
-def build(registry: Registry, role: Role, name: str) -> Plugin:
+def build(registry: Registry, role: Role, name: str, extra: dict[str, Any] | None = None) -> Plugin:
     cls = registry.get(role, name)
-    options = contract_options(role, name)
+    options = {**contract_options(role, name), **(extra or {})}
     if "pretrained" in cls.Options.model_fields:
         options["pretrained"] = False
     return instantiate(cls, options)
@@ -233,15 +233,16 @@ def check_segmenter(segmenter: Segmenter, src: SourceImage) -> None:
     assert [o.name for o in out.objects] == ["yellow disc", "gradient"], f"{segmenter.name}: segmenters keep every object"
 
 
-def check_plugin(registry: Registry, role: Role, name: str, tmp: Path) -> str | None:
-    """Run every check of ``role`` on plugin ``name``; the reason when it cannot run here."""
+def check_plugin(registry: Registry, role: Role, name: str, tmp: Path, options: dict[str, Any] | None = None) -> str | None:
+    """Run every check of ``role`` on plugin ``name`` (``options`` over the contract's own, e.g. a
+    local service's address); the reason when it cannot run here."""
     cls = registry.get(role, name)
     check_options(cls)
     missing = cls.missing_requirements()
     if missing:
         return f"needs {', '.join(missing)}"
     try:
-        plugin = build(registry, role, name)
+        plugin = build(registry, role, name, options)
         if role in DECODER_ROLES:
             check_decode_params_survive_the_header(registry, cls)
         if isinstance(plugin, TextCoder):

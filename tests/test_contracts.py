@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from chat_server import ChatServer
 from conftest import REPO
 from contracts import check_plugin
 from sedic_kit import hookimpl
@@ -19,12 +20,18 @@ from sedic_kit.plugins import Registry, get_registry
 from sedic_kit.roles import ROLE_BASES, Role, TextCoder
 
 REGISTRY = get_registry()
+CHAT_ANSWER = json.dumps({"objects": [{"name": "yellow disc", "details": "a round yellow disc"}], "caption": "a yellow disc on a gradient"})
 PLUGINS = [(role, name) for role in Role for name in REGISTRY.names(role)]
 
 
 @pytest.mark.parametrize(("role", "name"), PLUGINS, ids=[f"{r.value}-{n}" for r, n in PLUGINS])
 def test_plugin_keeps_its_role_contract(role: Role, name: str, tmp_path: Path) -> None:
-    reason = check_plugin(REGISTRY, role, name, tmp_path)
+    if (role, name) == (Role.describer, "openai"):  # its service: the real local chat server of the tests
+        with ChatServer([("ok", CHAT_ANSWER)]) as server:
+            reason = check_plugin(REGISTRY, role, name, tmp_path, {"base_url": server.base_url, "timeout": 5})
+        assert server.requests, "the openai describer never reached the server"
+    else:
+        reason = check_plugin(REGISTRY, role, name, tmp_path)
     if reason:
         pytest.skip(reason)
 
