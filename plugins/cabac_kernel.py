@@ -46,7 +46,9 @@ def _colour_side(colour: np.ndarray, sums: np.ndarray) -> int:
 
 
 @njit(cache=True, inline="always")
-def _code_bit(bit: int, p: int, encoding: bool, data: np.ndarray, x1: int, x2: int, x: int, pos: int) -> tuple[int, int, int, int, int]:
+def _code_bit(
+    bit: int, p: int, encoding: bool, data: np.ndarray, x1: np.int64, x2: np.int64, x: np.int64, pos: int
+) -> tuple[int, np.int64, np.int64, np.int64, int]:
     """One binary decision with P(1) = p / 4096: codes ``bit`` (encoding) or reads it (decoding).
 
     Returns the bit and the coder state ``x1, x2, x, pos``.
