@@ -19,7 +19,7 @@ from typer.core import TyperArgument, TyperOption
 
 from . import __version__, progress
 from .batch import RunDirectory
-from .codec import Codec, finite
+from .codec import Codec, finite, save_image
 from .errors import ModelNotFoundError, ProfileError, SedicError
 from .eval.commands import add_commands as add_eval_commands
 from .imaging import DEFAULT_MAX_PIXELS, psnr
@@ -225,9 +225,7 @@ def decode(
     codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
     with ImageProgress(err, 1, "decoding") as bar, bar.item(f"decoding {sedic.name}"):
         image = codec.decode(sedic)
-    path = output or sedic.with_suffix(".png")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image.save(path)
+    path = save_image(image, output or sedic.with_suffix(".png"))
     out.print(f"{path}: {image.size[0]}x{image.size[1]}")
 
 

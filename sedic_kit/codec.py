@@ -107,8 +107,17 @@ def write_atomic(path: Path, data: bytes) -> Path:
 
 def save_png(image: Image.Image, path: Path) -> Path:
     """Write ``image`` as PNG via a temporary file and rename (no partial files)."""
+    return save_image(image, path, "PNG")
+
+
+def save_image(image: Image.Image, path: Path, format: str | None = None) -> Path:
+    """Write ``image`` in ``format`` (default: the one ``path``'s suffix names) via a temporary
+    file and rename (no partial files)."""
+    fmt = format or Image.registered_extensions().get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unknown image file extension '{path.suffix}' (use .png, .webp, .jpg, ...)")
     with _temporary_beside(path) as tmp:
-        image.save(tmp, "PNG")
+        image.save(tmp, fmt)
     return path
 
 

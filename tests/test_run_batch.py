@@ -166,3 +166,13 @@ def test_decode_creates_the_output_directory(small_image: Path, tmp_path: Path, 
     rc, out, err = run_cli(capsys, "decode", str(sedic), "-o", str(target))
     assert rc == 0, err
     assert Image.open(target).size == (96, 64) and f"{target}: 96x64" in out
+
+
+def test_decode_writes_the_format_its_suffix_names_atomically(small_image: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    sedic = tmp_path / "a.sedic"
+    assert run_cli(capsys, "encode", str(small_image), "-o", str(sedic))[0] == 0
+    assert run_cli(capsys, "decode", str(sedic), "-o", str(tmp_path / "x.jpg"))[0] == 0
+    assert Image.open(tmp_path / "x.jpg").format == "JPEG"
+    rc, _, err = run_cli(capsys, "decode", str(sedic), "-o", str(tmp_path / "x.foo"))
+    assert rc == 1 and err.strip().splitlines() == [f"Error: {tmp_path / 'x.foo'}: unknown image file extension '.foo' (use .png, .webp, .jpg, ...)"]
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith((".", "x.")) and p.name != "x.jpg"]  # no partial or temporary file
