@@ -21,6 +21,7 @@ WORD = np.int64(0xFFFFFFFF)
 
 @njit(cache=True, inline="always")
 def _squash(x: int, knots: np.ndarray) -> int:
+    """Logistic function in fixed point: x in 1/256 units -> probability in 1/4096 units."""
     if x >= 2047:
         return 4095
     if x <= -2047:

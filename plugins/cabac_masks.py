@@ -74,22 +74,15 @@ LEARNING_RATE = 10
 """Mixer weight update shift (higher: slower)."""
 
 
-def squash(x: int) -> int:
-    """Logistic function in fixed point: x in 1/256 units -> probability in 1/4096 units."""
-    if x >= 2047:
-        return 4095
-    if x <= -2047:
-        return 1
-    i, w = (x + 2048) >> 7, (x + 2048) & 127
-    return (SQUASH_KNOTS[i] * (128 - w) + SQUASH_KNOTS[i + 1] * w + 64) >> 7
-
-
 @lru_cache(maxsize=1)
 def _stretch_table() -> list[int]:
-    """Inverse of :func:`squash` over 0..4095 (integer arithmetic only)."""
+    """Inverse of the kernel's fixed-point logistic ``squash`` over 0..4095 (integer arithmetic only)."""
+    from .cabac_kernel import _squash
+
+    knots = np.array(SQUASH_KNOTS, np.int64)
     table, x = [], -2047
     for p in range(4096):
-        while x < 2047 and squash(x) < p:
+        while x < 2047 and _squash(x, knots) < p:
             x += 1
         table.append(x)
     return table
