@@ -2,8 +2,9 @@
 
 ``tests/test_contracts.py`` runs these checks on every plugin of the registry (so a new plugin
 is exercised by being registered); each check raises AssertionError naming what broke.
-Model-backed plugins run with the ``tiny`` profile's options (tiny random models); a plugin whose
-backend is unavailable here must say so with one-line ``ModelNotFoundError``/``BackendError``.
+Model-backed plugins run with the ``tiny`` profile's options (tiny random models) or, for plugins the
+profile does not choose, the random weights of ``tiny_backends.TINY``; a plugin whose backend is
+unavailable here must say so with one-line ``ModelNotFoundError``/``BackendError``.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from PIL import Image
 from pydantic.fields import FieldInfo
 
 from conftest import REPO, synthetic_image
+from tiny_backends import TINY
 from sedic_kit.codec import Codec
 from sedic_kit.container import PluginRef, SedicFile, pack, unpack
 from sedic_kit.errors import BackendError, FormatError, ModelNotFoundError, ProfileError
@@ -40,18 +42,18 @@ SKIPPABLE = (ModelNotFoundError, BackendError)
 DOCS = (REPO / "README.md").read_text() + (REPO / "CONTRIBUTING.md").read_text()
 
 
-def contract_options(role: Role, name: str) -> dict[str, Any]:
-    """The ``tiny`` profile's options when it chooses this plugin; seeded weights for ``pretrained``."""
+def contract_options(role: Role, name: str, root: Path) -> dict[str, Any]:
+    """The ``tiny`` profile's options when it chooses this plugin, then the random weights
+    ``TINY`` writes under ``root`` for it."""
     choice = load_profile("tiny").roles[role]
-    return dict(choice.options) if choice.plugin == name else {}
+    options = dict(choice.options) if choice.plugin == name else {}
+    return {**options, **TINY[name](root)} if name in TINY else options
 
 
-def build(registry: Registry, role: Role, name: str, extra: dict[str, Any] | None = None) -> Plugin:
-    cls = registry.get(role, name)
-    options = {**contract_options(role, name), **(extra or {})}
-    if "pretrained" in cls.Options.model_fields:
-        options["pretrained"] = False
-    return instantiate(cls, options)
+def build(cls: type[Plugin], options: dict[str, Any]) -> Plugin:
+    """The plugin with ``options``, on seeded random weights where it has a ``pretrained`` switch."""
+    seeded = {"pretrained": False} if "pretrained" in cls.Options.model_fields else {}
+    return instantiate(cls, {**options, **seeded})
 
 
 def masks() -> list[np.ndarray]:
@@ -105,13 +107,13 @@ def other_value(cls: type[Plugin], key: str) -> Any:
     return None
 
 
-def check_decode_params_survive_the_header(registry: Registry, cls: type[Plugin]) -> None:
+def check_decode_params_survive_the_header(registry: Registry, cls: type[Plugin], options: dict[str, Any]) -> None:
     """Each decode parameter set to a non-default value reaches the decoder's plugin unchanged."""
     codec = Codec.from_profile("lite", registry=registry)
     for key in cls.decode_params:
         value = other_value(cls, key)
         assert value is not None, f"{cls.name}: no non-default value found for decode parameter {key}"
-        plugin = cls(cls.Options(**{**contract_options(cls.role, cls.name), key: value}))
+        plugin = cls(cls.Options(**{**options, key: value}))
         refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role, p in codec.plugins.items() if role in DECODER_ROLES}
         refs[cls.role] = PluginRef(cls.name, cls.version, plugin.decode_config())
         f = unpack(pack(SedicFile(WIDTH, HEIGHT, refs))[0])
@@ -242,9 +244,10 @@ def check_plugin(registry: Registry, role: Role, name: str, tmp: Path, options: 
     if missing:
         return f"needs {', '.join(missing)}"
     try:
-        plugin = build(registry, role, name, options)
+        contract = contract_options(role, name, tmp)
+        plugin = build(cls, {**contract, **(options or {})})
         if role in DECODER_ROLES:
-            check_decode_params_survive_the_header(registry, cls)
+            check_decode_params_survive_the_header(registry, cls, contract)
         if isinstance(plugin, TextCoder):
             check_text_coder(plugin)
         elif isinstance(plugin, MaskCoder):

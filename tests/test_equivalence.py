@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from conftest import importable
+from tiny_backends import tiny_sam2
 from sedic_kit import Codec
 from sedic_kit.container import Reader
 from sedic_kit.imaging import load_image
@@ -171,21 +172,17 @@ def test_orag_without_objects_is_the_controlnet_pipeline(cfg_scale: float) -> No
 # -- sam2 through our plugin vs SAM2ImagePredictor called directly ---------------------------
 @needs("sam2.build_sam", "sam2.sam2_image_predictor")
 def test_sam2_plugin_is_sam2_image_predictor(tmp_path: Path) -> None:
-    import torch
     from sam2.build_sam import build_sam2
     from sam2.sam2_image_predictor import SAM2ImagePredictor
     from sedic_plugins.sam import SAM2_VARIANTS, Sam2Segmenter
 
-    config = SAM2_VARIANTS["tiny"][1]
-    torch.manual_seed(0)
-    ckpt = tmp_path / "sam2_random.pt"
-    torch.save({"model": build_sam2(config, None, device="cpu").state_dict()}, ckpt)
+    options = tiny_sam2(tmp_path)
     image = textured_image(96, 64, seed=4)
     boxes = [(10, 8, 60, 50), (40, 20, 90, 60)]
     payload = Payload(96, 64, "", [SemanticObject(str(i), box=b) for i, b in enumerate(boxes)])
-    ours = Sam2Segmenter(variant="tiny", checkpoint=str(ckpt), device="cpu").segment(load_image(image), payload)
+    ours = Sam2Segmenter(**options).segment(load_image(image), payload)
 
-    predictor = SAM2ImagePredictor(build_sam2(config, str(ckpt), device="cpu"))
+    predictor = SAM2ImagePredictor(build_sam2(SAM2_VARIANTS[options["variant"]][1], options["checkpoint"], device="cpu"))
     predictor.set_image(np.asarray(image))
     for obj, b in zip(ours.objects, boxes, strict=True):
         masks, scores, _ = predictor.predict(box=np.array([b], dtype=np.float32), multimask_output=True)

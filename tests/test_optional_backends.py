@@ -15,6 +15,7 @@ from sedic_plugins.sam import Sam2Segmenter, SamSegmenter
 from sedic_plugins.vllm_describer import VllmDescriber
 
 from conftest import importable
+from tiny_backends import tiny_sam, tiny_sam2
 from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.imaging import load_image
 from sedic_kit.install import install_hint
@@ -141,26 +142,14 @@ def test_missing_packages_are_one_line(plugin, module, extra):
     not importable("segment_anything"), reason="segment-anything imports torchvision; PyPI's build for torch 2.13.0 fails to import beside the CPU torch"
 )
 def test_segment_anything_with_random_vit_b(tmp_path, source):
-    import torch
-    from segment_anything import sam_model_registry
-
-    torch.manual_seed(0)
-    ckpt = tmp_path / "sam_vit_b_random.pth"
-    torch.save(sam_model_registry["vit_b"]().state_dict(), ckpt)
-    seg = SamSegmenter(model_type="vit_b", checkpoint=str(ckpt), device="cpu")
+    seg = SamSegmenter(**tiny_sam(tmp_path))
     out = seg.segment(source, Payload(96, 64, "", [SemanticObject("a", box=(10, 10, 50, 40))]))
     assert out.objects[0].mask.shape == (64, 96) and out.objects[0].mask.any()
 
 
 @pytest.mark.skipif(not importable("sam2.build_sam"), reason="sam2 imports torchvision; PyPI's build for torch 2.13.0 fails to import beside the CPU torch")
 def test_sam2_with_random_tiny(tmp_path, source):
-    import torch
-    from sam2.build_sam import build_sam2
-
-    torch.manual_seed(0)
-    ckpt = tmp_path / "sam2_random.pt"
-    torch.save({"model": build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu").state_dict()}, ckpt)
-    seg = Sam2Segmenter(variant="tiny", checkpoint=str(ckpt), device="cpu")
+    seg = Sam2Segmenter(**tiny_sam2(tmp_path))
     out = seg.segment(source, Payload(96, 64, "", [SemanticObject("a", box=(10, 10, 50, 40))]))
     assert out.objects[0].mask.shape == (64, 96) and out.objects[0].mask.any()
 
