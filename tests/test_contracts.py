@@ -14,6 +14,7 @@ import pytest
 from chat_server import ChatServer
 from conftest import REPO
 from contracts import check_plugin
+from tiny_backends import TINY
 from sedic_kit import hookimpl
 from sedic_kit.errors import FormatError
 from sedic_kit.plugins import Registry, get_registry
@@ -34,6 +35,10 @@ def test_plugin_keeps_its_role_contract(role: Role, name: str, tmp_path: Path) -
         reason = check_plugin(REGISTRY, role, name, tmp_path)
     if reason:
         pytest.skip(reason)
+
+
+def test_every_tiny_backend_names_a_registered_plugin() -> None:
+    assert set(TINY) <= {name for _, name in PLUGINS}, f"tests/tiny_backends.py: {sorted(set(TINY) - {n for _, n in PLUGINS})}"
 
 
 class Reversed(TextCoder):

@@ -80,11 +80,13 @@ def test_golden_file_decodes_as_recorded(name: str, reg: Registry, expected: dic
     assert outcome(decoder.decode_detailed(data)) == expected[name]
 
 
-@pytest.mark.parametrize("case", CASES, ids=lambda c: c.name)
+CURRENT = [c for c in CASES if registry().get(c.role, c.plugin).version == c.version]
+"""The cases of today's plugin versions (an older version's file is kept for its decoding error, tested above)."""
+
+
+@pytest.mark.parametrize("case", CURRENT, ids=lambda c: c.name)
 def test_coders_write_the_golden_file_byte_for_byte(case: Case, reg: Registry, source: Path) -> None:
     skip_unless_usable(reg, case.role, case.plugin)
-    if reg.get(case.role, case.plugin).version != case.version:
-        pytest.skip("an older version, kept for its decoding error")
     mismatch = frozen_mismatch(case, reg, source)
     assert mismatch is None, mismatch
 

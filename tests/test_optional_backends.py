@@ -1,5 +1,6 @@
 """Backends needing packages that cannot be installed beside torch 2.13.0 CPU here (vllm, torchvision-based
-segment-anything / sam2, groundingdino-py): their shared code is tested; their engines run where installed."""
+segment-anything / sam2, groundingdino-py): their shared code is tested; their engines run where installed
+(sam and sam2 in tests/test_contracts.py, on the random weights of tests/tiny_backends.py)."""
 
 from __future__ import annotations
 
@@ -14,8 +15,6 @@ from sedic_plugins.groundingdino_py import GroundingDinoPyGrounder
 from sedic_plugins.sam import Sam2Segmenter, SamSegmenter
 from sedic_plugins.vllm_describer import VllmDescriber
 
-from conftest import importable
-from tiny_backends import tiny_sam, tiny_sam2
 from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.imaging import load_image
 from sedic_kit.install import install_hint
@@ -136,22 +135,6 @@ def test_missing_packages_are_one_line(plugin, module, extra):
         pytest.skip(f"{module} and its requirements are installed")
     with pytest.raises(SedicError, match=rf"needs .* which is not installed: pip install 'sedic-kit\[{extra}\]'"):
         plugin.check_available()
-
-
-@pytest.mark.skipif(
-    not importable("segment_anything"), reason="segment-anything imports torchvision; PyPI's build for torch 2.13.0 fails to import beside the CPU torch"
-)
-def test_segment_anything_with_random_vit_b(tmp_path, source):
-    seg = SamSegmenter(**tiny_sam(tmp_path))
-    out = seg.segment(source, Payload(96, 64, "", [SemanticObject("a", box=(10, 10, 50, 40))]))
-    assert out.objects[0].mask.shape == (64, 96) and out.objects[0].mask.any()
-
-
-@pytest.mark.skipif(not importable("sam2.build_sam"), reason="sam2 imports torchvision; PyPI's build for torch 2.13.0 fails to import beside the CPU torch")
-def test_sam2_with_random_tiny(tmp_path, source):
-    seg = Sam2Segmenter(**tiny_sam2(tmp_path))
-    out = seg.segment(source, Payload(96, 64, "", [SemanticObject("a", box=(10, 10, 50, 40))]))
-    assert out.objects[0].mask.shape == (64, 96) and out.objects[0].mask.any()
 
 
 def test_groundingdino_py_missing_checkpoint(tmp_path, monkeypatch, source):

@@ -40,5 +40,5 @@ def tiny_sam2(root: Path) -> dict[str, Any]:
 TINY: dict[str, Callable[[Path], dict[str, Any]]] = {
     "sam": tiny_sam,
     "sam2": tiny_sam2,
-    # "groundingdino-py": tiny_groundingdino_py,  # branch `dino` provides it; wired at merge
+    # "groundingdino-py": tiny_groundingdino_py,  # from tests/groundingdino_tiny.py (branch `dino`): wired at merge
 }
