@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import REPO
 
 TESTS = {
@@ -49,13 +51,20 @@ def stage_xml(project: Path, stage: str, extra: dict[str, str] | None = None) ->
     return xml
 
 
+@pytest.fixture(scope="module")
+def stages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Stage 1 and 2a of the project TESTS (each skip of stage 1 runs in 2a; the vllm ones nowhere)."""
+    project = tmp_path_factory.mktemp("project")
+    return {stage: stage_xml(project, stage) for stage in ("1", "2a")}
+
+
 def audit(*stages: tuple[str, Path]) -> subprocess.CompletedProcess[str]:
     args = [f"{stage}={xml}" for stage, xml in stages]
     return subprocess.run([sys.executable, str(REPO / ".ci" / "skips.py"), *args], capture_output=True, text=True)
 
 
-def test_a_skip_covered_by_another_stage_passes_and_the_table_says_where_it_runs(tmp_path: Path) -> None:
-    out = audit(("1", stage_xml(tmp_path, "1")), ("2a", stage_xml(tmp_path, "2a")))
+def test_a_skip_covered_by_another_stage_passes_and_the_table_says_where_it_runs(stages: dict[str, Path]) -> None:
+    out = audit(*stages.items())
     assert out.returncode == 0, out.stderr
     table = out.stdout
     assert "| tests.test_optional_backends::test_sam | 1: needs torchvision | 2a |" in table
@@ -72,8 +81,8 @@ def test_a_test_skipped_in_every_stage_fails_ci(tmp_path: Path) -> None:
     assert out.stderr.count("\n") == 1
 
 
-def test_stage_one_alone_fails_for_each_test_only_later_stages_run(tmp_path: Path) -> None:
-    out = audit(("1", stage_xml(tmp_path, "1")))
+def test_stage_one_alone_fails_for_each_test_only_later_stages_run(stages: dict[str, Path]) -> None:
+    out = audit(("1", stages["1"]))
     assert out.returncode == 1
     assert {line.split(" is skipped")[0] for line in out.stderr.splitlines()} == {
         "skips: tests.test_optional_backends::test_sam",
