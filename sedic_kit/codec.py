@@ -224,6 +224,23 @@ class Codec:
         registry = registry if registry is not None else get_registry()
         return cls(prof.build(registry), prof, max_pixels, registry)
 
+    def release(self, *roles: Role | str) -> None:
+        """Free the models that the plugins of ``roles`` loaded (every role's when none is given).
+
+        ``codec.release(*ENCODER_ROLES)`` (describer, grounder, segmenter) between encoding a batch
+        and decoding it is what ``sedic-kit run`` does. The plugins stay usable: one called again
+        loads its model again.
+        """
+        try:
+            chosen = [Role(r) for r in roles] if roles else list(Role)
+        except ValueError as exc:
+            raise ProfileError(f"{exc} (roles: {', '.join(r.value for r in Role)})") from None
+        for role in chosen:
+            self.plugins[role].release()
+        for (role, _, _), plugin in self._decoders.items():
+            if role in chosen:
+                plugin.release()
+
     # -- the chosen plugins, typed --------------------------------------------------------
     @property
     def describer(self) -> Describer[Any]:
