@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import synthetic_image
-from sedic_kit import Codec, Payload, SourceImage, hookimpl
+from sedic_kit import ENCODER_ROLES, Codec, Payload, ProfileError, SourceImage, hookimpl
 from sedic_kit import plugins as plugins_module
 from sedic_kit.cli import main
 from sedic_kit.plugins import Registry, get_registry, reset_registry
@@ -166,6 +166,11 @@ def test_encoder_models_are_freed_before_the_first_decode_and_the_files_match_on
         assert (out / f"{path.stem}.sedic").read_bytes() == result.data
         assert np.array_equal(np.asarray(Image.open(out / f"{path.stem}.png")), np.asarray(codec.decode(result.data)))
     assert EVENTS[-1] == "restore (alive: llava-then-sidecar, watched-dino, watched-sam)"  # what one phase holds
+    codec.release(*ENCODER_ROLES)  # the library's way (README)
+    assert [name for name, ref in LOADS if ref() is not None] == []
+    assert codec.encode(a).data == (out / "a.sedic").read_bytes()  # reloaded: the same answer
+    with pytest.raises(ProfileError, match=r"^'encoder' is not a valid Role \(roles: describer, grounder, "):
+        codec.release("encoder")
 
 
 def test_decode_phase_failures_are_recorded_and_an_interrupt_leaves_only_whole_images(
