@@ -26,7 +26,7 @@ from .imaging import DEFAULT_MAX_PIXELS
 from .plugins import get_registry
 from .profiles import available_profiles, load_profile
 from .progress import ImageProgress, WarningTally, plural
-from .roles import ENCODER_ROLES, Role
+from .roles import ENCODER_ROLES, Role, one_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".avif", ".heic"}
 
@@ -113,7 +113,10 @@ def run(
                 item = per_image(directory, path, lambda: encode_image(codec, path, target_bpp))
             if item is not None:
                 encoded.append(item)
-    codec.release(*ENCODER_ROLES)  # the describer's, grounder's and segmenter's models make room for the decoder's
+    try:  # the describer's, grounder's and segmenter's models make room for the decoder's
+        codec.release(*ENCODER_ROLES)
+    except Exception as exc:  # the encodings are done: decode them anyway, beside what is left
+        err.print(Text.assemble(("warning:", "yellow"), f" could not release the encoder's models ({one_line(exc)}); decoding beside them"))
     warnings = WarningTally()
     done = 0
     with ImageProgress(err, len(encoded), "decoding") as bar:

@@ -87,13 +87,22 @@ class Picky(UpsampleRestorer):
         return super().restore(reference, payload)
 
 
+class Stuck(SidecarDescriber):
+    """Cannot let go of its model (an engine that died, say)."""
+
+    name = "stuck"
+
+    def release(self) -> None:
+        raise RuntimeError("engine core died\nwith a traceback")
+
+
 @pytest.fixture
 def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
     """The installed plugins and the test plugins above, through the real registry."""
     reset_registry()
     registry = get_registry()
     hooks = SimpleNamespace(
-        register_describers=hookimpl(lambda register: register(LlavaThenSidecar)),
+        register_describers=hookimpl(lambda register: [register(LlavaThenSidecar), register(Stuck)]),
         register_grounders=hookimpl(lambda register: register(WatchedDino)),
         register_segmenters=hookimpl(lambda register: register(WatchedSam)),
         register_restorers=hookimpl(lambda register: [register(Probe), register(Picky)]),
@@ -191,3 +200,12 @@ def test_decode_phase_failures_are_recorded_and_an_interrupt_leaves_only_whole_i
     assert [Path(r["image"]).name for r in report["images"]] == ["a.png"]
     assert sorted(p.name for p in out.iterdir()) == [".results.json.lock", "a.png", "a.sedic", "results.json"]
     assert 8 * (out / "a.sedic").stat().st_size == report["images"][0]["file_bits"]
+
+
+def test_a_release_failure_does_not_lose_the_encodings(registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = images(tmp_path / "in", ["one", "two"])
+    out = tmp_path / "out"
+    assert main(["run", str(a.parent), "--out", str(out), "-s", "describer.plugin=stuck", "-s", "segmenter.plugin=box"]) == 0
+    captured = capsys.readouterr()
+    assert "warning: could not release the encoder's models (RuntimeError: engine core died); decoding beside them" in captured.err
+    assert "wrote 2 reconstructions" in captured.out and (out / "a.sedic").exists() and (out / "b.png").exists()
