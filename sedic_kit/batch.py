@@ -3,8 +3,8 @@ matches the files at every moment; the two phases of a run (encode every image, 
 
 A run encodes every image first, keeping each ``.sedic`` in memory (a few kB), so that the
 encoder's models can be released before the decoder's load; then it decodes each image and
-commits it. Nothing of an image is written before its commit, so an interrupted run leaves only
-whole images behind, and a rerun redoes the others.
+commits it. No file of an image is written before its commit, so an interrupted run leaves
+whole images only (and the failures recorded so far); a rerun redoes the others.
 
 Each finished image is committed under an exclusive lock on ``OUT/.results.json.lock`` (so runs
 sharing one ``--out`` take turns): its old record is withdrawn from ``results.json``, its
