@@ -7,7 +7,7 @@ import json
 import weakref
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import pytest
@@ -17,7 +17,7 @@ from conftest import synthetic_image
 from sedic_kit import ENCODER_ROLES, Codec, Payload, ProfileError, SourceImage, hookimpl
 from sedic_kit import plugins as plugins_module
 from sedic_kit.cli import main
-from sedic_kit.plugins import Registry, get_registry, reset_registry
+from sedic_kit.plugins import Registry
 from sedic_plugins.grounding_dino import GroundingDinoGrounder
 from sedic_plugins.hf_describer import TransformersDescriber
 from sedic_plugins.sam import SamHFSegmenter
@@ -97,10 +97,10 @@ class Stuck(SidecarDescriber):
 
 
 @pytest.fixture
-def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    """The installed plugins and the test plugins above, through the real registry."""
-    reset_registry()
-    registry = get_registry()
+def registry(monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """The installed plugins and the test plugins above, through the real registry (for this test only)."""
+    registry = Registry()
+    registry.load_entry_points()
     hooks = SimpleNamespace(
         register_describers=hookimpl(lambda register: [register(LlavaThenSidecar), register(Stuck)]),
         register_grounders=hookimpl(lambda register: register(WatchedDino)),
@@ -111,8 +111,7 @@ def registry(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
     monkeypatch.setattr(plugins_module, "_registry", registry)
     LOADS.clear()
     EVENTS.clear()
-    yield registry
-    reset_registry()
+    return registry
 
 
 def images(folder: Path, captions: list[str]) -> list[Path]:
