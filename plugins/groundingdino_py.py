@@ -15,7 +15,7 @@ from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.model_files import locate
 from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.roles import Grounder
+from sedic_kit.roles import Grounder, free_memory
 
 from .grounding import Detection, GroundingOptions, cxcywh_to_box, keep_found, query_text
 from .hf_common import TorchOptions, pick_device
@@ -61,6 +61,10 @@ class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
             config_path = resources.files("groundingdino") / "config" / config
             self._model = load_model(str(config_path), str(path), device=pick_device(self.options)[0])
         return self._model
+
+    def release(self) -> None:
+        self._model = None
+        free_memory()
 
     def ground(self, source: SourceImage, payload: Payload) -> Payload:
         if not payload.objects:
