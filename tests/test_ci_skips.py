@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -98,3 +99,16 @@ def test_a_stale_allowlist_entry_and_a_missing_file_are_errors(tmp_path: Path) -
     assert "skips: allowed skip tests.test_optional_backends::test_vllm_engine_on_tiny_llava was not collected in any stage" in out.stderr
     missing = audit(("1", tmp_path / "nope.xml"))
     assert missing.returncode == 1 and missing.stderr.startswith("skips: stage 1: cannot read") and missing.stderr.count("\n") == 1
+
+
+def test_ci_runs_the_readmes_test_command_and_audits_every_stage() -> None:
+    """Stage 1 is the README's command as printed; each stage's JUnit XML is one the audit reads."""
+    readme = (REPO / "README.md").read_text()
+    command = re.search(r"Set up and run the tests:\n\n```bash\n(.+)\n```", readme)
+    assert command is not None
+    run = (REPO / ".ci" / "run").read_text()
+    assert command.group(1) in run.splitlines()
+    written = re.findall(r"--junitxml=(\S+)", run)
+    audited = re.search(r"^python3 \.ci/skips\.py (.+)$", run, re.M)
+    assert audited is not None and len(written) == 3
+    assert sorted(arg.split("=", 1)[1] for arg in audited.group(1).split()) == sorted(written)
