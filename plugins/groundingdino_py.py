@@ -71,10 +71,15 @@ class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
         self.check_available()
         from groundingdino.util.slconfig import SLConfig
 
+        path = self.config_path()
         try:
-            return SLConfig.fromfile(str(self.config_path()))
+            # run it once here first: SLConfig imports a temporary copy and, when that import fails,
+            # leaves the copy's handle behind to raise again at some later garbage collection
+            exec(compile(path.read_bytes(), str(path), "exec"), {})
+            return SLConfig.fromfile(str(path))
         except Exception as exc:  # SLConfig runs the file: anything may fail
-            raise SedicError(f"grounder.config: cannot read {self.options.config} ({type(exc).__name__}: {exc})") from None
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise SedicError(f"grounder.config: cannot read {path} ({type(exc).__name__}: {first})") from None
 
     def text_encoder(self) -> str:
         """``text_encoder``, else the config's ``text_encoder_type`` (the packaged configs': bert-base-uncased)."""
