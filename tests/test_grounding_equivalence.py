@@ -8,8 +8,8 @@ loaded with ``strict=True``). Then:
 (a) raw outputs of the two models on one preprocessed tensor and caption (two captions, one per
     forward, as the plugins run them): the same -inf (non-text) logit positions, finite logits within ``LOGIT_ATOL`` and boxes within
     ``BOX_ATOL``. They are not bit-equal because the implementations order float32 arithmetic
-    differently (fused vs. split q/k/v projections, attention kernels); measured: about 1e-6 on
-    logits of +-3 here, 1e-4 on logits of +-26 at the official 800x1200 input.
+    differently (fused vs. split q/k/v projections, attention kernels); measured here: ~5e-7 on
+    logits within +-1, ~2e-7 on boxes (BENCHMARKS.md).
 (b) both plugins on one image and payload keep the same objects with the same boxes (within
     ``PIXEL_TOL``: the float boxes agree to ~1e-4 px; rounding them outward to whole pixels can
     still split a value that lies on an integer). Thresholds are chosen so that the random model
@@ -30,6 +30,7 @@ from typing import Any
 import pytest
 
 from conftest import importable, synthetic_image
+from groundingdino_tiny import MAX_SIZE, SIZE, tiny_groundingdino_py
 from sedic_kit.payload import Payload, SemanticObject, SourceImage
 
 pytestmark = pytest.mark.skipif(
@@ -40,7 +41,6 @@ pytestmark = pytest.mark.skipif(
 LOGIT_ATOL = 1e-4
 BOX_ATOL = 1e-5
 PIXEL_TOL = 1
-SIZE, MAX_SIZE = 160, 267  # the official 800 / 1333 scaled down (CPU time)
 BOX_THRESHOLD, TEXT_THRESHOLD = 0.62, 0.55
 NAMES = ["red car", "blue house", "the yellow disc", "green tree", "dog", "red hat"]
 
@@ -49,7 +49,6 @@ NAMES = ["red car", "blue house", "the yellow disc", "green tree", "dog", "red h
 def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
     """The tiny model's groundingdino-py options and its converted transformers directory."""
     from groundingdino_convert import write_transformers_model
-    from groundingdino_tiny import tiny_groundingdino_py
 
     root = tmp_path_factory.mktemp("groundingdino")
     options = tiny_groundingdino_py(root / "official")
@@ -62,7 +61,7 @@ def grounders(models: tuple[dict[str, Any], Path], **thresholds: float) -> tuple
     from sedic_plugins.groundingdino_py import GroundingDinoPyGrounder
 
     options, hf_dir = models
-    official = GroundingDinoPyGrounder(**options, size=SIZE, max_size=MAX_SIZE, **thresholds)
+    official = GroundingDinoPyGrounder(**options, **thresholds)
     return official, GroundingDinoGrounder(model=str(hf_dir), device="cpu", **thresholds)
 
 

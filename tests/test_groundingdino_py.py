@@ -83,16 +83,16 @@ def test_offline_text_encoder_is_one_line(tmp_path: Path, empty_hf_cache: Path) 
 def test_tiny_model_loads_through_the_config_option_and_grounds(tiny: dict[str, Any]) -> None:
     source = SourceImage(synthetic_image(150, 100, seed=4))
     payload = Payload(150, 100, "", [SemanticObject("red car", "a car"), SemanticObject("the yellow disc")])
-    grounder = GroundingDinoPyGrounder(**tiny, size=160, max_size=267, box_threshold=0.0, text_threshold=0.0)
+    grounder = GroundingDinoPyGrounder(**tiny, box_threshold=0.0, text_threshold=0.0)
     assert [s.spec for s in grounder.required_models()] == [tiny["checkpoint"], str(Path(tiny["config"]).parent / "bert")]
     out = grounder.ground(source, payload)
     assert [o.name for o in out.objects] == ["red car", "the yellow disc"] and out.objects[0].details == "a car"
     for obj in out.objects:
         assert obj.box is not None and 0 <= obj.box[0] < obj.box[2] <= 150 and 0 <= obj.box[1] < obj.box[3] <= 100
         assert obj.score is not None and 0 < obj.score < 1
-    again = GroundingDinoPyGrounder(**tiny, size=160, max_size=267, box_threshold=0.0, text_threshold=0.0).ground(source, payload)
+    again = GroundingDinoPyGrounder(**tiny, box_threshold=0.0, text_threshold=0.0).ground(source, payload)
     assert [(o.box, o.score) for o in again.objects] == [(o.box, o.score) for o in out.objects]  # deterministic
-    none = GroundingDinoPyGrounder(**tiny, size=160, max_size=267, box_threshold=1.0).ground(source, payload)
+    none = GroundingDinoPyGrounder(**tiny, box_threshold=1.0).ground(source, payload)
     assert none.objects == []
 
 
