@@ -143,9 +143,10 @@ def test_plugins_keep_the_same_objects_and_boxes(models: tuple[dict[str, Any], P
     assert any(b and not k for b, k in zip(boxes_pass, kept_names)), "no object dropped for its name tokens alone"
 
     kept, kept_port = official.ground(source, payload), port.ground(source, payload)
-    print("kept:", [o.name for o in kept.objects], "dropped for the box score:", [n for n, b in zip(NAMES, boxes_pass) if not b])
+    print("kept:", [o.name for o in kept.objects], "; dropped for the box score:", [n for n, b in zip(NAMES, boxes_pass) if not b])
     assert [o.name for o in kept.objects] == [o.name for o in kept_port.objects] == [n for n, k in zip(NAMES, kept_names) if k]
     for a, b in zip(kept.objects, kept_port.objects):
-        assert a.details == b.details and a.box is not None and b.box is not None
+        assert a.details == b.details and a.box is not None and b.box is not None and a.score is not None and b.score is not None
         assert max(abs(p - q) for p, q in zip(a.box, b.box)) <= PIXEL_TOL, (a.name, a.box, b.box)
         assert abs(a.score - b.score) < 1e-5
+    print("kept boxes differ by at most", max(abs(p - q) for a, b in zip(kept.objects, kept_port.objects) for p, q in zip(a.box or (), b.box or ())), "px")
