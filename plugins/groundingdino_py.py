@@ -111,7 +111,11 @@ class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
 
             with redirect_stdout(io.StringIO()):  # groundingdino prints the text encoder it loads
                 model = build_model(args)
-            state = clean_state_dict(torch.load(path, map_location="cpu")["model"])
+            try:
+                state = clean_state_dict(torch.load(path, map_location="cpu")["model"])
+            except Exception as exc:  # not a torch file, or no "model" state dict in it
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise SedicError(f"grounder.checkpoint: cannot load {path} as a groundingdino checkpoint ({type(exc).__name__}: {first})") from None
             missing = [k for k, _ in model.named_parameters() if k not in state]
             if missing:
                 raise SedicError(

@@ -106,6 +106,13 @@ def test_checkpoint_that_does_not_fit_the_config_is_one_line(tiny: dict[str, Any
     grounder = GroundingDinoPyGrounder(**{**tiny, "checkpoint": str(partial)})
     msg = one_line(lambda: grounder.model())
     assert msg.startswith(f"grounder.checkpoint: {partial} lacks ") and "first: transformer.decoder." in msg and "grounder.config" in msg
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"<html>not a checkpoint</html>")
+    msg = one_line(lambda: GroundingDinoPyGrounder(**{**tiny, "checkpoint": str(garbage)}).model())
+    assert msg.startswith(f"grounder.checkpoint: cannot load {garbage} as a groundingdino checkpoint (UnpicklingError: ")
+    torch.save({"state_dict": state}, garbage)
+    msg = one_line(lambda: GroundingDinoPyGrounder(**{**tiny, "checkpoint": str(garbage)}).model())
+    assert msg == f"grounder.checkpoint: cannot load {garbage} as a groundingdino checkpoint (KeyError: 'model')"
 
 
 @needs_groundingdino
