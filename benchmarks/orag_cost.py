@@ -163,7 +163,8 @@ def worker(args: argparse.Namespace, variant: str) -> None:
         peak = torch.cuda.max_memory_allocated() - base
     else:
         peak = max(0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 - base)
-    print(json.dumps({"variant": variant, "seconds": time.perf_counter() - wall, "cpu": time.process_time() - cpu, "mib": peak / 2**20}))
+    print(json.dumps({"variant": variant, "seconds": time.perf_counter() - wall, "cpu": time.process_time() - cpu,
+                      "mib": peak / 2**20, "load": os.getloadavg()[0]}))
 
 
 def size(text: str) -> tuple[int, int]:
@@ -217,7 +218,7 @@ def main() -> None:
                 raise SystemExit(f"orag_cost: {variant} failed:\n{done.stderr[-2000:]}")
             times[variant].append(json.loads(done.stdout.strip().splitlines()[-1]))
             print(f"run {i + 1} {variant}: {times[variant][-1]}", flush=True)
-    print("\n| variant | GFLOP | x plain | x j0 | wall s | CPU s | x plain (wall, median) | peak MiB |")
+    print("\n| variant | GFLOP | x plain | x j0 | wall s | CPU s | x plain (wall / CPU, medians) | peak MiB |")
     print("| --- | ---: | ---: | ---: | --- | --- | ---: | --- |")
     for v in variants:
         cells = ["-"] * 3
@@ -229,9 +230,13 @@ def main() -> None:
             wall = [r["seconds"] for r in runs]
             ratio = "-"
             if times.get("plain"):
-                ratio = f"{statistics.median(wall) / statistics.median(r['seconds'] for r in times['plain']):.2f}"
+                ratio = " / ".join(f"{statistics.median(r[k] for r in runs) / statistics.median(r[k] for r in times['plain']):.2f}"
+                                   for k in ("seconds", "cpu"))
             timing = [spread(wall), spread([r["cpu"] for r in runs]), ratio, spread([r["mib"] for r in runs], ".0f")]
         print(f"| {v} | {' | '.join(cells)} | {' | '.join(timing)} |")
+    loads = [r["load"] for runs in times.values() for r in runs]
+    if loads:
+        print(f"\n1-minute load average at the end of each run: {min(loads):.1f} to {max(loads):.1f}")
     if args.device == "cuda" and times.get("j0"):
         print(f"\nj0 ({args.global_steps} steps): {statistics.median(r['seconds'] for r in times['j0']):.3f} s per image; "
               f"paper, Table VI: {PAPER_TABLE_VI} s (20 steps, RTX 4090)")
