@@ -28,7 +28,7 @@ from sedic_kit.errors import FormatError, ModelNotFoundError, ProfileError, Sedi
 from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.install import install_hint
 from sedic_kit.models import ModelSpec
-from sedic_kit.roles import Options, ReferenceCodec, one_line
+from sedic_kit.roles import Options, ReferenceCodec, free_memory, one_line
 
 from .hf_common import torch_threads
 from .reference_scaling import DownscaleFilter, downscale, scaled_size
@@ -184,6 +184,10 @@ class CompressAICodec(ReferenceCodec[CompressAIOptions]):
             model.update()  # builds the CDF tables where the weights do not carry them
             self._model = model
         return self._model
+
+    def release(self) -> None:
+        self._model = None
+        free_memory()
 
     # -- coding ----------------------------------------------------------------------------
     def _coded_size(self, width: int, height: int) -> tuple[int, int]:

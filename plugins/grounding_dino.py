@@ -15,7 +15,7 @@ from pydantic import Field
 from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.models import ModelSpec, register_tiny, resolve
 from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.roles import Grounder
+from sedic_kit.roles import Grounder, free_memory
 
 from .grounding import Detection, GroundingOptions, keep_found, name_positions, query_detections, query_text
 from .hf_common import TorchOptions, pick_device, quiet_transformers
@@ -52,6 +52,10 @@ class GroundingDinoGrounder(Grounder[GroundingDinoOptions]):
                 model = AutoModelForZeroShotObjectDetection.from_pretrained(path, dtype=dtype).to(device).eval()
             self._loaded = (processor, model, device)
         return self._loaded
+
+    def release(self) -> None:
+        self._loaded = None
+        free_memory()
 
     def ground(self, source: SourceImage, payload: Payload) -> Payload:
         if not payload.objects:

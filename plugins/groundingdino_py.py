@@ -19,7 +19,7 @@ from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.model_files import locate
 from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.roles import Grounder
+from sedic_kit.roles import Grounder, free_memory
 
 from .grounding import Detection, GroundingOptions, keep_found, name_positions, query_detections, query_text
 from .hf_common import TorchOptions, pick_device
@@ -125,6 +125,10 @@ class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
             model.load_state_dict(state, strict=False)  # official checkpoints carry unused buffers
             self._model = model.to(args.device).eval()
         return self._model
+
+    def release(self) -> None:
+        self._model = None
+        free_memory()
 
     def ground(self, source: SourceImage, payload: Payload) -> Payload:
         if not payload.objects:

@@ -17,7 +17,7 @@ from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.models import ModelSpec, register_tiny, resolve
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.prompting import LMMDescriptionOptions, describe_with, fit_image
-from sedic_kit.roles import Describer
+from sedic_kit.roles import Describer, free_memory
 
 from .hf_common import TorchOptions, byte_level_tokenizer, manual_seed, pick_device, quiet_transformers
 
@@ -63,6 +63,10 @@ class TransformersDescriber(Describer[TransformersDescriberOptions]):
                 model = model.to(device).eval()
             self._loaded = (processor, model, device)
         return self._loaded
+
+    def release(self) -> None:
+        self._loaded = None
+        free_memory()
 
     def describe(self, source: SourceImage) -> Payload:
         processor, model, device = self.load()

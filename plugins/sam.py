@@ -24,7 +24,7 @@ from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.model_files import locate
 from sedic_kit.models import ModelSpec, register_tiny, resolve
 from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.roles import Segmenter
+from sedic_kit.roles import Segmenter, free_memory
 
 from .box_masks import prompt_boxes, with_masks
 from .hf_common import TorchOptions, pick_device, quiet_transformers
@@ -74,6 +74,10 @@ class SamHFSegmenter(Segmenter[SamHFOptions]):
             self._loaded = (processor, model, device)
         return self._loaded
 
+    def release(self) -> None:
+        self._loaded = None
+        free_memory()
+
     def segment(self, source: SourceImage, payload: Payload) -> Payload:
         if not payload.objects:
             return payload
@@ -112,6 +116,10 @@ class PredictorSegmenter(Segmenter[PredictorOptionsT]):
     @abstractmethod
     def predictor(self) -> Any:
         """The loaded predictor (built on first use)."""
+
+    def release(self) -> None:
+        self._predictor = None  # it holds the model and the last image's embedding
+        free_memory()
 
     @abstractmethod
     def predict(self, predictor: Any, box: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

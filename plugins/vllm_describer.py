@@ -62,6 +62,23 @@ class VllmDescriber(Describer[VllmOptions]):
             )
         return self._llm
 
+    def release(self) -> None:
+        """Shut the engine down and free its GPU pool, as vLLM's own shutdown tests and maintainers do:
+        stop the engine core (in vLLM's default multiprocess mode the process holding the pool exits;
+        in-process, its executor's workers are shut down), drop the engine, then
+        ``vllm.distributed.cleanup_dist_env_and_memory`` (model-parallel groups, garbage, CUDA cache).
+        The next ``describe`` starts a new engine."""
+        llm, self._llm = self._llm, None
+        if llm is None:
+            return
+        core = getattr(llm.llm_engine, "engine_core", None)  # the V1 engine's core client (absent in V0)
+        if core is not None:
+            core.shutdown()
+        del llm
+        from vllm.distributed import cleanup_dist_env_and_memory
+
+        cleanup_dist_env_and_memory()
+
     def sampling_params(self) -> Any:
         """Greedy (or sampled) decoding, constrained to the schema by the vllm version's API."""
         import vllm

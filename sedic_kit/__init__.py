@@ -10,6 +10,7 @@ from .models import ModelSpec, register_tiny, resolve
 from .payload import Payload, SemanticObject, SourceImage
 from .profiles import Profile, load_profile
 from .roles import (
+    ENCODER_ROLES,
     Describer,
     EntropyCoder,
     Grounder,
@@ -21,6 +22,7 @@ from .roles import (
     Role,
     Segmenter,
     TextCoder,
+    free_memory,
 )
 
 try:
@@ -30,6 +32,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 __all__ = [
     "BackendError",
+    "ENCODER_ROLES",
     "Codec",
     "DecodeResult",
     "Describer",
@@ -59,6 +62,7 @@ __all__ = [
     "TextCoder",
     "__version__",
     "apply_limits",
+    "free_memory",
     "hookimpl",
     "load_profile",
     "register_tiny",

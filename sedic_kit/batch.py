@@ -1,5 +1,10 @@
 """The output directory of ``sedic-kit run``: one name per input, and a ``results.json`` that
-matches the files at every moment.
+matches the files at every moment; the two phases of a run (encode every image, then decode each).
+
+A run encodes every image first, keeping each ``.sedic`` in memory (a few kB), so that the
+encoder's models can be released before the decoder's load; then it decodes each image and
+commits it. No file of an image is written before its commit, so an interrupted run leaves
+whole images only (and the failures recorded so far); a rerun redoes the others.
 
 Each finished image is committed under an exclusive lock on ``OUT/.results.json.lock`` (so runs
 sharing one ``--out`` take turns): its old record is withdrawn from ``results.json``, its
@@ -14,16 +19,19 @@ from __future__ import annotations
 
 import fcntl
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from .codec import save_png, write_atomic
+from .codec import Codec, finite, save_png, write_atomic
 from .errors import SedicError
 from .eval.results import results_json
+from .imaging import psnr
 from .profiles import Profile
 
 REPORT = "results.json"
@@ -107,3 +115,44 @@ class RunDirectory:
             images, failures = self._read()
             failures = [f for f in failures if Path(f["image"]).resolve() != image.resolve()]
             self._write(images, [*failures, {"image": str(image), "error": error}])
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One image after the encode phase: its ``.sedic`` bytes and its record's encoder fields."""
+
+    image: Path
+    data: bytes
+    fields: dict[str, Any]
+    seconds: float
+
+
+def encode_image(codec: Codec, image: Path, target_bpp: float | None = None) -> Encoded:
+    """The encode phase of one image (nothing is written)."""
+    source = codec.load(image)
+    start = time.perf_counter()
+    result = codec.encode(source, target_bpp)
+    seconds = time.perf_counter() - start
+    fields = {
+        "profile": codec.profile.name if codec.profile else "custom",
+        "file_bits": 8 * len(result.data),
+        **result.summary(),
+        "warnings": list(result.warnings),
+    }
+    return Encoded(image, result.data, fields, seconds)
+
+
+def decode_image(codec: Codec, encoded: Encoded, directory: RunDirectory) -> dict[str, Any]:
+    """The decode phase of one image: decode its bytes, then commit its files and record; return the record."""
+    start = time.perf_counter()
+    decoded = codec.decode_detailed(encoded.data)
+    seconds = time.perf_counter() - start
+    source = codec.load(encoded.image)  # PSNR against the input as the encoder saw it
+    fields = {
+        **encoded.fields,
+        "psnr-rgb": finite(psnr(decoded.image, source.image)),
+        "encoding_time": encoded.seconds,
+        "decoding_time": seconds,
+        "decode_timings": decoded.timings,
+    }
+    return directory.commit(encoded.image, encoded.data, decoded.image, fields)

@@ -6,10 +6,10 @@ import json
 import os
 import shlex
 import sys
-import time
 import traceback
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, TypeVar
 
 import typer
 from rich.console import Console
@@ -18,15 +18,15 @@ from rich.text import Text
 from typer.core import TyperArgument, TyperOption
 
 from . import __version__, progress
-from .batch import RunDirectory
-from .codec import Codec, finite, save_image
+from .batch import Encoded, RunDirectory, decode_image, encode_image
+from .codec import Codec, save_image
 from .errors import ModelNotFoundError, ProfileError, SedicError
 from .eval.commands import add_commands as add_eval_commands
-from .imaging import DEFAULT_MAX_PIXELS, psnr
+from .imaging import DEFAULT_MAX_PIXELS
 from .plugins import get_registry
 from .profiles import available_profiles, load_profile
 from .progress import ImageProgress, WarningTally, plural
-from .roles import Role
+from .roles import ENCODER_ROLES, Role, one_line
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".ppm", ".avif", ".heic"}
 
@@ -60,6 +60,7 @@ GLOBAL_FLAGS = ("--debug", "--quiet")
 """Accepted anywhere on the command line (before a ``--``)."""
 SETUP_ERRORS = (ModelNotFoundError, ProfileError, ImportError)
 """Failures that would repeat on every image: they stop a batch at once."""
+T = TypeVar("T")
 
 
 @app.callback(invoke_without_command=True)
@@ -99,35 +100,55 @@ def run(
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     target_bpp: TargetBppOpt = None,
 ) -> None:
-    """Encode, write .sedic, decode, write the reconstruction and a JSON report."""
+    """Encode every image, release the encoder's models, then decode each image and write its
+    .sedic, its reconstruction and its record in a JSON report."""
     codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
     check_models(codec, profile, set_ or [])
     paths = expand_inputs(inputs)
     directory = RunDirectory(out_dir, codec.profile)
-    warnings = WarningTally()
-    done = failures = 0
-    with ImageProgress(err, len(paths)) as bar:
+    encoded: list[Encoded] = []
+    with ImageProgress(err, len(paths), "encoding") as bar:
         for path in paths:
-            try:
-                with bar.item(path.name):
-                    record = run_one(codec, path, directory, target_bpp)
-            except SETUP_ERRORS:
-                raise  # would fail the same way on every image
-            except Exception as exc:  # any per-image failure is recorded and the batch goes on
-                failures += 1
-                message = str(exc) if isinstance(exc, SedicError) else f"{type(exc).__name__}: {exc}"
-                message = message if path.name in message else f"{path.name}: {message}"
-                directory.fail(path, message)
-                print_error(message, exc)
+            with bar.item(f"encoding {path.name}"):
+                item = per_image(directory, path, lambda: encode_image(codec, path, target_bpp))
+            if item is not None:
+                encoded.append(item)
+    try:  # the describer's, grounder's and segmenter's models make room for the decoder's
+        codec.release(*ENCODER_ROLES)
+    except Exception as exc:  # the encodings are done: decode them anyway, beside what is left
+        err.print(Text.assemble(("warning:", "yellow"), f" could not release the encoder's models ({one_line(exc)}); decoding beside them"))
+    warnings = WarningTally()
+    done = 0
+    with ImageProgress(err, len(encoded), "decoding") as bar:
+        for item in encoded:
+            with bar.item(f"decoding {item.image.name}"):
+                record = per_image(directory, item.image, lambda: decode_image(codec, item, directory))
+            if record is None:
                 continue
             done += 1
-            warnings.add(path.name, record["warnings"])
+            warnings.add(item.image.name, record["warnings"])
             if not progress.QUIET:
                 bar.print(out, summary_line(record))
     warnings.print(err, len(paths))
+    failures = len(paths) - done
     out.print(f"wrote {plural(done, 'reconstruction')} and {directory.report_path}" + (f"; {failures} failed" if failures else ""))
     if failures:
         raise typer.Exit(1)
+
+
+def per_image(directory: RunDirectory, path: Path, work: Callable[[], T]) -> T | None:
+    """``work()`` on one image of a batch. Any failure of that image is recorded in the report and
+    printed, and gives None: the batch goes on. Setup failures stop it: they would repeat on every image."""
+    try:
+        return work()
+    except SETUP_ERRORS:
+        raise
+    except Exception as exc:
+        message = str(exc) if isinstance(exc, SedicError) else f"{type(exc).__name__}: {exc}"
+        message = message if path.name in message else f"{path.name}: {message}"
+        directory.fail(path, message)
+        print_error(message, exc)
+        return None
 
 
 def check_models(codec: Codec, profile: str, overrides: list[str]) -> None:
@@ -147,28 +168,6 @@ def check_models(codec: Codec, profile: str, overrides: list[str]) -> None:
 def pull_command(profile: str, overrides: list[str]) -> str:
     """The ``models pull`` command line for a profile and its ``--set`` overrides."""
     return f"sedic-kit models pull {shlex.quote(profile)}" + "".join(f" --set {shlex.quote(s)}" for s in overrides)
-
-
-def run_one(codec: Codec, path: Path, directory: RunDirectory, target_bpp: float | None = None) -> dict[str, Any]:
-    """Encode and decode one image, then commit its files and record."""
-    source = codec.load(path)
-    start = time.perf_counter()
-    result = codec.encode(source, target_bpp)
-    enc_time = time.perf_counter() - start
-    start = time.perf_counter()
-    decoded = codec.decode_detailed(result.data)
-    dec_time = time.perf_counter() - start
-    fields = {
-        "profile": codec.profile.name if codec.profile else "custom",
-        "file_bits": 8 * len(result.data),
-        **result.summary(),
-        "warnings": list(result.warnings),
-        "psnr-rgb": finite(psnr(decoded.image, source.image)),
-        "encoding_time": enc_time,
-        "decoding_time": dec_time,
-        "decode_timings": decoded.timings,
-    }
-    return directory.commit(path, result.data, decoded.image, fields)
 
 
 def summary_line(r: dict[str, Any]) -> str:

@@ -224,6 +224,23 @@ class Codec:
         registry = registry if registry is not None else get_registry()
         return cls(prof.build(registry), prof, max_pixels, registry)
 
+    def release(self, *roles: Role | str) -> None:
+        """Free the models that the plugins of ``roles`` loaded (every role's when none is given).
+
+        ``codec.release(*ENCODER_ROLES)`` (describer, grounder, segmenter) between encoding a batch
+        and decoding it is what ``sedic-kit run`` does. The plugins stay usable: one called again
+        loads its model again.
+        """
+        try:
+            chosen = [Role(r) for r in roles] if roles else list(Role)
+        except ValueError as exc:
+            raise ProfileError(f"{exc} (roles: {', '.join(r.value for r in Role)})") from None
+        for role in chosen:
+            self.plugins[role].release()
+        for (role, _, _), plugin in self._decoders.items():
+            if role in chosen:
+                plugin.release()
+
     # -- the chosen plugins, typed --------------------------------------------------------
     @property
     def describer(self) -> Describer[Any]:
@@ -284,8 +301,7 @@ class Codec:
         w, h = source.size
         policy = self.rate_policy
         redescribe = budget is not None and policy.redescribe and description is None
-        describer = self.describer_with(budget) if redescribe else self.describer  # type: ignore[arg-type]
-        with _timed(timings, "describe"):
+        with self.describer_with(budget if redescribe else None) as describer, _timed(timings, "describe"):
             payload = self.describe(source, description, describer)
         with _timed(timings, "ground"):
             payload = self.grounder.ground(source, payload)
@@ -341,17 +357,28 @@ class Codec:
         """The profile's ``[rate]`` policy (the paper's operating points without a profile)."""
         return self.profile.rate_policy() if self.profile is not None else RatePolicy()
 
-    def describer_with(self, budget: SemanticBudget) -> Describer:
-        """This codec's describer asking for ``budget``'s limits (same instance state: a loaded model is shared)."""
+    @contextmanager
+    def describer_with(self, budget: SemanticBudget | None) -> Iterator[Describer]:
+        """This codec's describer, asking for ``budget``'s limits while in use (no budget: as it is).
+
+        The same instance with its options swapped for the call, not a copy: a model it has loaded,
+        or loads now, stays with it for the next image, and ``release()`` reaches it.
+        """
         own = self.describer
+        if budget is None:
+            yield own
+            return
         fields = type(own.options).model_fields
         if not all(k in fields for k in budget.limits()):
             raise ProfileError(
                 f"rate.redescribe: describer '{own.name}' has no max_objects/detail_words/caption_words options to ask with"
             )
-        fresh = copy.copy(own)
-        fresh.options = type(own.options).model_validate({**own.options.model_dump(), **budget.limits()})
-        return fresh
+        saved = own.options
+        own.options = type(saved).model_validate({**saved.model_dump(), **budget.limits()})
+        try:
+            yield own
+        finally:
+            own.options = saved
 
     def encode(
         self,

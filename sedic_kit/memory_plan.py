@@ -3,16 +3,20 @@
 Computed, not measured (no GPU here): weights are parameter counts times bytes per parameter
 (half precision on CUDA; the counts of SD1.5 and LLaVA-1.5 are checked against their
 architectures built on the meta device in the tests); activations are the largest live tensors
-of each model at the planned image size, from the formulas below. A process holds the CUDA
-context, the vLLM pool (``gpu_memory_utilization`` of the card, kept for the whole run: reloading
-LLaVA per image costs far more than the memory it frees), and the models of the phase in
-flight; models of the other phase stay resident unless a plugin moves them, so they count too.
+of each model at the planned image size, from the formulas below. ``sedic-kit run`` works in two
+phases: it encodes every image with the vLLM pool (``gpu_memory_utilization`` of the card, one
+engine for the whole phase), Grounding DINO and SAM resident, then releases them all
+(``Codec.release``: the vLLM engine is shut down) and decodes every image with the restorer's
+models alone. A phase holds the CUDA context, its models, and the largest activation peak among
+them (they run one after another). CompressAI reference codecs run on CPU (bit-exact entropy
+coding), so they are not in the plan.
 
 ``sedic-kit models check offline --memory`` prints the plan of a profile.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .profiles import Profile
@@ -40,9 +44,6 @@ PARAMS = {
     "sd15-vae": 83_653_863,
     "sd15-text": 123_060_480,
     "sd15-controlnet": 361_279_120,
-    # reference codec, float32 (compressai zoo: N=128 for qualities 1-3, N=192 above)
-    "cheng2020-attn-N128": 13_183_293,
-    "cheng2020-attn-N192": 29_631_788,
 }
 LLAVA_LAYERS, LLAVA_HIDDEN = 32, 4096
 """LLaVA-1.5-7B's decoder (keys and values per token per layer)."""
@@ -72,6 +73,15 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class VllmFraction:
+    """The vLLM share of the card: the profile's, the least its engine needs, the most the encode phase leaves."""
+
+    chosen: float
+    needed: float
+    allowed: float
+
+
+@dataclass(frozen=True)
 class MemoryPlan:
     profile: str
     card: int
@@ -79,6 +89,7 @@ class MemoryPlan:
     height: int
     phases: tuple[Phase, ...]
     problems: tuple[str, ...]
+    vllm: VllmFraction | None = None
 
     @property
     def peak(self) -> int:
@@ -98,6 +109,12 @@ class MemoryPlan:
                 out.append(f"    {i.name}: {gib(i.weights)}{act}{f'  ({i.note})' if i.note else ''}")
         verdict = "fits" if self.fits else "does NOT fit"
         out.append(f"  peak {gib(self.peak)} of {gib(self.card)}: {verdict}")
+        if self.vllm is not None:
+            v = self.vllm
+            out.append(
+                f"  describer.gpu_memory_utilization = {v.chosen:.2f}: vLLM needs {v.needed:.2f}, "
+                f"the encode phase leaves room for up to {v.allowed:.2f}"
+            )
         out += [f"  problem: {p}" for p in self.problems]
         return out
 
@@ -138,6 +155,7 @@ def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int =
     problems: list[str] = []
     encode: list[Item] = []
     decode: list[Item] = []
+    fraction = None
     roles = profile.roles
     describer = roles.get(Role.describer)
     if describer is not None and describer.plugin == "vllm":
@@ -151,9 +169,8 @@ def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int =
         note = f"gpu_memory_utilization {util} of the card; needs {gib(need)}: weights {gib(weights)}, KV cache for {max_len} tokens {gib(kv_cache_bytes(max_len))}, overhead {gib(VLLM_OVERHEAD)}"
         if pool < need:
             problems.append(f"describer.gpu_memory_utilization = {util} gives vLLM {gib(pool)}, below the {gib(need)} it needs")
-        item = Item(f"vLLM pool ({model})", pool, note=note)
-        encode.append(item)
-        decode.append(item)
+        encode.append(Item(f"vLLM pool ({model})", pool, note=note))
+        fraction = (util, need)
     grounder = roles.get(Role.grounder)
     if grounder is not None and grounder.plugin == "grounding-dino":
         model = str(grounder.options.get("model", "IDEA-Research/grounding-dino-base"))
@@ -162,17 +179,15 @@ def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int =
     if segmenter is not None and segmenter.plugin == "sam-hf":
         model = str(segmenter.options.get("model", "facebook/sam-vit-huge"))
         encode.append(Item(f"SAM ({model})", PARAMS.get(model, PARAMS["facebook/sam-vit-huge"]) * HALF, sam_activations()))
-    reference = roles.get(Role.reference_codec)
-    if reference is not None and reference.plugin == "cheng2020-attn":
-        n = "N192" if int(reference.options.get("quality", 1)) > 3 else "N128"
-        channels = 192 if n == "N192" else 128
-        # three float32 feature maps at 1/2 resolution, the widest layer
-        encode.append(Item(f"cheng2020-attn ({n}, float32)", PARAMS[f"cheng2020-attn-{n}"] * 4, 3 * (width * height // 4) * channels * 4))
     restorer = roles.get(Role.restorer)
     if restorer is not None and restorer.plugin == "orag":
         parts = ("sd15-unet", "sd15-vae", "sd15-text", "sd15-controlnet")
         decode.append(Item("SD1.5 UNet + VAE + text encoder + tile ControlNet", sum(PARAMS[p] for p in parts) * HALF, sd_activations(width, height)))
-    # the decoder runs after the encoder in `run`: encoder models stay resident unless moved
-    resident = tuple(i for i in encode if i not in decode)
-    phases = (Phase("encode", tuple(encode)), Phase("decode", (*decode, *(Item(i.name, i.weights, 0, "resident from encode") for i in resident))))
-    return MemoryPlan(profile.name, card, width, height, phases, tuple(problems))
+    # `run` releases the encoder's models (vLLM engine shut down) before the decode phase starts
+    phases = (Phase("encode", tuple(encode)), Phase("decode (encoder models released)", tuple(decode)))
+    vllm = None
+    if fraction is not None:
+        util, need = fraction
+        beside = phases[0].peak - int(util * card)  # the encode phase without the pool
+        vllm = VllmFraction(util, math.ceil(100 * need / card) / 100, math.floor(100 * (card - beside) / card) / 100)
+    return MemoryPlan(profile.name, card, width, height, phases, tuple(problems), vllm)

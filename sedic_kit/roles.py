@@ -11,8 +11,10 @@ values are stored in the file header).
 
 from __future__ import annotations
 
+import gc
 import importlib
 import importlib.util
+import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -43,6 +45,8 @@ class Role(str, Enum):
 
 DECODER_ROLES: tuple[Role, ...] = (Role.reference_codec, Role.text_coder, Role.mask_coder, Role.restorer)
 """Roles whose plugin id, version and decode parameters are recorded in every ``.sedic`` header."""
+ENCODER_ROLES: tuple[Role, ...] = (Role.describer, Role.grounder, Role.segmenter)
+"""Roles only the encoder runs (its semantic half): ``run`` releases them before it decodes."""
 
 
 class Options(BaseModel):
@@ -121,6 +125,10 @@ class Plugin(ABC, Generic[OptionsT]):
         """Weights this plugin loads, for ``sedic-kit models check/pull`` (none by default)."""
         return []
 
+    def release(self) -> None:
+        """Free what this plugin loaded (models, engines, their GPU memory); it stays usable and
+        loads them again when next called. Plugins that load nothing keep this default."""
+
     def decode_config(self) -> dict[str, Any]:
         """Non-default values of ``decode_params``: what the header must carry."""
         defaults = self.Options()
@@ -129,6 +137,15 @@ class Plugin(ABC, Generic[OptionsT]):
             for k in self.decode_params
             if getattr(self.options, k) != getattr(defaults, k)
         }
+
+
+def free_memory() -> None:
+    """Collect the garbage a plugin's dropped models leave, then hand the CUDA cache back to the
+    driver (when torch has initialised CUDA): what ``release()`` does after dropping its models."""
+    gc.collect()
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
 
 
 def one_line(exc: BaseException) -> str:
@@ -304,6 +321,7 @@ ROLE_BASES: dict[Role, type[Plugin[Any]]] = {
 
 __all__ = [
     "DECODER_ROLES",
+    "ENCODER_ROLES",
     "ROLE_BASES",
     "as_role",
     "Describer",
@@ -318,4 +336,5 @@ __all__ = [
     "Role",
     "Segmenter",
     "TextCoder",
+    "free_memory",
 ]

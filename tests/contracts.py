@@ -1,7 +1,9 @@
 """The contract every plugin of a role must keep, checked on any registered plugin.
 
 ``tests/test_contracts.py`` runs these checks on every plugin of the registry (so a new plugin
-is exercised by being registered); each check raises AssertionError naming what broke.
+is exercised by being registered); each check raises AssertionError naming what broke. Every
+role: ``release()`` before anything is loaded is harmless, and after it the plugin gives the same
+answer (reloading what it freed).
 Model-backed plugins run with the ``tiny`` profile's options (tiny random models); a plugin whose
 backend is unavailable here must say so with one-line ``ModelNotFoundError``/``BackendError``.
 """
@@ -139,6 +141,8 @@ def check_text_coder(coder: TextCoder) -> None:
     for texts in TEXTS:
         data = coder.encode(texts)
         assert isinstance(data, bytes) and coder.decode(data) == texts, f"{coder.name}: {texts!r} does not round-trip"
+    coder.release()
+    assert coder.encode(texts) == data and coder.decode(data) == texts, f"{coder.name}: another answer after release()"
     garbage_is_a_format_error(coder.decode, lambda out: all(isinstance(t, str) for t in out))
 
 
@@ -157,7 +161,9 @@ def check_mask_coder(coder: MaskCoder) -> None:
         scale = getattr(coder.options, "scale", None)
         if isinstance(scale, int):
             assert np.array_equal(got, to_grid(mask, WIDTH, HEIGHT, scale)), f"{coder.name}: not lossless on its grid"
-    assert coder.decode(data, len(objects), WIDTH, HEIGHT, reference=reference)[0].tobytes() == out[0].tobytes()
+    coder.release()
+    again = coder.decode(data, len(objects), WIDTH, HEIGHT, reference=reference)
+    assert again[0].tobytes() == out[0].tobytes(), f"{coder.name}: not deterministic, or another answer after release()"
 
     def valid(out: list[np.ndarray]) -> None:
         assert len(out) == 2 and all(np.asarray(m).dtype == bool for m in out)
@@ -170,8 +176,9 @@ def check_reference_codec(codec: ReferenceCodec) -> None:
     decoded = codec.decode(data, WIDTH, HEIGHT)
     assert isinstance(data, bytes) and decoded.mode == "RGB", f"{codec.name}: decode must return RGB"
     assert 1 <= decoded.width <= WIDTH and 1 <= decoded.height <= HEIGHT, f"{codec.name}: decoded {decoded.size}"
+    codec.release()
     again = codec.decode(data, WIDTH, HEIGHT)
-    assert again.tobytes() == decoded.tobytes(), f"{codec.name}: decoding is not deterministic"
+    assert again.tobytes() == decoded.tobytes(), f"{codec.name}: decoding is not deterministic, or another answer after release()"
     for rung in codec.rate_ladder()[:1]:
         instantiate(type(codec), {**codec.options.model_dump(), **rung})
 
@@ -186,8 +193,9 @@ def check_restorer(restorer: Restorer) -> None:
     payload = Payload(WIDTH, HEIGHT, "a yellow disc on a gradient", objects)
     out = restorer.restore(small_reference(), payload)
     assert out.mode == "RGB" and out.size == (WIDTH, HEIGHT), f"{restorer.name}: returned {out.mode} {out.size}"
+    restorer.release()
     again = restorer.restore(small_reference(), payload)
-    assert again.tobytes() == out.tobytes(), f"{restorer.name}: restoring is not deterministic"
+    assert again.tobytes() == out.tobytes(), f"{restorer.name}: restoring is not deterministic, or another answer after release()"
 
 
 # -- encoder-side roles ----------------------------------------------------------------------
@@ -213,8 +221,17 @@ def check_payload(payload: Payload, src: SourceImage, who: str, masks_needed: bo
             assert o.mask is not None and o.mask.shape == (h, w) and o.mask.dtype == bool, f"{who}: mask of {o.name}"
 
 
+def said(payload: Payload) -> tuple[Any, ...]:
+    """Everything a payload says, comparable with ``==``."""
+    objects = [(o.name, o.details, o.box, o.score, None if o.mask is None else o.mask.tobytes()) for o in payload.objects]
+    return payload.caption, objects
+
+
 def check_describer(describer: Describer, src: SourceImage) -> None:
-    check_payload(describer.describe(src), src, describer.name)
+    out = describer.describe(src)
+    check_payload(out, src, describer.name)
+    describer.release()
+    assert said(describer.describe(src)) == said(out), f"{describer.name}: another answer after release()"
 
 
 def check_grounder(grounder: Grounder, src: SourceImage) -> None:
@@ -223,6 +240,8 @@ def check_grounder(grounder: Grounder, src: SourceImage) -> None:
     out = grounder.ground(src, given)
     check_payload(out, src, grounder.name)
     assert {o.name for o in out.objects} <= {"yellow disc", "disc"}, f"{grounder.name}: grounders keep or drop objects, never invent"
+    grounder.release()
+    assert said(grounder.ground(src, given)) == said(out), f"{grounder.name}: another answer after release()"
 
 
 def check_segmenter(segmenter: Segmenter, src: SourceImage) -> None:
@@ -231,6 +250,8 @@ def check_segmenter(segmenter: Segmenter, src: SourceImage) -> None:
     out = segmenter.segment(src, given)
     check_payload(out, src, segmenter.name, masks_needed=True)
     assert [o.name for o in out.objects] == ["yellow disc", "gradient"], f"{segmenter.name}: segmenters keep every object"
+    segmenter.release()
+    assert said(segmenter.segment(src, given)) == said(out), f"{segmenter.name}: another answer after release()"
 
 
 def check_plugin(registry: Registry, role: Role, name: str, tmp: Path, options: dict[str, Any] | None = None) -> str | None:
@@ -243,6 +264,7 @@ def check_plugin(registry: Registry, role: Role, name: str, tmp: Path, options: 
         return f"needs {', '.join(missing)}"
     try:
         plugin = build(registry, role, name, options)
+        plugin.release()  # nothing loaded yet: nothing to free, nothing to break
         if role in DECODER_ROLES:
             check_decode_params_survive_the_header(registry, cls)
         if isinstance(plugin, TextCoder):

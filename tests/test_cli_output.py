@@ -62,6 +62,7 @@ def test_progress_on_a_terminal_shows_bar_count_and_stage(kodim23: Path, small_i
     rc, screen = run_in_terminal("run", str(kodim23), "--out", str(tmp_path / "out"))
     assert rc == 0, screen
     assert "━" in screen and "0/1" in screen and "kodim23.png" in screen
+    assert "encoding kodim23.png" in screen and "decoding kodim23.png" in screen  # the phase in flight
     plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", screen)
     stages = set(re.findall(r"0/1 -:--:-- (describe|ground|segment|reference|text|masks|restore)", plain))
     assert len(stages) >= 2, plain  # the stage of the image in flight, beside the bar

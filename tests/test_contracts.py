@@ -17,7 +17,7 @@ from contracts import check_plugin
 from sedic_kit import hookimpl
 from sedic_kit.errors import FormatError
 from sedic_kit.plugins import Registry, get_registry
-from sedic_kit.roles import ROLE_BASES, Role, TextCoder
+from sedic_kit.roles import ROLE_BASES, Plugin, Role, TextCoder
 
 REGISTRY = get_registry()
 CHAT_ANSWER = json.dumps({"objects": [{"name": "yellow disc", "details": "a round yellow disc"}], "caption": "a yellow disc on a gradient"})
@@ -72,16 +72,31 @@ class Fragile(Reversed):
         return self.parse(data)
 
 
+class Forgetful(Reversed):
+    """Comes back from ``release()`` with another 'model': its answers change."""
+
+    name = "forgetful"
+    releases = 0
+
+    def release(self) -> None:
+        self.releases += 1
+
+    def encode(self, texts: list[str]) -> bytes:
+        return super().encode(texts) + b" " * self.releases
+
+
 def test_a_newly_registered_plugin_is_exercised_by_the_contract_suite(tmp_path: Path) -> None:
     registry = Registry()
     registry.load_entry_points()
-    module = type("P", (), {"register_entropy_coders": staticmethod(hookimpl(lambda register: [register(c) for c in (Reversed, Lossy, Fragile)]))})()
+    module = type("P", (), {"register_entropy_coders": staticmethod(hookimpl(lambda register: [register(c) for c in (Reversed, Lossy, Fragile, Forgetful)]))})()
     registry.add_module(module, "p")
     assert check_plugin(registry, Role.text_coder, "reversed", tmp_path) is None
     with pytest.raises(AssertionError, match="does not round-trip"):
         check_plugin(registry, Role.text_coder, "lossy", tmp_path)  # "\0\n\t" loses its whitespace
     with pytest.raises(AssertionError, match=r"raised (JSON|Unicode)DecodeError: .* \(must be FormatError\)"):
         check_plugin(registry, Role.text_coder, "fragile", tmp_path)
+    with pytest.raises(AssertionError, match=r"forgetful: another answer after release\(\)"):
+        check_plugin(registry, Role.text_coder, "forgetful", tmp_path)
 
 
 ROLE_EXAMPLES = REPO / "examples" / "sedic-role-examples"
@@ -119,8 +134,8 @@ def test_every_role_method_signature_is_documented_as_declared() -> None:
     documented = {(cls, sig.replace("\\|", "|")) for cls, sig in re.findall(r"^\| `(\w+)` \| `([^`]+)` \|", section, re.M)}
     declared = {
         (base.__name__, signature(getattr(base, name)))
-        for base in ROLE_BASES.values()
+        for base in (Plugin, *ROLE_BASES.values())
         for name, member in vars(base).items()
-        if getattr(member, "__isabstractmethod__", False) or name == "rate_ladder"
+        if getattr(member, "__isabstractmethod__", False) or name in ("rate_ladder", "release")
     }
     assert documented == declared, f"CONTRIBUTING.md '## Role methods' differs from sedic_kit/roles.py: {sorted(documented ^ declared)}"

@@ -89,6 +89,11 @@ def test_vllm_engine_on_tiny_llava(tmp_path, monkeypatch, source):
     d = VllmDescriber(model="tiny/llava", max_new_tokens=32, max_model_len=1024, gpu_memory_utilization=0.3)
     first, second = d.describe(source), d.describe(source)
     assert (first.caption, first.objects) == (second.caption, second.objects)
+    free, total = torch.cuda.mem_get_info()
+    d.release()  # the engine shut down: its pool (0.3 of the card) is back with the driver
+    assert torch.cuda.mem_get_info()[0] - free > 0.25 * total
+    third = d.describe(source)  # on a new engine
+    assert (third.caption, third.objects) == (first.caption, first.objects)
 
 
 def test_tiny_llava_is_in_the_layout_vllm_loads():

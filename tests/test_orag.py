@@ -205,6 +205,9 @@ def test_codec_end_to_end_kodak_size_is_deterministic() -> None:
     second = other.decode(encoded.data)
     assert first.size == (768, 512)
     assert np.array_equal(np.asarray(first), np.asarray(second))
+    held = load_sd15("tiny/sd15", "tiny/sd15-tile", "auto", "auto")  # what both decoders restored with (cached)
+    other.release(Role.restorer)  # the restorer built from the header lets go of it too
+    assert load_sd15("tiny/sd15", "tiny/sd15-tile", "auto", "auto") is not held  # loaded afresh
 
 
 def test_controlnet_condition_is_embedded_once_per_stage_and_batch(parts, monkeypatch) -> None:  # type: ignore[no-untyped-def]

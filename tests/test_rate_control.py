@@ -126,6 +126,48 @@ def test_redescribe_needs_a_describer_with_the_limits() -> None:
         codec.encode(photo(64, 48), target_bpp=0.5)
 
 
+def test_redescribe_shares_the_describers_loaded_model_across_images() -> None:
+    """Asking with a budget uses the profile's describer itself: one model load for a whole batch,
+    which ``release()`` then reaches; the describer's own options are back after each image."""
+    from sedic_kit.payload import Payload, SourceImage
+    from sedic_kit.roles import Describer, Options
+
+    class LimitsOptions(Options):
+        max_objects: int = 3
+        detail_words: int = 40
+        caption_words: int = 60
+
+    class Loading(Describer[LimitsOptions]):
+        name = "loading"
+        loads = 0
+        asked: list[tuple[int, int, int]] = []
+
+        def __init__(self, options: LimitsOptions) -> None:
+            super().__init__(options)
+            self._model: object | None = None
+
+        def describe(self, source: SourceImage) -> Payload:
+            if self._model is None:
+                type(self).loads += 1
+                self._model = object()
+            o = self.options
+            type(self).asked.append((o.max_objects, o.detail_words, o.caption_words))
+            return Payload(*source.size, caption="a photo of a gradient")
+
+        def release(self) -> None:
+            self._model = None
+
+    codec = Codec.from_profile("lite", overrides=["rate.redescribe=true"])
+    describer = Loading(LimitsOptions())
+    codec.plugins = dataclasses.replace(codec.plugins, describer=describer)
+    for seed in (0, 1):
+        codec.encode(photo(64, 48, seed), target_bpp=0.5)  # J=3, l_d=30, l_all=50
+    assert Loading.loads == 1 and Loading.asked == [(3, 30, 50), (3, 30, 50)]
+    assert describer.options == LimitsOptions() and describer._model is not None
+    codec.release("describer")
+    assert describer._model is None
+
+
 # -- fast reference search -----------------------------------------------------------------
 def test_search_probes_fast_and_codes_the_file_at_the_profiles_setting() -> None:
     codec = Codec.from_profile("lite")  # AVIF at a slow speed

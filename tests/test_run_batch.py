@@ -12,7 +12,6 @@ import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator
 
 import pytest
 from PIL import Image
@@ -21,7 +20,7 @@ from conftest import synthetic_image
 from sedic_kit import Describer, ModelNotFoundError, Payload, SourceImage, hookimpl
 from sedic_kit import plugins as plugins_module
 from sedic_kit.cli import main
-from sedic_kit.plugins import Registry, get_registry, reset_registry
+from sedic_kit.plugins import Registry
 
 
 def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -107,13 +106,13 @@ class Flaky(Describer):
 
 
 @pytest.fixture
-def flaky(monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    reset_registry()
-    registry = get_registry()
+def flaky(monkeypatch: pytest.MonkeyPatch) -> Registry:
+    """The installed plugins and ``Flaky``, as the process registry for this test only."""
+    registry = Registry()
+    registry.load_entry_points()
     registry.add_module(SimpleNamespace(register_describers=hookimpl(lambda register: register(Flaky))), "flaky")
     monkeypatch.setattr(plugins_module, "_registry", registry)
-    yield registry
-    reset_registry()
+    return registry
 
 
 def test_any_per_image_failure_is_recorded_and_the_batch_goes_on(flaky: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,7 @@ from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.imaging import upsample
 from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload
-from sedic_kit.roles import Restorer
+from sedic_kit.roles import Restorer, free_memory
 
 from . import tiny  # noqa: F401  (registers tiny/sd15, tiny/sd15-tile, tiny/sd15-latent, tiny/sd21, tiny/diffbir-v2)
 from .components import required_models
@@ -41,6 +41,13 @@ class OragRestorer(Restorer[OragOptions]):
 
     def required_models(self) -> list[ModelSpec]:
         return required_models(self.options.model, self.options.controlnet)
+
+    def release(self) -> None:
+        from .components import unload_sd15
+
+        o = self.options
+        unload_sd15(o.model, o.controlnet, o.device, o.dtype)
+        free_memory()
 
     def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
         self.check_available()

@@ -154,6 +154,13 @@ def load_sd15(model: str, controlnet: str, device: str, dtype: str) -> SD15:
     return parts
 
 
+def unload_sd15(model: str, controlnet: str, device: str, dtype: str) -> None:
+    """Drop the models :func:`load_sd15` keeps for this setting (compiled ones included)."""
+    if _cache:
+        dev, dt = resolve_device(device, dtype)
+        _cache.pop((model, controlnet, str(dev), str(dt)), None)
+
+
 def controlnet_dir(spec: str, model_root: Path) -> tuple[Path, Any]:
     """The diffusers directory of the ControlNet ``spec`` and its class; DiffBIR files are converted
     (a directory holding no ``config.json`` but one checkpoint file counts as that file)."""
