@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from pydantic import Field
 
@@ -42,6 +43,25 @@ def cxcywh_to_box(box: Sequence[float], width: int, height: int) -> tuple[float,
     """A normalised centre/size box ``(cx, cy, w, h)`` in pixels ``(x0, y0, x1, y1)``."""
     cx, cy, w, h = box
     return ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
+
+
+def name_positions(tokenizer: Any, input_ids: Sequence[int]) -> list[int]:
+    """Positions of the name's own tokens in a tokenized query: not ``[CLS]``, ``[SEP]``, padding (the
+    tokenizer's special tokens other than ``[UNK]``) nor the closing period."""
+    special = (set(tokenizer.all_special_ids) - {tokenizer.unk_token_id}) | {tokenizer.convert_tokens_to_ids(".")}
+    return [p for p, token in enumerate(input_ids) if int(token) not in special]
+
+
+def query_detections(probs: Any, boxes: Any, names: Sequence[int], width: int, height: int) -> list[Detection]:
+    """One query's candidates from its per-token scores ``probs`` (queries x text tokens, sigmoid) and
+    normalised ``cxcywh`` ``boxes``: the score is the max over all text tokens (as the official code),
+    the name score the max over the name's token positions ``names`` (0 without any)."""
+    score = probs.max(dim=-1).values
+    name_score = probs[:, list(names)].max(dim=-1).values if names else score * 0
+    return [
+        Detection(cxcywh_to_box(box, width, height), s, n)
+        for box, s, n in zip(boxes.tolist(), score.tolist(), name_score.tolist())
+    ]
 
 
 def pixel_box(box: tuple[float, float, float, float], width: int, height: int) -> Box:

@@ -17,7 +17,7 @@ from sedic_kit.models import ModelSpec, register_tiny, resolve
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.roles import Grounder, free_memory
 
-from .grounding import Detection, GroundingOptions, cxcywh_to_box, keep_found, query_text
+from .grounding import Detection, GroundingOptions, keep_found, name_positions, query_detections, query_text
 from .hf_common import TorchOptions, pick_device, quiet_transformers
 
 DINO_FILES = ("*.json", "*.safetensors", "*.txt")
@@ -79,21 +79,8 @@ class GroundingDinoGrounder(Grounder[GroundingDinoOptions]):
             out = model(**inputs)
         probs = out.logits.float().sigmoid().cpu()  # (n, queries, max_text_len); -inf outside the text -> 0
         boxes = out.pred_boxes.float().cpu()
-        ids = text["input_ids"]
-        tok = processor.tokenizer
-        special = (set(tok.all_special_ids) - {tok.unk_token_id}) | {tok.convert_tokens_to_ids(".")}
-        result = []
-        for i in range(n):
-            name_pos = [p for p in range(ids.shape[1]) if int(ids[i, p]) not in special and bool(text["attention_mask"][i, p])]
-            score = probs[i].max(dim=-1).values  # (queries,)
-            name_score = probs[i][:, name_pos].max(dim=-1).values if name_pos else torch.zeros_like(score)
-            result.append(
-                [
-                    Detection(cxcywh_to_box(boxes[i, q].tolist(), width, height), float(score[q]), float(name_score[q]))
-                    for q in range(score.shape[0])
-                ]
-            )
-        return result
+        ids = text["input_ids"].tolist()
+        return [query_detections(probs[i], boxes[i], name_positions(processor.tokenizer, ids[i]), width, height) for i in range(n)]
 
 
 TINY_WORDS = ("a", "the", "red", "blue", "green", "car", "cat", "dog", "house", "tree", "sky", "person", "bird", "boat", "flower", "hat")

@@ -7,17 +7,21 @@
 
 from __future__ import annotations
 
+import io
+from contextlib import redirect_stdout
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
+from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.model_files import locate
 from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.roles import Grounder, free_memory
 
-from .grounding import Detection, GroundingOptions, cxcywh_to_box, keep_found, query_text
+from .grounding import Detection, GroundingOptions, keep_found, name_positions, query_detections, query_text
 from .hf_common import TorchOptions, pick_device
 
 CHECKPOINT_REPO = "ShilongLiu/GroundingDINO"
@@ -25,11 +29,18 @@ VARIANTS = {  # variant: (config module inside the groundingdino package, checkp
     "swint-ogc": ("GroundingDINO_SwinT_OGC.py", "groundingdino_swint_ogc.pth"),
     "swinb-cogcoor": ("GroundingDINO_SwinB_cfg.py", "groundingdino_swinb_cogcoor.pth"),
 }
+PACKAGED_TEXT_ENCODER = "bert-base-uncased"
+"""The ``text_encoder_type`` both packaged configs name (a hub id groundingdino would download)."""
+BERT_FILES = ("config.json", "tokenizer_config.json", "tokenizer.json", "vocab.txt", "model.safetensors")
 
 
 class GroundingDinoPyOptions(GroundingOptions, TorchOptions):
     variant: Literal["swint-ogc", "swinb-cogcoor"] = "swinb-cogcoor"
+    config: str | None = Field(None, description="groundingdino config file; default: the variant's packaged config")
     checkpoint: str | None = Field(None, description="checkpoint file; default: the variant's from the hub, cached")
+    text_encoder: str | None = Field(None, description="BERT text encoder (hub id, cached, or local directory); default: the config's text_encoder_type")
+    size: int = Field(800, ge=32, le=4096, description="shorter image side the model sees (official: 800)")
+    max_size: int = Field(1333, ge=32, le=8192, description="longest image side the model sees (official: 1333)")
 
 
 class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
@@ -43,23 +54,76 @@ class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
         super().__init__(options, **kwargs)
         self._model: Any = None
 
+    def config_path(self) -> Path:
+        """The groundingdino config file: ``config``, else the variant's packaged one."""
+        if self.options.config:
+            path = Path(self.options.config).expanduser()
+            if not path.is_file():
+                raise ModelNotFoundError(f"grounder.config: {self.options.config} does not exist")
+            return path
+        self.check_available()
+        from importlib import resources
+
+        return Path(str(resources.files("groundingdino") / "config" / VARIANTS[self.options.variant][0]))
+
+    def config_args(self) -> Any:
+        """The config, read by groundingdino's ``SLConfig``."""
+        self.check_available()
+        from groundingdino.util.slconfig import SLConfig
+
+        path = self.config_path()
+        try:
+            # run it once here first: SLConfig imports a temporary copy and, when that import fails,
+            # leaves the copy's handle behind to raise again at some later garbage collection
+            exec(compile(path.read_bytes(), str(path), "exec"), {})
+            return SLConfig.fromfile(str(path))
+        except Exception as exc:  # SLConfig runs the file: anything may fail
+            first = (str(exc).strip().splitlines() or [""])[0]
+            raise SedicError(f"grounder.config: cannot read {path} ({type(exc).__name__}: {first})") from None
+
+    def text_encoder(self) -> str:
+        """``text_encoder``, else the config's ``text_encoder_type`` (the packaged configs': bert-base-uncased)."""
+        if self.options.text_encoder:
+            return self.options.text_encoder
+        if self.options.config is None:
+            return PACKAGED_TEXT_ENCODER
+        return str(self.config_args().text_encoder_type)
+
     def required_models(self) -> list[ModelSpec]:
         if self.options.checkpoint:
-            return [ModelSpec("grounder.checkpoint", self.options.checkpoint)]
-        return [ModelSpec("grounder.variant", CHECKPOINT_REPO, allow_patterns=(VARIANTS[self.options.variant][1],))]
+            checkpoint = ModelSpec("grounder.checkpoint", self.options.checkpoint)
+        else:
+            checkpoint = ModelSpec("grounder.variant", CHECKPOINT_REPO, allow_patterns=(VARIANTS[self.options.variant][1],))
+        return [checkpoint, ModelSpec("grounder.text_encoder", self.text_encoder(), allow_patterns=BERT_FILES)]
 
     def model(self) -> Any:
+        """groundingdino's model built from the config, with the checkpoint's weights (all of them)."""
         if self._model is None:
             self.check_available()
-            config, ckpt = VARIANTS[self.options.variant]
-            found = locate(self.required_models()[0])
-            path = found / ckpt if found.is_dir() else found
-            from importlib import resources
+            checkpoint, text_encoder = (locate(spec) for spec in self.required_models())
+            path = checkpoint / VARIANTS[self.options.variant][1] if checkpoint.is_dir() else checkpoint
+            args = self.config_args()
+            args.text_encoder_type = str(text_encoder)  # a local directory: groundingdino never downloads
+            args.device = pick_device(self.options)[0]
+            import torch
+            from groundingdino.models import build_model
+            from groundingdino.util.misc import clean_state_dict
 
-            from groundingdino.util.inference import load_model
-
-            config_path = resources.files("groundingdino") / "config" / config
-            self._model = load_model(str(config_path), str(path), device=pick_device(self.options)[0])
+            with redirect_stdout(io.StringIO()):  # groundingdino prints the text encoder it loads
+                model = build_model(args)
+            try:
+                state = clean_state_dict(torch.load(path, map_location="cpu")["model"])
+            except Exception as exc:  # not a torch file, or no "model" state dict in it
+                first = (str(exc).strip().splitlines() or [""])[0]
+                raise SedicError(f"grounder.checkpoint: cannot load {path} as a groundingdino checkpoint ({type(exc).__name__}: {first})") from None
+            missing = [k for k, _ in model.named_parameters() if k not in state]
+            if missing:
+                raise SedicError(
+                    f"grounder.checkpoint: {path} lacks {len(missing)} weights of the model its config builds "
+                    f"(first: {missing[0]}); give the config it was trained with (grounder.config)"
+                )
+            model.load_state_dict(state, strict=False)  # official checkpoints carry unused buffers
+            self._model = model.to(args.device).eval()
         return self._model
 
     def release(self) -> None:
@@ -69,26 +133,27 @@ class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
     def ground(self, source: SourceImage, payload: Payload) -> Payload:
         if not payload.objects:
             return payload
+        return keep_found(payload, self.detect(source, [o.name for o in payload.objects]), self.options)
+
+    def detect(self, source: SourceImage, names: list[str]) -> list[list[Detection]]:
+        """Candidate boxes per name (one query per name, as groundingdino's ``predict``)."""
         import groundingdino.datasets.transforms as T
-        from groundingdino.util.inference import predict
+        import torch
 
         model, device = self.model(), pick_device(self.options)[0]
-        transform = T.Compose([T.RandomResize([800], max_size=1333), T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
+        resize = T.RandomResize([self.options.size], max_size=self.options.max_size)  # one size: not random
+        transform = T.Compose([resize, T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
         tensor, _ = transform(source.image, None)
         width, height = source.size
-        detections = []
-        for obj in payload.objects:
-            # predict() already applies both thresholds; a non-empty phrase means the name's tokens passed.
-            boxes, logits, phrases = predict(
-                model, tensor, query_text(obj.name), self.options.box_threshold, self.options.text_threshold, device=device
-            )
-            detections.append(
-                [
-                    Detection(cxcywh_to_box(b.tolist(), width, height), float(s), 1.0 if p.strip() else 0.0)
-                    for b, s, p in zip(boxes, logits, phrases)
-                ]
-            )
-        return keep_found(payload, detections, self.options)
+        result = []
+        for name in names:
+            caption = query_text(name)
+            with torch.no_grad():
+                out = model(tensor[None].to(device), captions=[caption])
+            probs = out["pred_logits"][0].float().sigmoid().cpu()  # (queries, 256); -inf outside the text -> 0
+            tokens = name_positions(model.tokenizer, model.tokenizer(caption)["input_ids"])
+            result.append(query_detections(probs, out["pred_boxes"][0].float().cpu(), tokens, width, height))
+        return result
 
 
 @hookimpl

@@ -13,6 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from groundingdino_tiny import tiny_groundingdino_py
+
 
 def tiny_sam(root: Path) -> dict[str, Any]:
     """A random segment-anything ViT-B checkpoint: the ``sam`` plugin builds only the official sizes."""
@@ -40,5 +42,5 @@ def tiny_sam2(root: Path) -> dict[str, Any]:
 TINY: dict[str, Callable[[Path], dict[str, Any]]] = {
     "sam": tiny_sam,
     "sam2": tiny_sam2,
-    # "groundingdino-py": tiny_groundingdino_py,  # from tests/groundingdino_tiny.py (branch `dino`): wired at merge
+    "groundingdino-py": tiny_groundingdino_py,
 }
