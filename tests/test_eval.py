@@ -292,10 +292,16 @@ def test_target_and_anchor_options_fail_with_one_line(tmp_path: Path) -> None:
 
 
 # -- batch runs ----------------------------------------------------------------------------
+def default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_interrupted_run_resumes_with_identical_results(tile_dir: Path, single_run: dict, tmp_path: Path) -> None:
     out = tmp_path / "out"
     args = [sys.executable, "-m", "sedic_kit", "eval", "--profile", "lite-webp", "--data", str(tile_dir), "--out", str(out), "--dataset", "none"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Ctrl-C's default handling in the child even when this suite runs where SIGINT is ignored
+    # (a background job of a non-interactive shell: the child would inherit the ignore)
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     records = out / "lite-webp" / "records"
     deadline = time.monotonic() + 120
     while not (records.is_dir() and any(records.glob("*.json"))) and time.monotonic() < deadline and proc.poll() is None:
