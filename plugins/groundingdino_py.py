@@ -19,7 +19,7 @@ from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.model_files import locate
 from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.roles import Grounder, free_memory
+from sedic_kit.roles import Grounder, free_memory, one_line
 
 from .grounding import Detection, GroundingOptions, keep_found, name_positions, query_detections, query_text
 from .hf_common import TorchOptions, pick_device
@@ -78,8 +78,7 @@ class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
             exec(compile(path.read_bytes(), str(path), "exec"), {})
             return SLConfig.fromfile(str(path))
         except Exception as exc:  # SLConfig runs the file: anything may fail
-            first = (str(exc).strip().splitlines() or [""])[0]
-            raise SedicError(f"grounder.config: cannot read {path} ({type(exc).__name__}: {first})") from None
+            raise SedicError(f"grounder.config: cannot read {path} ({one_line(exc)})") from None
 
     def text_encoder(self) -> str:
         """``text_encoder``, else the config's ``text_encoder_type`` (the packaged configs': bert-base-uncased)."""
@@ -114,8 +113,7 @@ class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
             try:
                 state = clean_state_dict(torch.load(path, map_location="cpu")["model"])
             except Exception as exc:  # not a torch file, or no "model" state dict in it
-                first = (str(exc).strip().splitlines() or [""])[0]
-                raise SedicError(f"grounder.checkpoint: cannot load {path} as a groundingdino checkpoint ({type(exc).__name__}: {first})") from None
+                raise SedicError(f"grounder.checkpoint: cannot load {path} as a groundingdino checkpoint ({one_line(exc)})") from None
             missing = [k for k, _ in model.named_parameters() if k not in state]
             if missing:
                 raise SedicError(

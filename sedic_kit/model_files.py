@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ModelNotFoundError, SedicError
 from .models import TINY_PREFIX, ModelSpec, cache_root, hf_cache_dir, resolve
+from .roles import one_line
 
 if TYPE_CHECKING:
     from .profiles import Profile
@@ -122,8 +123,7 @@ def pull(spec: ModelSpec) -> Path:
     try:
         return Path(snapshot_download(spec.spec, allow_patterns=list(spec.allow_patterns) or None))
     except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        raise SedicError(f"{spec.what}: cannot download '{spec.spec}' ({type(exc).__name__}: {first})") from None
+        raise SedicError(f"{spec.what}: cannot download '{spec.spec}' ({one_line(exc)})") from None
 
 
 @dataclass

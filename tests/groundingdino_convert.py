@@ -110,13 +110,11 @@ def convert_state_dict(state_dict: dict[str, Any]) -> dict[str, Any]:
         target = target_key(key.removeprefix("module."))
         if target is None:
             continue
-        parts = {"query": 0, "key": 1, "value": 2} if QKV in target else {"": 0}
-        chunks = tensor.chunk(len(parts)) if QKV in target else (tensor,)
-        for part, index in parts.items():
-            name = target.replace(QKV, part)
+        names = [target.replace(QKV, part) for part in ("query", "key", "value")] if QKV in target else [target]
+        for name, chunk in zip(names, tensor.chunk(len(names))):
             if name in out:
                 raise KeyError(f"two groundingdino keys map to {name}")
-            out[name] = chunks[index]
+            out[name] = chunk
     return out
 
 
