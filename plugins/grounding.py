@@ -9,14 +9,15 @@ dropped as hallucinations (paper III-A); the others keep their best box and its 
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field
 
-from sedic_kit.payload import Box, Payload
-from sedic_kit.roles import Options
+from sedic_kit.payload import Box, Payload, SourceImage
+from sedic_kit.roles import Grounder, Options
 
 
 class GroundingOptions(Options):
@@ -86,3 +87,19 @@ def keep_found(payload: Payload, detections: list[list[Detection]], options: Gro
             best = max(valid, key=lambda d: d.score)
             kept.append(replace(obj, box=pixel_box(best.box, payload.width, payload.height), score=best.score))
     return payload.with_objects(kept)
+
+
+GroundingOptionsT = TypeVar("GroundingOptionsT", bound=GroundingOptions)
+
+
+class DinoGrounder(Grounder[GroundingOptionsT]):
+    """A Grounding DINO grounder: ``detect`` each name's candidate boxes, then :func:`keep_found`."""
+
+    def ground(self, source: SourceImage, payload: Payload) -> Payload:
+        if not payload.objects:
+            return payload
+        return keep_found(payload, self.detect(source, [o.name for o in payload.objects]), self.options)
+
+    @abstractmethod
+    def detect(self, source: SourceImage, names: list[str]) -> list[list[Detection]]:
+        """Candidate boxes per name, one list per name in order."""

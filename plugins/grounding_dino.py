@@ -14,10 +14,10 @@ from pydantic import Field
 
 from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.models import ModelSpec, register_tiny, resolve
-from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.roles import Grounder, free_memory
+from sedic_kit.payload import SourceImage
+from sedic_kit.roles import free_memory
 
-from .grounding import Detection, GroundingOptions, keep_found, name_positions, query_detections, query_text
+from .grounding import Detection, DinoGrounder, GroundingOptions, name_positions, query_detections, query_text
 from .hf_common import TorchOptions, pick_device, quiet_transformers
 
 DINO_FILES = ("*.json", "*.safetensors", "*.txt")
@@ -27,7 +27,7 @@ class GroundingDinoOptions(GroundingOptions, TorchOptions):
     model: str = Field("IDEA-Research/grounding-dino-base", description="hub id (cached), local directory or tiny/grounding-dino")
 
 
-class GroundingDinoGrounder(Grounder[GroundingDinoOptions]):
+class GroundingDinoGrounder(DinoGrounder[GroundingDinoOptions]):
     """Drops objects Grounding DINO cannot find; sets the best box of the others."""
 
     name = "grounding-dino"
@@ -56,11 +56,6 @@ class GroundingDinoGrounder(Grounder[GroundingDinoOptions]):
     def release(self) -> None:
         self._loaded = None
         free_memory()
-
-    def ground(self, source: SourceImage, payload: Payload) -> Payload:
-        if not payload.objects:
-            return payload
-        return keep_found(payload, self.detect(source, [o.name for o in payload.objects]), self.options)
 
     def detect(self, source: SourceImage, names: list[str]) -> list[list[Detection]]:
         """Candidate boxes per name (one query per name, batched)."""

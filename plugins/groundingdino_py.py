@@ -18,10 +18,10 @@ from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.model_files import locate
 from sedic_kit.models import ModelSpec
-from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.roles import Grounder, free_memory, one_line
+from sedic_kit.payload import SourceImage
+from sedic_kit.roles import free_memory, one_line
 
-from .grounding import Detection, GroundingOptions, keep_found, name_positions, query_detections, query_text
+from .grounding import Detection, DinoGrounder, GroundingOptions, name_positions, query_detections, query_text
 from .hf_common import TorchOptions, pick_device
 
 CHECKPOINT_REPO = "ShilongLiu/GroundingDINO"
@@ -43,7 +43,7 @@ class GroundingDinoPyOptions(GroundingOptions, TorchOptions):
     max_size: int = Field(1333, ge=32, le=8192, description="longest image side the model sees (official: 1333)")
 
 
-class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
+class GroundingDinoPyGrounder(DinoGrounder[GroundingDinoPyOptions]):
     """Drops objects the official Grounding DINO cannot find; sets the best box of the others."""
 
     name = "groundingdino-py"
@@ -127,11 +127,6 @@ class GroundingDinoPyGrounder(Grounder[GroundingDinoPyOptions]):
     def release(self) -> None:
         self._model = None
         free_memory()
-
-    def ground(self, source: SourceImage, payload: Payload) -> Payload:
-        if not payload.objects:
-            return payload
-        return keep_found(payload, self.detect(source, [o.name for o in payload.objects]), self.options)
 
     def detect(self, source: SourceImage, names: list[str]) -> list[list[Detection]]:
         """Candidate boxes per name (one query per name, as groundingdino's ``predict``)."""
