@@ -11,7 +11,6 @@ gathered on rank 0, which computes set metrics and writes the summary.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sys
@@ -29,6 +28,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import __version__
 from ..codec import Codec, report_stages, save_png, write_atomic
 from ..errors import SedicError
+from ..fingerprint import fingerprint as setup_fingerprint
+from ..fingerprint import setup_of
 from ..imaging import DEFAULT_MAX_PIXELS, upsample
 from ..plugins import get_registry
 from ..progress import plural, shows_progress
@@ -116,17 +117,14 @@ def plugin_versions(codec: Codec) -> dict[str, Any]:
 
 
 def fingerprint(codec: Codec, cfg: EvalConfig, suite: MetricSuite) -> str:
-    """Hash of everything that determines a record: profile, plugin versions, protocol, metrics."""
-    key = {
-        "profile": codec.profile.to_dict() if codec.profile else None,
-        "plugins": {r.value: [p.name, p.version] for r, p in codec.plugins.items()},
-        "protocol": cfg.protocol,
-        "metrics": sorted(suite.image),
-        "clip_model": cfg.clip_model if "clipsim" in suite.image else None,
-        "sedic_kit": __version__,
-        "target_bpp": cfg.target_bpp,
-    }
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    """Hash of everything that determines a record: the codec's setup, protocol, metrics."""
+    return setup_fingerprint(setup_of(
+        codec,
+        protocol=cfg.protocol,
+        metrics=sorted(suite.image),
+        clip_model=cfg.clip_model if "clipsim" in suite.image else None,
+        target_bpp=cfg.target_bpp,
+    ))
 
 
 class Evaluation:
