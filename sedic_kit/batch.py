@@ -39,7 +39,7 @@ from PIL import Image
 from .codec import Codec, finite, save_png, write_atomic
 from .errors import SedicError
 from .eval.results import results_json
-from .fingerprint import differences, fingerprint
+from .fingerprint import fingerprint, setup_changes
 from .imaging import psnr
 from .outputs import same_file
 from .profiles import Profile
@@ -122,8 +122,8 @@ class RunDirectory:
         report or another setup's stops the run here, before the first image."""
         self.out_dir = out_dir
         self.profile = profile
-        self.setup = setup
-        self.fingerprint = fingerprint(setup)
+        self.setup = json.loads(json.dumps(setup, default=str))  # as the report holds it
+        self.fingerprint = fingerprint(self.setup)
         self.report_path = out_dir / REPORT
         out_dir.mkdir(parents=True, exist_ok=True)
         with self._locked():
@@ -157,7 +157,7 @@ class RunDirectory:
             if not isinstance(report.setup, dict):
                 why = "a sedic-kit without setup fingerprints"
             else:
-                changed = differences(report.setup, self.setup)
+                changed = setup_changes(report.setup, self.setup)
                 why = "another setup: " + "; ".join(changed[:3]) + (f"; {len(changed) - 3} more" if len(changed) > 3 else "")
             raise OutputConflict(
                 f"{self.out_dir} holds the results of {why}; choose another --out "
