@@ -3,6 +3,7 @@ plain-text models check, aligned profiles list, plurals, usage lines."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -91,6 +92,11 @@ def test_warnings_once_per_kind_with_the_count(tmp_path: Path, capsys: pytest.Ca
         "warning: no description: describer 'sidecar' found none; coded without caption or objects [3 of 3 images: t0.png, t1.png, t2.png]",
     ]
     assert "warning:" not in out
+    report = json.loads((tmp_path / "out" / "results.json").read_text())  # in the report too, by kind
+    assert [(w["warning"].split(":")[0], w["images"]) for w in report["warnings"]] == [
+        ("alpha composited over white", ["t0.png", "t1.png", "t2.png"]),
+        ("no description", ["t0.png", "t1.png", "t2.png"]),
+    ]
 
 
 def test_models_check_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:

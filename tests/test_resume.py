@@ -39,9 +39,15 @@ def images(folder: Path, count: int) -> list[Path]:
     return sorted(folder.glob("*.png"))
 
 
+def default_sigint() -> None:
+    """Ctrl-C's default handling in the child, even where this suite runs with SIGINT ignored."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def slow_run(*args: str, **extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(SLOW_RUN), *args], env=env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, str(SLOW_RUN), *args], env=env(**extra), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=default_sigint,
     )
 
 
