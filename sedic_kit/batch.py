@@ -248,7 +248,10 @@ class RunDirectory:
             rest = report.without(item.image)
             if rest != report:  # withdraw the old record before its files change
                 self._write(rest)
-            sedic = write_atomic(self.outputs(name)[0], item.data)
+            sedic, png = self.outputs(name)
+            if "reconstruction" in (report.owner(name) or {}):  # this image's earlier reconstruction, not of the new .sedic
+                png.unlink(missing_ok=True)
+            write_atomic(sedic, item.data)
             rest.pending.append({"image": str(item.image), "sedic": str(sedic), **item.fields})
             self._write(rest)
         return item

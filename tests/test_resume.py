@@ -138,8 +138,11 @@ def test_ctrl_c_in_either_phase_keeps_the_work_and_a_rerun_resumes(tmp_path: Pat
     proc = subprocess.run([sys.executable, str(SLOW_RUN), *args], env=env(SLOW_SECONDS="0"), capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stdout.strip() == f"wrote 0 reconstructions (6 done earlier) and {out / 'results.json'}"
     synthetic_image(seed=40).save(paths[3])
+    proc = slow_run(*args)  # Ctrl-C once the edited image is encoded again: its old PNG is gone with its record
+    interrupt_when(proc, lambda: any(r["image"] == str(paths[3]) for r in report(out)["pending"]))
+    assert [r["image"] for r in assert_matches_files(out)["pending"]] == [str(paths[3])]
     proc = subprocess.run([sys.executable, str(SLOW_RUN), *args], env=env(SLOW_SECONDS="0"), capture_output=True, text=True)
-    assert "5 of 6 images done earlier with this setup, 1 to encode" in proc.stderr
+    assert "5 of 6 images done earlier with this setup, 1 encoded awaiting decode, 0 to encode" in proc.stderr
     assert proc.stdout.strip().splitlines()[0].startswith("img3.png: ")
     proc = subprocess.run([sys.executable, str(SLOW_RUN), *args, "--redo"], env=env(SLOW_SECONDS="0"), capture_output=True, text=True)
     assert proc.returncode == 0 and f"wrote 6 reconstructions and {out / 'results.json'}" in proc.stdout
