@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import re
 import subprocess
 import sys
@@ -156,6 +157,12 @@ def test_pull_single_files_from_a_mirror_then_verify_list_and_evaluate_by_name(
     assert main(["data", "pull", "kodak"]) == 0  # already there: nothing fetched
     assert "already pulled" in capsys.readouterr().out
 
+    files["kodim23.png"] = files["kodim03.png"]  # a mirror with the wrong picture under one name
+    with FileServer(files) as server:
+        assert main(["data", "pull", "kodak", "--root", str(data_env / "other"), "--mirror", server.url]) == 1
+    assert "kodim23.png from http://127.0.0.1:" in capsys.readouterr().err
+    assert sorted(p.name for p in (data_env / "other").rglob("*")) == [".downloads", "kodak", "kodim03.png"]  # the bad one is deleted
+
     chosen = resolve("kodak")
     assert (chosen.images, chosen.protocol, chosen.paper_set) == (target / "original", "as-is", "kodak")
     assert resolve(str(target), "crop768").protocol == "crop768"
@@ -246,6 +253,22 @@ def test_an_archive_with_the_wrong_image_count_extracts_nothing(
     assert (data_env / ".downloads" / "div2k" / "DIV2K_valid_HR.zip").read_bytes() == data  # checked download kept
 
 
+def test_eval_by_set_name_uses_the_pulled_crops_and_the_manifests_protocol(
+    data_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = archive({"0801.png": png(photo(4))})
+    monkeypatch.setitem(SETS, "div2k", zip_spec(data, 1))
+    with FileServer({"DIV2K_valid_HR.zip": data}) as server:
+        assert main(["data", "pull", "div2k", "--mirror", server.url]) == 0
+    out = tmp_path / "eval"
+    assert main(["eval", "--profile", "lite-webp", "--data", "div2k", "--out", str(out), "--metrics", "psnr-rgb"]) == 0
+    summary = json.loads((out / "lite-webp" / "results.json").read_text())
+    assert summary["dataset"] == {"path": str(data_env / "div2k" / "crop768"), "protocol": "crop768", "images": 1}
+    assert all((r["width"], r["height"]) == (768, 768) and not any("cropped" in n for n in r["notes"]) for r in summary["images"])
+    combined = json.loads((out / "compare.json").read_text())
+    assert combined["dataset"] == "div2k" and combined["setup"]["paper_set_images"] == 100  # 1 of the paper's 100
+
+
 def test_verify_finds_a_changed_pixel(
     data_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], div2k_zip: tuple[bytes, dict[str, Image.Image]]
 ) -> None:
@@ -291,7 +314,7 @@ def test_data_protocol_comes_from_the_manifest_never_the_folder_name(data_env: P
     named.mkdir()
     photo(1).save(named / "a.png")
     plain = resolve(str(named))
-    assert (plain.protocol, plain.paper_set) == ("as-is", None) and "has no manifest.json" in plain.note
+    assert (plain.protocol, plain.paper_set) == ("as-is", None) and "has no manifest.json (not a pulled set)" in plain.note
     assert resolve(str(named), "crop768").protocol == "crop768"
     with pytest.raises(Exception, match=r"kodak is not pulled into .*data-root; run `sedic-kit data pull kodak`"):
         resolve("kodak")

@@ -158,8 +158,8 @@ def resolve(data: str, protocol: Protocol | None = None) -> EvalData:
     if manifest is None:
         chosen = protocol or "as-is"
         note = "" if protocol else (
-            f"{path} has no {MANIFEST}: protocol as-is and no paper numbers (give --protocol and --dataset, "
-            f"or pull a set with `sedic-kit data pull NAME`)"
+            f"{path} has no {MANIFEST} (not a pulled set): protocol as-is; --protocol and --dataset set the protocol "
+            "and the paper numbers drawn"
         )
         return EvalData(path, chosen, None, note)
     chosen = protocol or manifest.protocol

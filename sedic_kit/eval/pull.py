@@ -130,7 +130,7 @@ def extract(spec: DatasetSpec, files: list[Path], staging: Path, console: Consol
         names = unzip(path, originals, part) if part.archive else [_copy_image(path, originals)]
         if len(names) != part.images:
             raise SedicError(f"{part.remote.filename}: {len(names)} images, expected {part.images}; nothing was extracted")
-    downloaded = {p.remote.filename: (p, f) for p, f in zip(spec.parts, files) if not p.archive}
+    singles = {p.remote.filename: (source_url(p.remote, mirror), f) for p, f in zip(spec.parts, files) if not p.archive}
     entries = []
     paths = sorted(originals.iterdir())
     with ImageProgress(console, len(paths), "checking" if spec.protocol == "as-is" else "checking and cropping") as bar:
@@ -138,15 +138,14 @@ def extract(spec: DatasetSpec, files: list[Path], staging: Path, console: Consol
             with bar.item(f"{spec.name}: {path.name}"):
                 image = load_image(path, DEFAULT_MAX_PIXELS).image
                 digest = pixel_sha256(image)
-                expected = spec.pixel_sha256.get(path.name)
-                if spec.pixel_sha256 and digest != expected:
-                    part, file = downloaded.get(path.name, (None, None))
-                    if file is not None:  # a single file: fetch it again next time
+                if spec.pixel_sha256 and digest != spec.pixel_sha256.get(path.name):
+                    url, file = singles.get(path.name, (path.name, None))
+                    if file is not None:  # a single file: fetched again next time
                         file.unlink(missing_ok=True)
-                    where = source_url(part.remote, mirror) if part else path.name
+                    expected = spec.pixel_sha256.get(path.name, "none")
                     raise SedicError(
-                        f"{path.name} from {where}: pixels differ from the published set's (pixel SHA-256 {digest[:16]}..., "
-                        f"expected {(expected or 'none')[:16]}...); nothing was extracted"
+                        f"{path.name} from {url}: pixels differ from the published set's (pixel SHA-256 {digest[:16]}..., "
+                        f"expected {expected[:16]}..., {spec.pixel_source}); nothing was extracted"
                     )
                 prepared = None
                 if spec.protocol == "crop768":
