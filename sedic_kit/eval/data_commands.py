@@ -61,7 +61,7 @@ def add_data_commands(app: typer.Typer) -> None:
             Optional[str],
             typer.Option(metavar="URL", help="Fetch the files of the same names from this URL or local folder instead (checked the same way)."),
         ] = None,
-        keep_downloads: Annotated[bool, typer.Option(help="Keep the downloaded files in ROOT/.downloads/.")] = False,
+        keep_downloads: Annotated[bool, typer.Option("--keep-downloads", help="Keep the checked downloads in ROOT/.downloads/.")] = False,
     ) -> None:
         """Download a set (resumable), check its published SHA-256 and pixel hashes, extract it,
         crop it once where its protocol says so, and write ROOT/NAME/manifest.json."""

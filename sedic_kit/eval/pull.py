@@ -104,8 +104,8 @@ def transfers(console: Console) -> Iterator[Callable[[str], Callable[[int, int |
             said = [-1]
 
             def update(done: int, total: int | None) -> None:
-                if bar:
-                    progress.update(task, completed=done, total=total)
+                if bar:  # a finished file leaves the display
+                    progress.update(task, completed=done, total=total, visible=total is None or done < total)
                     return
                 tenth = int(done / total / STEP) if total else 0
                 if cli_progress.QUIET or not (said[0] < 0 or (total and total > LARGE and tenth > said[0])):
