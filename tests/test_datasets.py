@@ -22,7 +22,7 @@ from PIL import Image
 
 from sedic_kit.cli import main
 from sedic_kit.download import Remote
-from sedic_kit.eval.datasets import KODAK_URL, SETS, Part, crop768, pixel_sha256
+from sedic_kit.eval.datasets import KODAK_URL, SETS, DatasetSpec, Part, crop768, pixel_sha256
 from sedic_kit.eval.manifest import read_manifest, resolve
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
@@ -104,10 +104,17 @@ def archive(images: dict[str, bytes], folder: str = "DIV2K_valid_HR") -> bytes:
     return buf.getvalue()
 
 
-def zip_spec(data: bytes, images: int, sha256: str | None = None) -> object:
+def zip_spec(data: bytes, images: int, sha256: str | None = None) -> DatasetSpec:
     """DIV2K's definition with the test archive's size and SHA-256 in place of the official ones."""
     remote = Remote(SETS["div2k"].parts[0].remote.url, len(data), sha256 or hashlib.sha256(data).hexdigest(), "the test's list")
     return replace(SETS["div2k"], parts=(Part(remote, images, archive=True),))
+
+
+def pull_div2k(monkeypatch: pytest.MonkeyPatch, data: bytes, images: int, *args: str, sha256: str | None = None) -> int:
+    """``data pull div2k`` from a local server serving ``data``, checked against its own size and SHA-256."""
+    monkeypatch.setitem(SETS, "div2k", zip_spec(data, images, sha256))
+    with FileServer({"DIV2K_valid_HR.zip": data}) as server:
+        return main(["data", "pull", "div2k", "--mirror", server.url, *args])
 
 
 @pytest.fixture(scope="module")
@@ -195,9 +202,7 @@ def test_a_wrong_checksum_is_one_error_and_leaves_nothing(
     data_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], div2k_zip: tuple[bytes, dict[str, Image.Image]]
 ) -> None:
     data, _ = div2k_zip
-    monkeypatch.setitem(SETS, "div2k", zip_spec(data, 3, sha256="0" * 64))
-    with FileServer({"DIV2K_valid_HR.zip": data}) as server:
-        assert main(["data", "pull", "div2k", "--mirror", server.url]) == 1
+    assert pull_div2k(monkeypatch, data, 3, sha256="0" * 64) == 1
     err = capsys.readouterr().err.strip()
     assert err.splitlines()[0] == f"div2k: DIV2K_valid_HR.zip: downloading, {len(data) / 1e6:.1f} MB"  # plain progress off a terminal
     assert [line.startswith("Error:") for line in err.splitlines()] == [False, True] and "Traceback" not in err
@@ -245,9 +250,7 @@ def test_an_archive_with_the_wrong_image_count_extracts_nothing(
     data_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], div2k_zip: tuple[bytes, dict[str, Image.Image]]
 ) -> None:
     data, _ = div2k_zip
-    monkeypatch.setitem(SETS, "div2k", zip_spec(data, 4))
-    with FileServer({"DIV2K_valid_HR.zip": data}) as server:
-        assert main(["data", "pull", "div2k", "--mirror", server.url, "--keep-downloads"]) == 1
+    assert pull_div2k(monkeypatch, data, 4, "--keep-downloads") == 1
     assert "DIV2K_valid_HR.zip: 3 images, expected 4; nothing was extracted" in capsys.readouterr().err
     assert not (data_env / "div2k").exists() and not list(data_env.glob(".div2k.*"))
     assert (data_env / ".downloads" / "div2k" / "DIV2K_valid_HR.zip").read_bytes() == data  # checked download kept
@@ -256,10 +259,7 @@ def test_an_archive_with_the_wrong_image_count_extracts_nothing(
 def test_eval_by_set_name_uses_the_pulled_crops_and_the_manifests_protocol(
     data_env: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    data = archive({"0801.png": png(photo(4))})
-    monkeypatch.setitem(SETS, "div2k", zip_spec(data, 1))
-    with FileServer({"DIV2K_valid_HR.zip": data}) as server:
-        assert main(["data", "pull", "div2k", "--mirror", server.url]) == 0
+    assert pull_div2k(monkeypatch, archive({"0801.png": png(photo(4))}), 1) == 0
     out = tmp_path / "eval"
     assert main(["eval", "--profile", "lite-webp", "--data", "div2k", "--out", str(out), "--metrics", "psnr-rgb"]) == 0
     summary = json.loads((out / "lite-webp" / "results.json").read_text())
@@ -272,10 +272,7 @@ def test_eval_by_set_name_uses_the_pulled_crops_and_the_manifests_protocol(
 def test_verify_finds_a_changed_pixel(
     data_env: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], div2k_zip: tuple[bytes, dict[str, Image.Image]]
 ) -> None:
-    data, _ = div2k_zip
-    monkeypatch.setitem(SETS, "div2k", zip_spec(data, 3))
-    with FileServer({"DIV2K_valid_HR.zip": data}) as server:
-        assert main(["data", "pull", "div2k", "--mirror", server.url]) == 0
+    assert pull_div2k(monkeypatch, div2k_zip[0], 3) == 0
     target = data_env / "div2k"
     assert main(["data", "verify", str(target)]) == 0
     capsys.readouterr()
@@ -290,6 +287,11 @@ def test_verify_finds_a_changed_pixel(
     err = capsys.readouterr().err
     assert "original/0802.png: pixels differ from the manifest's" in err and "crop768/0802.png: pixels differ" in err
     assert "crop768/0803.png: missing" in err and "3 problems in 3 images" in err
+    manifest = json.loads((target / "manifest.json").read_text())
+    manifest["images"][0]["name"] = "../../outside.png"  # a manifest never points outside its set
+    (target / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["data", "verify", str(target)]) == 1
+    assert "manifest.json: not a sedic-kit data manifest" in capsys.readouterr().err
 
 
 def test_verify_a_plain_folder_against_the_published_kodak_hashes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -332,6 +334,8 @@ def test_bad_input_is_one_line_in_a_fresh_process(tmp_path: Path) -> None:
     for args, message in (
         (["data", "pull", "imagenet"], "unknown data set 'imagenet'; known: kodak, div2k, clic2020"),
         (["data", "verify", str(broken)], "not a sedic-kit data manifest"),
+        (["data", "pull", "div2k", "--root", str(tmp_path), "--mirror", str(tmp_path / "nowhere")], "not a URL (http://, https://, file://) nor a local folder"),
+        (["data", "pull", "div2k", "--root", str(tmp_path), "--mirror", "ftp://example.org"], "expected an http://, https:// or file:// URL"),
         (["data", "pull", "kodak", "--root", str(tmp_path), "--mirror", "http://127.0.0.1:9"], "kodim01.png: download from http://127.0.0.1:9/kodim01.png stopped at 0"),
     ):
         proc = subprocess.run([sys.executable, "-m", "sedic_kit", *args], capture_output=True, text=True, timeout=120)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from PIL import Image
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, Field, ValidationError
 
 from ..errors import SedicError
 from ..imaging import DEFAULT_MAX_PIXELS, load_image
@@ -22,7 +23,8 @@ FORMAT = 1
 
 
 class ImageEntry(BaseModel):
-    name: str
+    name: str = Field(pattern=r"^[^/\\.][^/\\]*$")
+    """A plain file name (no folders, not hidden)."""
     width: int
     height: int
     pixel_sha256: str
@@ -44,7 +46,7 @@ class Manifest(BaseModel):
     title: str
     protocol: Protocol
     paper_set: str | None
-    prepared: str | None
+    prepared: Literal["crop768"] | None
     """Subdirectory with the images prepared by ``protocol`` (``crop768``), None for ``as-is``."""
     pixel_source: str
     """What the pixel hashes were checked against: the set's published hashes, or the verified archives."""

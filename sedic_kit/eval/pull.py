@@ -41,8 +41,13 @@ def source_url(remote: Remote, mirror: str | None) -> str:
     if mirror is None:
         return remote.url
     local = Path(mirror).expanduser()
-    base = local.resolve().as_uri() if "://" not in mirror and local.is_dir() else mirror
-    return f"{base.rstrip('/')}/{remote.filename}"
+    if "://" not in mirror:
+        if not local.is_dir():
+            raise SedicError(f"--mirror {mirror}: not a URL (http://, https://, file://) nor a local folder")
+        mirror = local.resolve().as_uri()
+    elif mirror.split("://", 1)[0].lower() not in ("http", "https", "file"):
+        raise SedicError(f"--mirror {mirror}: expected an http://, https:// or file:// URL, or a local folder")
+    return f"{mirror.rstrip('/')}/{remote.filename}"
 
 
 def pull(spec: DatasetSpec, root: Path, mirror: str | None = None, console: Console | None = None, keep_downloads: bool = False) -> Path:
