@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import CONTRACT_DISTRIBUTIONS, CONTRACT_ENV, REPO
 
 ROLES = ["describer", "grounder", "segmenter", "reference_codec", "text_coder", "mask_coder", "restorer"]
 
@@ -93,6 +93,7 @@ def test_load_plugins_env_limits_third_party(site: Path) -> None:
     assert {p["role"] for p in none["plugins"]} == set(ROLES)
 
 
+@pytest.mark.skipif(bool(CONTRACT_DISTRIBUTIONS), reason="SEDIC_CONTRACT_PLUGINS asks the suite to load third-party plugins")
 def test_the_test_suite_ignores_installed_third_party_plugins(site: Path) -> None:
     """conftest sets SEDIC_LOAD_PLUGINS: an installed plugin (as CONTRIBUTING tells users to) changes nothing."""
     assert os.environ["SEDIC_LOAD_PLUGINS"] == ""
@@ -110,3 +111,44 @@ def test_example_plugin_runs_the_lite_pipeline_from_the_cli(site: Path, small_im
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "o" / "results.json").read_text())
     assert report["images"][0]["bits"]["text"] > 0 and report["profile"]["describer"]["plugin"] == "exif"
+
+
+def contract_run(site: Path, tmp_path: Path, command: str, **env: str | None) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """``command`` (a shell line starting ``pytest``) in the checkout with ``site`` on the path;
+    the outcome of each test it ran, from its JUnit XML."""
+    import xml.etree.ElementTree as ET
+
+    junit = tmp_path / f"junit-{len(list(tmp_path.glob('junit-*')))}.xml"
+    full = {**os.environ, "PYTHONPATH": str(site), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PYTEST_ADDOPTS": f"-p no:cacheprovider --junitxml={junit}", **env}
+    proc = subprocess.run(command, shell=True, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in full.items() if v is not None})
+    outcomes = {}
+    if junit.exists():
+        for case in ET.parse(junit).iter("testcase"):
+            kind = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
+            outcomes[case.get("name", "")] = kind
+    return proc, outcomes
+
+
+def test_the_contract_suite_checks_an_installed_third_party_plugin_as_contributing_says(site: Path, tmp_path: Path) -> None:
+    guide = (REPO / "CONTRIBUTING.md").read_text()
+    command = next(line.split("  #")[0].strip() for line in guide.splitlines() if line.startswith(f"{CONTRACT_ENV}=sedic-exif-describer pytest"))
+    proc, outcomes = contract_run(site, tmp_path, command, **{CONTRACT_ENV: None})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert outcomes == {"test_plugin_keeps_its_role_contract[describer-exif]": "passed"}
+    # Without the variable the suite loads no third-party plugin: `-k exif` selects nothing (exit 5).
+    plain, outcomes = contract_run(site, tmp_path, command.removeprefix(f"{CONTRACT_ENV}=sedic-exif-describer "), **{CONTRACT_ENV: None})
+    assert plain.returncode == 5 and outcomes == {}
+
+
+@pytest.mark.parametrize(
+    ("named", "message"),
+    [("sedic-not-installed", "sedic-not-installed is not installed in this environment"),
+     ("sedic-broken", "sedic-broken: plugin module broken failed: ImportError: needs libfoo 3"),
+     ("pytest", "pytest has no [project.entry-points.sedic_kit]: no plugins to check")],
+)
+def test_a_contract_distribution_that_cannot_be_checked_stops_the_run_first(site: Path, tmp_path: Path, named: str, message: str) -> None:
+    proc, outcomes = contract_run(site, tmp_path, "pytest tests/test_contracts.py -k exif", **{CONTRACT_ENV: named})
+    assert proc.returncode == 4 and outcomes == {}, proc.stdout + proc.stderr
+    assert f"ERROR: {CONTRACT_ENV}: {message}" in proc.stderr
