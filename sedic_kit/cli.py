@@ -273,24 +273,26 @@ PLUGIN_COLUMNS = ("role", "name", "distribution", "version", "origin", "status")
 
 
 def print_plugin_table(cells: list[list[str]]) -> None:
-    """The plugins, one row each, nothing cut: on a terminal a table whose first five columns keep
-    their full width (the status wraps, long words fold); elsewhere plain columns, one line a row."""
+    """The plugins, one row each, nothing cut. Elsewhere than on a terminal plain columns, one line
+    a row; on a terminal a table under one heading per role, whose name, distribution, version and
+    origin keep their full width while the status wraps (a word longer than its column folds)."""
     if not out.is_terminal:
         widths = [max(len(c) for c in column) for column in zip(PLUGIN_COLUMNS, *cells)]
         for row in [list(PLUGIN_COLUMNS), *cells]:
             out.print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
         return
-    table = Table(title="sedic-kit plugins", box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
-    for i, col in enumerate(PLUGIN_COLUMNS):
-        fixed = i < len(PLUGIN_COLUMNS) - 1
-        width = max((len(c[i]) for c in cells), default=0) if fixed else None
-        table.add_column(col, min_width=width, no_wrap=fixed, overflow="fold", ratio=None if fixed else 1)
+    table = Table(title="sedic-kit plugins", box=box.SIMPLE_HEAD, padding=(0, 2, 0, 0), pad_edge=False, title_justify="left")
+    names = ["name", *(c[0] for c in cells), *(f"  {c[1]}" for c in cells)]  # role headings, then their plugins indented
+    table.add_column("name", min_width=max(map(len, names)), no_wrap=True)
+    for i, col in enumerate(PLUGIN_COLUMNS[2:-1], 2):
+        table.add_column(col, min_width=max(len(x) for x in [col, *(c[i] for c in cells)]), no_wrap=True)
+    table.add_column("status", overflow="fold", ratio=1)
     role = None
     for row in cells:
-        if role is not None and row[0] != role:
-            table.add_section()
-        table.add_row("" if row[0] == role else row[0], *row[1:])
-        role = row[0]
+        if row[0] != role:
+            table.add_row(Text(row[0], style="bold"))
+            role = row[0]
+        table.add_row(f"  {row[1]}", *row[2:])
     out.print(table)
 
 

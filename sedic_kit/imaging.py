@@ -141,7 +141,7 @@ def to_rgb8(image: Image.Image, notes: list[str] | None = None) -> Image.Image:
         return Image.fromarray(arr8, "L").convert("RGB")
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
-        if rgba.getextrema()[3] == (255, 255):  # opaque everywhere: compositing changes nothing
+        if rgba.getchannel("A").getextrema() == (255, 255):  # opaque everywhere: compositing changes nothing
             return rgba.convert("RGB")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         notes.append("alpha composited over white")

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import re
+import struct
 import subprocess
 import sys
+import termios
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -116,8 +122,6 @@ def test_example_plugin_runs_the_lite_pipeline_from_the_cli(site: Path, small_im
 def contract_run(site: Path, tmp_path: Path, command: str, **env: str | None) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
     """``command`` (a shell line starting ``pytest``) in the checkout with ``site`` on the path;
     the outcome of each test it ran, from its JUnit XML."""
-    import xml.etree.ElementTree as ET
-
     junit = tmp_path / f"junit-{len(list(tmp_path.glob('junit-*')))}.xml"
     full = {**os.environ, "PYTHONPATH": str(site), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
             "PYTEST_ADDOPTS": f"-p no:cacheprovider --junitxml={junit}", **env}
@@ -152,3 +156,66 @@ def test_a_contract_distribution_that_cannot_be_checked_stops_the_run_first(site
     proc, outcomes = contract_run(site, tmp_path, "pytest tests/test_contracts.py -k exif", **{CONTRACT_ENV: named})
     assert proc.returncode == 4 and outcomes == {}, proc.stdout + proc.stderr
     assert f"ERROR: {CONTRACT_ENV}: {message}" in proc.stderr
+
+
+def plugins_output(site: Path, tty: bool) -> str:
+    """``sedic-kit plugins`` as a user sees it: on an 80-column pseudo-terminal, or piped."""
+    env = {**os.environ, "PYTHONPATH": str(site), "SEDIC_LOAD_PLUGINS": "sedic-exif-describer,sedic-halfway"}
+    env.pop("COLUMNS", None)
+    command = [sys.executable, "-m", "sedic_kit", "plugins"]
+    if not tty:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(command, stdout=child_fd, stderr=child_fd, stdin=child_fd, env={**env, "TERM": "xterm"})
+    os.close(child_fd)
+    chunks = []
+    while True:
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main_fd)
+    assert proc.wait(timeout=120) == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r\n", "\n")
+
+
+def expected_cells(site: Path) -> list[list[str]]:
+    data = plugins_json(site, SEDIC_LOAD_PLUGINS="sedic-exif-describer,sedic-halfway")
+    return [
+        [*(str(p[k] or "-") for k in ("role", "name", "distribution", "version", "origin")),
+         "ok" if p["available"] else p["problem"] + (f" ([{p['extra']}])" if p["extra"] and p["missing"] else "")]
+        for p in data["plugins"]
+    ]
+
+
+def test_plugins_table_piped_is_one_plain_line_per_plugin(site: Path) -> None:
+    lines = plugins_output(site, tty=False).splitlines()
+    assert re.split(r"\s{2,}", lines[0]) == ["role", "name", "distribution", "version", "origin", "status"]
+    rows = [re.split(r"\s{2,}", line.rstrip(), maxsplit=5) for line in lines[1:]]
+    assert rows == expected_cells(site)
+    assert max(map(len, lines)) > 80  # long statuses are not cut to fit a terminal that is not there
+
+
+def test_plugins_table_at_80_columns_cuts_nothing(site: Path) -> None:
+    screen = plugins_output(site, tty=True)
+    lines = screen.splitlines()
+    assert "…" not in screen and max(len(line.rstrip()) for line in lines) <= 80
+    cells = expected_cells(site)
+    assert len(cells) > 30 and any(len(c[5]) > 40 for c in cells)
+    for role, name, dist, version, origin, status in cells:
+        (at,) = [i for i, line in enumerate(lines) if line.split()[:4] == [name, dist, version, origin]]
+        assert f" {role}" in "\n".join(lines[:at]), role
+        # the status: on the row's line and the lines under it, in the last column
+        column = lines[at].index(f" {origin} ") + len(origin) + 2
+        wrapped = [lines[at][column:].strip()]
+        for line in lines[at + 1 :]:
+            if line[:column].strip():
+                break
+            wrapped.append(line[column:].strip())
+        assert " ".join(w for w in wrapped if w) == status or "".join(wrapped) == status.replace(" ", ""), (name, wrapped)
