@@ -266,6 +266,6 @@ def test_the_examples_import_only_what_sedic_kit_exports(path: Path) -> None:
 def test_source_image_fields_are_documented_in_contributing() -> None:
     guide = (REPO / "CONTRIBUTING.md").read_text()
     table = guide[guide.index("`sedic_kit.SourceImage`") : guide.index("A plugin class declares")]
-    documented = re.findall(r"^\| `(\w+)` \| `[^`]+` \| \S", table, re.M)
+    documented = re.findall(r"^\| `SourceImage\.(\w+)` \| `[^`]+` \| \S", table, re.M)
     declared = [f.name for f in dataclasses.fields(SourceImage)] + ["size"]
     assert documented == declared

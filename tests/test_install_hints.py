@@ -155,8 +155,8 @@ SOURCES = sorted(
 @pytest.mark.parametrize("path", SOURCES, ids=lambda p: str(p.relative_to(REPO)))
 def test_no_literal_hint_contradicts_the_readme(path) -> None:  # type: ignore[no-untyped-def]
     text = path.read_text()
-    for match in re.finditer(r"pip install[^\n`\"]*?sedic-kit\[[^\n`\"]*", text):
-        assert " @ " in match.group(0), f"{path}: {match.group(0)} (sedic-kit is on no index: install it from a checkout)"
+    for match in re.finditer(r"pip install[^\n`\"]*?(?<![/\w.-])sedic-kit\[[^\n`\"]*", text):
+        assert " @ " in match.group(0), f"{path}: {match.group(0)} (sedic-kit is on no index: install it from a checkout, /path/to/sedic-kit[x])"
     for match in re.finditer(r"""pip install[^\n`"]*?['"]?\.\[([a-z0-9,-]+)\]""", text):  # editable installs: -e ".[x]"
         extras = match.group(1).split(",")
         assert set(extras) <= set(EXTRAS), f"{path}: {match.group(0)}"
