@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import select
 import struct
 import subprocess
 import sys
@@ -27,7 +28,7 @@ def plugins_json(pythonpath: Path | None = None, **env: str | None) -> dict:
     if pythonpath is not None:
         full["PYTHONPATH"] = str(pythonpath)
     proc = subprocess.run(
-        [sys.executable, "-m", "sedic_kit", "plugins", "--json"], capture_output=True, text=True, env=full, timeout=120
+        [sys.executable, "-m", "sedic_kit", "plugins", "--json"], capture_output=True, text=True, env=full, timeout=300
     )
     assert proc.returncode == 0, proc.stderr
     return {"stderr": proc.stderr, **json.loads(proc.stdout)}
@@ -164,7 +165,7 @@ def plugins_output(site: Path, tty: bool) -> str:
     env.pop("COLUMNS", None)
     command = [sys.executable, "-m", "sedic_kit", "plugins"]
     if not tty:
-        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
         assert proc.returncode == 0, proc.stderr
         return proc.stdout
     main_fd, child_fd = pty.openpty()
@@ -173,6 +174,9 @@ def plugins_output(site: Path, tty: bool) -> str:
     os.close(child_fd)
     chunks = []
     while True:
+        if not select.select([main_fd], [], [], 300)[0]:
+            proc.kill()
+            raise AssertionError("sedic-kit plugins printed nothing for 300 s")
         try:
             chunk = os.read(main_fd, 65536)
         except OSError:  # EIO: the child closed the terminal
@@ -181,11 +185,13 @@ def plugins_output(site: Path, tty: bool) -> str:
             break
         chunks.append(chunk)
     os.close(main_fd)
-    assert proc.wait(timeout=120) == 0
+    assert proc.wait(timeout=300) == 0
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r\n", "\n")
 
 
+@pytest.fixture(scope="module")
 def expected_cells(site: Path) -> list[list[str]]:
+    """Each plugin's row as ``plugins --json`` describes it."""
     data = plugins_json(site, SEDIC_LOAD_PLUGINS="sedic-exif-describer,sedic-halfway")
     return [
         [*(str(p[k] or "-") for k in ("role", "name", "distribution", "version", "origin")),
@@ -194,19 +200,19 @@ def expected_cells(site: Path) -> list[list[str]]:
     ]
 
 
-def test_plugins_table_piped_is_one_plain_line_per_plugin(site: Path) -> None:
+def test_plugins_table_piped_is_one_plain_line_per_plugin(site: Path, expected_cells: list[list[str]]) -> None:
     lines = plugins_output(site, tty=False).splitlines()
     assert re.split(r"\s{2,}", lines[0]) == ["role", "name", "distribution", "version", "origin", "status"]
     rows = [re.split(r"\s{2,}", line.rstrip(), maxsplit=5) for line in lines[1:]]
-    assert rows == expected_cells(site)
+    assert rows == expected_cells
     assert max(map(len, lines)) > 80  # long statuses are not cut to fit a terminal that is not there
 
 
-def test_plugins_table_at_80_columns_cuts_nothing(site: Path) -> None:
+def test_plugins_table_at_80_columns_cuts_nothing(site: Path, expected_cells: list[list[str]]) -> None:
     screen = plugins_output(site, tty=True)
     lines = screen.splitlines()
     assert "…" not in screen and max(len(line.rstrip()) for line in lines) <= 80
-    cells = expected_cells(site)
+    cells = expected_cells
     assert len(cells) > 30 and any(len(c[5]) > 40 for c in cells)
     for role, name, dist, version, origin, status in cells:
         (at,) = [i for i, line in enumerate(lines) if line.split()[:4] == [name, dist, version, origin]]
