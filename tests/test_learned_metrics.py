@@ -22,11 +22,12 @@ from PIL import Image
 
 from conftest import importable
 from sedic_kit.eval.metrics import MetricSuite
+from sedic_kit.install import TORCHVISION_HINT
 
 
 pytestmark = pytest.mark.skipif(
     not importable("torchvision.models", "torch_fidelity", "torchmetrics"),
-    reason="needs torchvision and torch-fidelity (pip install 'sedic-kit[eval-full]'; second CI stage, see README)",
+    reason=f"needs torchvision and torch-fidelity (second CI stage, see README): {TORCHVISION_HINT}",
 )
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
 
