@@ -363,11 +363,18 @@ def _setup_html(setup: dict[str, Any]) -> str:
         ("images", count),
         ("target rates", ", ".join(f"{t:g}" for t in setup["targets"]) + " bpp" if setup["targets"] else "each profile's own setting"),
         ("BD anchor", e(setup["anchor"])),
-        *((("FID/KID", f"<b>{e(setup['realism']['name'])}</b>: {e(setup['realism']['description'])}"),) if setup.get("realism", {}).get("metrics") else ()),
+        *((("FID/KID", _realism_html(setup["realism"])),) if setup.get("realism") else ()),
         ("sedic-kit", e(setup["sedic_kit_version"])),
         ("command", f"<code>{e(setup['command'])}</code>"),
     ]
     return "<h2>Setup</h2><dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
+
+
+def _realism_html(realism: dict[str, Any]) -> str:
+    """The FID/KID protocol line (and whether they were computed here)."""
+    e = html.escape
+    state = "" if realism["metrics"] else " (not computed here: see Unavailable metrics)"
+    return f"<b>{e(realism['name'])}</b>: {e(realism['description'])}{state}"
 
 
 def _bd_html(bd: list[dict[str, Any]]) -> str:
