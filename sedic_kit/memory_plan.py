@@ -4,9 +4,10 @@ Computed, not measured (no GPU here): weights are parameter counts times bytes p
 (half precision on CUDA; the counts of SD1.5 and LLaVA-1.5 are checked against their
 architectures built on the meta device in the tests); activations are the largest live tensors
 of each model at the planned image size, from the formulas below. ``sedic-kit run``, ``eval`` and
-``compare`` (per profile and rate) work in two phases: it encodes every image with the vLLM pool (``gpu_memory_utilization`` of the card, one
-engine for the whole phase), Grounding DINO and SAM resident, then releases them all
-(``Codec.release``: the vLLM engine is shut down) and decodes every image with the restorer's
+``compare`` (per profile and rate) work in two phases: they encode every image with the vLLM pool
+(``gpu_memory_utilization`` of the card, one engine for the whole phase), Grounding DINO and SAM
+resident, then release them all
+(``Codec.release``: the vLLM engine is shut down) and decode every image with the restorer's
 models alone. A phase holds the CUDA context, its models, and the largest activation peak among
 them (they run one after another). CompressAI reference codecs run on CPU (bit-exact entropy
 coding), so they are not in the plan.
