@@ -6,9 +6,8 @@ architectures built on the meta device in the tests); activations are the larges
 of each model at the planned image size, from the formulas below. ``sedic-kit run``, ``eval`` and
 ``compare`` (per profile and rate) work in two phases: they encode every image with the vLLM pool
 (``gpu_memory_utilization`` of the card, one engine for the whole phase), Grounding DINO and SAM
-resident, then release them all
-(``Codec.release``: the vLLM engine is shut down) and decode every image with the restorer's
-models alone. A phase holds the CUDA context, its models, and the largest activation peak among
+resident, then release them all (``Codec.release``: the vLLM engine is shut down) and decode
+every image with the restorer's models alone. A phase holds the CUDA context, its models, and the largest activation peak among
 them (they run one after another). CompressAI reference codecs run on CPU (bit-exact entropy
 coding), so they are not in the plan.
 
