@@ -178,7 +178,9 @@ def test_compare_writes_json_csv_plots_and_report(tmp_path: Path, capsys: pytest
     assert combined["dataset"] == "kodak"  # inferred from the directory name
     assert [r["name"] for r in combined["results"]] == ["lite", "lite-webp"]
     assert combined["quoted"]["points"] == {} and combined["setup"]["paper_points"] == "2 images, not the paper's 24"
-    assert combined["setup"]["realism"]["name"] == "patch-256/shift-128" and combined["setup"]["realism"]["unavailable"] == ["fid", "kid"]
+    realism = combined["setup"]["realism"]
+    assert realism["name"] == "patch-256/shift-128" and realism["unavailable"] == ["fid", "kid"] and realism["seed"] == 0
+    assert realism["samples"] == 0 and realism["flags"]  # 252x168 images hold no 256 px patch
     for name in ("lite", "lite-webp"):
         summary = json.loads((out / name / "results.json").read_text())
         assert {"name", "description", "results"} <= set(summary)
@@ -271,7 +273,7 @@ def test_rate_sweep_gives_curves_bd_table_and_resumes_per_point(tmp_path: Path) 
     assert str(data) in page and "2 of the paper's 24 kodak images (not the paper's set" in page and "sedic-kit compare" in page
     assert "Bjontegaard deltas vs avif-only" in page
     sources = re.findall(r'src="([^"]+)"', page)
-    assert len(sources) == 3 + 2 * (1 + 6) and all((out / s).is_file() for s in sources)  # 2 RD + bits; original + 6 recons
+    assert len(sources) == 3 + 2 * (1 + 6 + 2) and all((out / s).is_file() for s in sources)  # 2 RD + bits; original, 6 recons, lite masks at 2 rates
 
     (out / "lite" / "bpp-0.4" / "records" / "kodim23.json").unlink()  # as if killed before that image finished
     rerun = cli(*args)

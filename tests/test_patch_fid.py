@@ -140,10 +140,12 @@ def test_compare_writes_the_protocol_and_patch_counts(tmp_path: Path) -> None:
     combined = json.loads((out / "compare.json").read_text())
     realism = combined["setup"]["realism"]
     assert realism["name"] == "patch-256/shift-128" and realism["seed"] == 5 and realism["metrics"] == ["fid", "kid"]
+    assert realism["samples"] == 16 and "only 16 samples" in realism["flags"][0]
     (point,) = combined["results"][0]["realism"]
     assert point["fid"]["samples"] == 16 and point["kid"]["subset_size"] == 16 and point["fid"]["flags"]
     summary = json.loads((out / "lite-webp" / "results.json").read_text())
     assert summary["realism"]["protocol"]["name"] == "patch-256/shift-128" and summary["realism"]["metrics"]["fid"]["samples"] == 16
     page = (out / "report.html").read_text()
     assert "patch-256/shift-128" in page and "non-overlapping 256x256 patches" in page and "seed 5" in page
+    assert "16 samples from these images" in page
     assert "FID: only 16 samples" in page and " *</td>" in page  # the flagged value is marked in the table

@@ -91,7 +91,7 @@ def print_summary(console: Console, compare_json: Path) -> None:
     console.print(table)
     realism = combined["setup"].get("realism")
     if realism and realism.get("metrics"):
-        console.print(f"FID/KID protocol: {realism['name']}: {realism['description']}", highlight=False)
+        console.print(f"FID/KID protocol: {realism['name']} ({realism['samples']} samples): {realism['description']}", highlight=False)
     for note in notes:
         console.print(f"* {note}", highlight=False)
     if combined["bd"]:

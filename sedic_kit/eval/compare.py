@@ -13,6 +13,7 @@ from ..errors import SedicError
 from .bd import bd_table
 from .datasets import PAPER_SET_SIZES, list_images, prepare
 from .metrics import SET_METRICS, MetricSuite
+from .patch_fid import flags, patch_boxes
 from .report import metric_keys, paper_numbers, plot_bits, plot_rd, quoted, write_csv, write_html
 from .runner import EvalConfig, Evaluation, dist_state
 
@@ -44,6 +45,15 @@ def paper_comparable(dataset: str | None, protocol: str, images: int) -> str | N
     if PAPER_SET_SIZES.get(dataset) != images:
         return f"{images} images, not the paper's {PAPER_SET_SIZES.get(dataset)}"
     return None
+
+
+def realism_setup(suite: MetricSuite, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The FID/KID protocol, which of them ran, and the samples it draws from these images (flagged when too few)."""
+    samples = sum(len(patch_boxes(r["width"], r["height"], suite.realism)) for r in records)
+    return {
+        **suite.realism.to_dict(), "samples": samples, "flags": flags(samples, suite.realism),
+        "metrics": sorted(suite.set), "unavailable": sorted(k for k in suite.unavailable if k in SET_METRICS),
+    }
 
 
 def curves(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -103,7 +113,7 @@ def compare(
         "data": str(cfg.data), "protocol": cfg.protocol, "images": count, "paper_set": dataset,
         "paper_set_images": PAPER_SET_SIZES.get(dataset or ""), "paper_points": comparable or "shown", "targets": targets or [],
         "anchor": anchor_name, "sedic_kit_version": __version__, "command": command,
-        "realism": {**suite.realism.to_dict(), "metrics": sorted(suite.set), "unavailable": sorted(k for k in suite.unavailable if k in SET_METRICS)},
+        "realism": realism_setup(suite, done[0]["images"]),
     }
     combined = {
         "name": "compare",

@@ -180,10 +180,11 @@ def kid(real: Any, fake: Any, protocol: RealismProtocol) -> tuple[float, float, 
 
 
 def flags(count: int, protocol: RealismProtocol, kid_size: int | None = None) -> list[str]:
-    """Why values over ``count`` samples are not comparable to the papers' (empty when they are)."""
+    """Why values over ``count`` samples are not comparable to the papers' (empty when they are); ``kid_size``: KID's."""
     out = []
     if count < MIN_RELIABLE:
-        out.append(f"only {count} samples: FID is biased by ~1/N and not comparable to published values (needs >= {MIN_RELIABLE})")
+        why = "KID's subsets then overlap heavily" if kid_size is not None else "FID is biased by ~1/N"
+        out.append(f"only {count} samples: {why}, so the value is not comparable to published ones (needs >= {MIN_RELIABLE})")
     if kid_size is not None and kid_size < protocol.kid_subset_size:
         out.append(
             f"KID subsets of {kid_size} instead of {protocol.kid_subset_size} (the set has {count} samples)"

@@ -374,7 +374,9 @@ def _realism_html(realism: dict[str, Any]) -> str:
     """The FID/KID protocol line (and whether they were computed here)."""
     e = html.escape
     state = "" if realism["metrics"] else " (not computed here: see Unavailable metrics)"
-    return f"<b>{e(realism['name'])}</b>: {e(realism['description'])}{state}"
+    count = f"; {realism['samples']} samples from these images" if "samples" in realism else ""
+    warn = "".join(f"<br><span class=warn>{e(f)}</span>" for f in realism.get("flags", []))
+    return f"<b>{e(realism['name'])}</b>: {e(realism['description'])}{count}{state}{warn}"
 
 
 def _bd_html(bd: list[dict[str, Any]]) -> str:
