@@ -90,8 +90,10 @@ def print_summary(console: Console, compare_json: Path) -> None:
             table.add_row(c["name"], "-" if target is None else f"{target:g}", f"{res['bpp'][i]:.5f}", *cells)
     console.print(table)
     realism = combined["setup"].get("realism")
-    if realism and realism.get("metrics"):
-        console.print(f"FID/KID protocol: {realism['name']} ({realism['samples']} samples): {realism['description']}", highlight=False)
+    if realism:
+        state = "" if realism["metrics"] else "; not computed here"
+        console.print(f"FID/KID protocol: {realism['name']} ({realism['samples']} samples{state}): {realism['description']}", highlight=False)
+        notes.update(dict.fromkeys(f"FID/KID: {f}" for f in realism["flags"]))
     for note in notes:
         console.print(f"* {note}", highlight=False)
     if combined["bd"]:
