@@ -422,3 +422,18 @@ def test_semantics_missing_is_warned_and_a_changed_setup_is_refused(tmp_path: Pa
     assert forced.returncode == 0, forced.stderr
     assert "coded without semantics" not in forced.stderr and "2 of 2 images already done" in forced.stderr  # avif-only kept
     assert all(json.loads(p.read_text())["semantics"] for p in (out / "lite" / "records").glob("*.json"))
+
+
+def test_fid_protocol_options_reach_compare_json(tmp_path: Path) -> None:
+    data = small_kodak(tmp_path / "kodak")
+    out = tmp_path / "out"
+    proc = cli("compare", "--profiles", "lite-webp", "--data", str(data), "--out", str(out), "--metrics", "psnr-rgb,fid,kid",
+               "--fid-patch", "128", "--fid-shift", "32", "--kid-seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    realism = json.loads((out / "compare.json").read_text())["setup"]["realism"]
+    assert (realism["name"], realism["patch"], realism["shift"], realism["seed"]) == ("patch-128/shift-32", 128, 32, 3)
+    assert realism["samples"] == 2  # 252x168: one 128 px patch each, no shifted grid (168 < 1.5 x 128)
+    assert "FID/KID protocol: patch-128/shift-32 (2 samples; not computed here)" in proc.stdout
+    bad = cli("compare", "--profiles", "lite-webp", "--data", str(data), "--out", str(out), "--fid-shift", "256")
+    assert bad.returncode == 1 and "--fid-shift: expected less than the patch (256 px), got 256" in bad.stderr
+    assert "Traceback" not in bad.stderr
