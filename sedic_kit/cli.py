@@ -22,6 +22,7 @@ from .batch import Encoded, RunDirectory, decode_image, encode_image
 from .codec import Codec, save_image
 from .errors import ModelNotFoundError, ProfileError, SedicError
 from .eval.commands import add_commands as add_eval_commands
+from .eval.data_commands import add_data_commands
 from .imaging import DEFAULT_MAX_PIXELS
 from .plugins import get_registry
 from .profiles import available_profiles, load_profile
@@ -392,6 +393,7 @@ def models_pull(name: Annotated[str, typer.Argument(help="Profile name or path."
 
 
 add_eval_commands(app)
+add_data_commands(app)
 
 
 def split_global_flags(args: list[str]) -> tuple[list[str], set[str]]:

@@ -173,9 +173,9 @@ def test_clipsim_runs_through_the_real_loading_path_with_a_tiny_clip() -> None:
 def test_compare_writes_json_csv_plots_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = small_kodak(tmp_path / "kodak")
     out = tmp_path / "out"
-    assert main(["compare", "--profiles", "lite,lite-webp", "--data", str(data), "--out", str(out)]) == 0
+    assert main(["compare", "--profiles", "lite,lite-webp", "--data", str(data), "--out", str(out), "--dataset", "kodak"]) == 0
     combined = json.loads((out / "compare.json").read_text())
-    assert combined["dataset"] == "kodak"  # inferred from the directory name
+    assert combined["dataset"] == "kodak"  # named by --dataset
     assert [r["name"] for r in combined["results"]] == ["lite", "lite-webp"]
     assert combined["quoted"]["points"] == {} and combined["setup"]["paper_points"] == "2 images, not the paper's 24"
     realism = combined["setup"]["realism"]
@@ -242,7 +242,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
 def test_rate_sweep_gives_curves_bd_table_and_resumes_per_point(tmp_path: Path) -> None:
     data = small_kodak(tmp_path / "kodak")
     out = tmp_path / "out"
-    args = ["compare", "--profiles", "lite,lite-webp,avif-only", "--data", str(data), "--out", str(out),
+    args = ["compare", "--profiles", "lite,lite-webp,avif-only", "--data", str(data), "--out", str(out), "--dataset", "kodak",
             "--target-bpp", "0.4,0.25", "--anchor", "avif-only", "--metrics", "psnr-rgb",
             "--set", "lite:reference_codec.speed=8", "--set", "avif-only:reference_codec.speed=8"]  # fast AVIF for the test
     first = cli(*args)
@@ -357,7 +357,7 @@ def test_two_process_accelerate_run_matches_one_process(tile_dir: Path, single_r
 
 def test_dataset_protocol_and_per_profile_overrides(tmp_path: Path) -> None:
     from sedic_kit.eval.compare import overrides_for
-    from sedic_kit.eval.datasets import crop768, infer, prepare
+    from sedic_kit.eval.datasets import crop768, prepare
 
     wide = Image.fromarray(np.tile(np.arange(1000, dtype=np.uint8)[None, :, None], (800, 1, 3)))
     out = crop768(wide)
@@ -365,8 +365,6 @@ def test_dataset_protocol_and_per_profile_overrides(tmp_path: Path) -> None:
     assert np.asarray(out)[0, 0, 0] == np.asarray(wide.resize((960, 768), Image.Resampling.BICUBIC))[0, 96, 0]
     (tmp_path / "DIV2K_valid_HR").mkdir()
     wide.save(tmp_path / "DIV2K_valid_HR" / "0801.png")
-    assert infer(tmp_path / "DIV2K_valid_HR") == ("div2k", "crop768")
-    assert infer(tmp_path / "kodak") == ("kodak", "as-is") and infer(tmp_path) == (None, "as-is")
     source = prepare(tmp_path / "DIV2K_valid_HR" / "0801.png", "crop768", 10**8)
     assert source.size == (768, 768) and source.path is not None
     sets = ["restorer.filter=bicubic", "lite:describer.path=/a:b", "other:segmenter.iterations=2"]

@@ -16,12 +16,18 @@ from ..errors import SedicError
 from ..install import install_hint
 from .patch_fid import PATCH, RealismProtocol
 
-DataOpt = Annotated[Path, typer.Option("--data", "-d", help="Directory of images (e.g. ../shared/data/kodak).")]
+DataOpt = Annotated[
+    str,
+    typer.Option(
+        "--data", "-d", metavar="SET|DIR",
+        help="A pulled set (kodak, div2k, clic2020: `sedic-kit data pull kodak`), its directory, or a directory of images.",
+    ),
+]
 OutOpt = Annotated[Path, typer.Option("--out", "-o", help="Output directory (reruns resume in it).")]
 SetOpt = Annotated[Optional[list[str]], typer.Option("--set", "-s", help="Override a profile option: ROLE.KEY=VALUE (every profile) or PROFILE:ROLE.KEY=VALUE.")]
 ProtocolOpt = Annotated[
     Optional[str],
-    typer.Option(help="as-is (Kodak) or crop768 (DIV2K/CLIC: min side 768, center crop); default from the directory name."),
+    typer.Option(help="as-is (Kodak) or crop768 (DIV2K/CLIC: min side 768, center crop); default from the set's manifest, else as-is."),
 ]
 MetricsOpt = Annotated[
     Optional[str],
@@ -31,7 +37,9 @@ FidPatchOpt = Annotated[int, typer.Option("--fid-patch", min=0, help="Side of th
 FidShiftOpt = Annotated[Optional[int], typer.Option("--fid-shift", min=0, help="Offset of the second, shifted patch grid (default: half a patch; 0: none).")]
 KidSeedOpt = Annotated[int, typer.Option("--kid-seed", help="Seed of KID's subset draws.")]
 ClipOpt = Annotated[str, typer.Option(help="CLIP model for ClipSIM: hub id, local path or tiny/clip.")]
-DatasetOpt = Annotated[Optional[str], typer.Option(help="Paper dataset for quoted numbers: kodak, div2k, clic2020, none.")]
+DatasetOpt = Annotated[
+    Optional[str], typer.Option(help="Paper dataset for quoted numbers: kodak, div2k, clic2020, none (default: the pulled set's).")
+]
 CropOpt = Annotated[int, typer.Option(help="Side of the square crops in the HTML report.")]
 TargetsOpt = Annotated[
     Optional[str],
@@ -118,7 +126,7 @@ def _fmt(value: float | None) -> str:
 
 
 def run_compare(
-    profiles: list[str], data: Path, out: Path, set_: list[str] | None, protocol: str | None,
+    profiles: list[str], data: str, out: Path, set_: list[str] | None, protocol: str | None,
     metrics: str | None, clip_model: str, dataset: str | None, crop: int,
     targets: str | None = None, anchor: str | None = None, force: bool = False,
     realism: RealismProtocol | None = None,
@@ -128,17 +136,20 @@ def run_compare(
     if missing:
         raise SedicError(f"evaluation needs {', '.join(missing)}: {install_hint('eval')}")
     from .compare import compare
-    from .datasets import infer
+    from .datasets import PAPER_SET_SIZES, PROTOCOLS
+    from .manifest import resolve
     from .runner import EvalConfig, shutdown_distributed
 
-    guessed, default_protocol = infer(data)
-    if protocol not in (None, "as-is", "crop768"):
+    if protocol is not None and protocol not in PROTOCOLS:
         raise SedicError(f"--protocol: expected as-is or crop768, got {protocol!r}")
-    if dataset not in (None, "none", "kodak", "div2k", "clic2020"):
-        raise SedicError(f"--dataset: expected kodak, div2k, clic2020 or none, got {dataset!r}")
+    if dataset not in (None, "none", *PAPER_SET_SIZES):
+        raise SedicError(f"--dataset: expected {', '.join(PAPER_SET_SIZES)} or none, got {dataset!r}")
+    chosen = resolve(data, protocol)  # type: ignore[arg-type]
+    if chosen.note:
+        Console(stderr=True, soft_wrap=True).print(chosen.note, highlight=False, markup=False)
     cfg = EvalConfig(
-        profile=profiles[0], data=data, out=out, overrides=list(set_ or []),
-        protocol=protocol or default_protocol,  # type: ignore[arg-type]
+        profile=profiles[0], data=chosen.images, out=out, overrides=list(set_ or []),
+        protocol=chosen.protocol,
         metrics=[m.strip() for m in metrics.split(",") if m.strip()] if metrics else None, clip_model=clip_model,
         force=force, realism=realism or PATCH,
     )
@@ -147,7 +158,7 @@ def run_compare(
         raise SedicError(f"the BD-rate table needs bjontegaard: {install_hint('eval')}")
     if anchor is not None and anchor not in profiles:
         raise SedicError(f"--anchor: {anchor!r} is not one of --profiles ({', '.join(profiles)})")
-    paper_set = guessed if dataset is None else (None if dataset == "none" else dataset)
+    paper_set = chosen.paper_set if dataset is None else (None if dataset == "none" else dataset)
     command = shlex.join(["sedic-kit", *sys.argv[1:]])
     written = compare(profiles, cfg, paper_set, crop, rates, anchor, command)
     shutdown_distributed()

@@ -11,7 +11,7 @@ from .. import __version__
 from ..codec import write_atomic
 from ..errors import SedicError
 from .bd import bd_table
-from .datasets import PAPER_SET_SIZES, list_images, prepare
+from .datasets import PAPER_SET_SIZES, SETS, list_images, prepare
 from .metrics import SET_METRICS, MetricSuite
 from .patch_fid import flags, patch_boxes
 from .report import metric_keys, paper_numbers, plot_bits, plot_rd, quoted, write_csv, write_html
@@ -32,7 +32,7 @@ def overrides_for(profile: str, overrides: list[str]) -> list[str]:
     return out
 
 
-PAPER_PROTOCOLS = {"kodak": "as-is", "div2k": "crop768", "clic2020": "crop768"}
+PAPER_PROTOCOLS = {spec.paper_set: spec.protocol for spec in SETS.values() if spec.paper_set}
 """How the paper prepared each set (Section IV): its numbers are comparable only under the same protocol."""
 
 
