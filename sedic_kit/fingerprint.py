@@ -27,13 +27,18 @@ def fingerprint(setup: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(setup, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def setup_changes(before: dict[str, Any], now: dict[str, Any], prefix: str = "") -> list[str]:
-    """What differs between two setups, one ``profile.reference_codec.quality: 5 -> 60`` per changed value."""
-    found: list[str] = []
-    for key in sorted(set(before) | set(now), key=str):
-        old, new = before.get(key), now.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            found += setup_changes(old, new, f"{prefix}{key}.")
-        elif old != new:
-            found.append(f"{prefix}{key}: {old!r} -> {new!r}")
-    return found
+def setup_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two setups (compared as JSON holds them), one
+    ``profile.reference_codec.quality: 5 -> 60`` per changed value."""
+    old, new = flatten(json.loads(json.dumps(before, default=str))), flatten(json.loads(json.dumps(now, default=str)))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"profile": {"describer": {"path": x}}}`` -> ``{"profile.describer.path": x}``."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out

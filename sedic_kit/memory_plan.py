@@ -3,11 +3,11 @@
 Computed, not measured (no GPU here): weights are parameter counts times bytes per parameter
 (half precision on CUDA; the counts of SD1.5 and LLaVA-1.5 are checked against their
 architectures built on the meta device in the tests); activations are the largest live tensors
-of each model at the planned image size, from the formulas below. ``sedic-kit run`` works in two
-phases: it encodes every image with the vLLM pool (``gpu_memory_utilization`` of the card, one
-engine for the whole phase), Grounding DINO and SAM resident, then releases them all
-(``Codec.release``: the vLLM engine is shut down) and decodes every image with the restorer's
-models alone. A phase holds the CUDA context, its models, and the largest activation peak among
+of each model at the planned image size, from the formulas below. ``sedic-kit run``, ``eval`` and
+``compare`` (per profile and rate) work in two phases: they encode every image with the vLLM pool
+(``gpu_memory_utilization`` of the card, one engine for the whole phase), Grounding DINO and SAM
+resident, then release them all (``Codec.release``: the vLLM engine is shut down) and decode
+every image with the restorer's models alone. A phase holds the CUDA context, its models, and the largest activation peak among
 them (they run one after another). CompressAI reference codecs run on CPU (bit-exact entropy
 coding), so they are not in the plan.
 
@@ -183,7 +183,7 @@ def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int =
     if restorer is not None and restorer.plugin == "orag":
         parts = ("sd15-unet", "sd15-vae", "sd15-text", "sd15-controlnet")
         decode.append(Item("SD1.5 UNet + VAE + text encoder + tile ControlNet", sum(PARAMS[p] for p in parts) * HALF, sd_activations(width, height)))
-    # `run` releases the encoder's models (vLLM engine shut down) before the decode phase starts
+    # `run`, `eval` and `compare` release the encoder's models (vLLM engine shut down) before the decode phase starts
     phases = (Phase("encode", tuple(encode)), Phase("decode (encoder models released)", tuple(decode)))
     vllm = None
     if fraction is not None:
