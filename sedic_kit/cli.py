@@ -19,12 +19,14 @@ from rich.text import Text
 from typer.core import TyperArgument, TyperOption
 
 from . import __version__, progress
-from .batch import Encoded, RunDirectory, decode_image, encode_image
+from .batch import Encoded, OutputConflict, Planned, RunDirectory, decode_image, encode_image
 from .codec import Codec, save_image
-from .errors import ModelNotFoundError, ProfileError, SedicError
+from .errors import InputError, ModelNotFoundError, ProfileError, SedicError
 from .eval.commands import add_commands as add_eval_commands
 from .eval.data_commands import add_data_commands
+from .fingerprint import setup_of
 from .imaging import DEFAULT_MAX_PIXELS
+from .outputs import check_output
 from .plugins import get_registry
 from .profiles import Problems, available_profiles, load_profile
 from .progress import ImageProgress, WarningTally, plural
@@ -48,6 +50,8 @@ out = Console(soft_wrap=True, markup=False, highlight=False)
 err = Console(stderr=True, soft_wrap=True, markup=False, highlight=False)
 DEBUG = False
 """Set by ``--debug``: tracebacks of every error, caught ones included."""
+COMMAND = "sedic-kit"
+"""The command line being run, as a shell would take it (to print how to resume)."""
 
 ProfileOpt = Annotated[str, typer.Option("--profile", "-p", metavar="NAME", help="Profile name or path to a .toml file.")]
 SetOpt = Annotated[
@@ -60,7 +64,8 @@ TargetBppOpt = Annotated[
 ]
 GLOBAL_FLAGS = ("--debug", "--quiet")
 """Accepted anywhere on the command line (before a ``--``)."""
-SETUP_ERRORS = (ModelNotFoundError, ProfileError, ImportError)
+ForceOpt = Annotated[bool, typer.Option("--force", help="Replace existing files (never an input).")]
+SETUP_ERRORS = (ModelNotFoundError, ProfileError, ImportError, OutputConflict)
 """Failures that would repeat on every image: they stop a batch at once."""
 T = TypeVar("T")
 
@@ -81,13 +86,19 @@ def root(
 
 
 def expand_inputs(items: list[Path]) -> list[Path]:
-    """Files as given, directories expanded to the images they contain (sorted)."""
+    """Files as given, directories expanded to the images they contain (sorted); a missing
+    input or an empty directory is one error before the first image."""
     paths: list[Path] = []
     for item in items:
         if item.is_dir():
-            paths += sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        else:
+            found = sorted(p for p in item.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+            if not found:
+                raise InputError(f"{item}: no images in this directory (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+            paths += found
+        elif item.exists():
             paths.append(item)
+        else:
+            raise InputError(f"{item}: no such file or directory")
     if not paths:
         raise SedicError("no input images found")
     return paths
@@ -96,29 +107,62 @@ def expand_inputs(items: list[Path]) -> list[Path]:
 @app.command()
 def run(
     inputs: Annotated[list[Path], typer.Argument(metavar="IMAGES...", help="Images or directories of images.")],
-    out_dir: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Output directory.")] = Path("out"),
+    out_dir: Annotated[Path, typer.Option("--out", "-o", metavar="DIR", help="Output directory (one setup per directory; a rerun resumes in it).")] = Path("out"),
     profile: ProfileOpt = "lite",
     set_: SetOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     target_bpp: TargetBppOpt = None,
+    redo: Annotated[bool, typer.Option("--redo", help="Recode every image, also those an earlier run finished with this setup.")] = False,
+    force: ForceOpt = False,
 ) -> None:
-    """Encode every image, release the encoder's models, then decode each image and write its
-    .sedic, its reconstruction and its record in a JSON report."""
+    """Encode every image (writing each .sedic at once), release the encoder's models, then decode
+    each image and write its reconstruction; a JSON report lists what is in place. A rerun resumes."""
     codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
     check_models(codec, profile, set_ or [])
     paths = expand_inputs(inputs)
-    directory = RunDirectory(out_dir, codec.profile)
+    directory = RunDirectory(out_dir, codec.profile, setup_of(codec, target_bpp=target_bpp))
+    plan = directory.plan(paths, redo, force)
+    todo = [p for p in plan if p.state == "todo"]
+    left = [p for p in plan if p.state == "encoded"]
+    earlier = len(plan) - len(todo) - len(left)
+    if (earlier or left) and not progress.QUIET:
+        err.print(
+            f"{earlier} of {plural(len(plan), 'image')} done earlier with this setup, {left and f'{len(left)} encoded awaiting decode, ' or ''}"
+            f"{len(todo)} to encode (--redo recodes them all)"
+        )
+    try:
+        done = run_phases(codec, directory, todo, left, target_bpp)
+    except KeyboardInterrupt:
+        finished, encoded = directory.progress(paths)
+        waiting = f", {encoded} encoded awaiting decode" if encoded else ""
+        err.print(f"interrupted: {finished} of {plural(len(paths), 'image')} done{waiting}, as {directory.report_path} lists; `{COMMAND}` resumes")
+        raise typer.Exit(130) from None
+    failures = len(todo) + len(left) - done
+    again = f" ({earlier} done earlier)" if earlier else ""
+    out.print(f"wrote {plural(done, 'reconstruction')}{again} and {directory.report_path}" + (f"; {failures} failed" if failures else ""))
+    if failures:
+        raise typer.Exit(1)
+
+
+def run_phases(codec: Codec, directory: RunDirectory, todo: list[Planned], left: list[Planned], target_bpp: float | None) -> int:
+    """Encode ``todo`` (each ``.sedic`` written at once), release the encoder's models, decode those
+    and ``left`` (encoded by an earlier run); return how many were decoded."""
     encoded: list[Encoded] = []
-    with ImageProgress(err, len(paths), "encoding") as bar:
-        for path in paths:
-            with bar.item(f"encoding {path.name}"):
-                item = per_image(directory, path, lambda: encode_image(codec, path, target_bpp))
+    with ImageProgress(err, len(todo), "encoding") as bar:
+        for p in todo:
+            with bar.item(f"encoding {p.image.name}"):
+                item = per_image(directory, p.image, lambda: directory.encoded(encode_image(codec, p.image, p.sha256, target_bpp)))
             if item is not None:
                 encoded.append(item)
-    try:  # the describer's, grounder's and segmenter's models make room for the decoder's
-        codec.release(*ENCODER_ROLES)
-    except Exception as exc:  # the encodings are done: decode them anyway, beside what is left
-        err.print(Text.assemble(("warning:", "yellow"), f" could not release the encoder's models ({one_line(exc)}); decoding beside them"))
+    if todo:
+        try:  # the describer's, grounder's and segmenter's models make room for the decoder's
+            codec.release(*ENCODER_ROLES)
+        except Exception as exc:  # the encodings are done: decode them anyway, beside what is left
+            err.print(Text.assemble(("warning:", "yellow"), f" could not release the encoder's models ({one_line(exc)}); decoding beside them"))
+    for p in left:
+        item = per_image(directory, p.image, lambda: directory.read_back(p))
+        if item is not None:
+            encoded.append(item)
     warnings = WarningTally()
     done = 0
     with ImageProgress(err, len(encoded), "decoding") as bar:
@@ -131,11 +175,8 @@ def run(
             warnings.add(item.image.name, record["warnings"])
             if not progress.QUIET:
                 bar.print(out, summary_line(record))
-    warnings.print(err, len(paths))
-    failures = len(paths) - done
-    out.print(f"wrote {plural(done, 'reconstruction')} and {directory.report_path}" + (f"; {failures} failed" if failures else ""))
-    if failures:
-        raise typer.Exit(1)
+    warnings.print(err, len(encoded))
+    return done
 
 
 def per_image(directory: RunDirectory, path: Path, work: Callable[[], T]) -> T | None:
@@ -197,13 +238,15 @@ def encode(
     set_: SetOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
     target_bpp: TargetBppOpt = None,
+    force: ForceOpt = False,
 ) -> None:
     """Encode one image into a .sedic file."""
+    target = check_output(output or image.with_suffix(".sedic"), [image], force)
     codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
     check_models(codec, profile, set_ or [])
     with ImageProgress(err, 1, "encoding") as bar, bar.item(f"encoding {image.name}"):
         result = codec.encode(image, target_bpp)
-        path = result.save(output or image.with_suffix(".sedic"))
+        path = result.save(target)
     parts = ", ".join(f"{k} {v}" for k, v in result.bits.items())
     out.print(f"{path}: {result.total_bits} bits, {result.bpp:.5f} bpp ({parts})")
     for note in result.notes:
@@ -217,16 +260,18 @@ def encode(
 @app.command()
 def decode(
     sedic: Annotated[Path, typer.Argument(metavar="FILE", help="Input .sedic file.")],
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="IMAGE", help="Output image (default: FILE.png).")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="IMAGE", help="Output image (default: FILE.decoded.png).")] = None,
     profile: Annotated[str, typer.Option("--profile", "-p", metavar="NAME", help="Profile giving local options (model paths, device).")] = "lite",
     set_: SetOpt = None,
     max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    force: ForceOpt = False,
 ) -> None:
     """Decode a .sedic file to an image."""
+    target = check_output(output or sedic.with_suffix(".decoded.png"), [sedic], force)
     codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
     with ImageProgress(err, 1, "decoding") as bar, bar.item(f"decoding {sedic.name}"):
         image = codec.decode(sedic)
-    path = save_image(image, output or sedic.with_suffix(".png"))
+    path = save_image(image, target)
     out.print(f"{path}: {image.size[0]}x{image.size[1]}")
 
 
@@ -458,8 +503,10 @@ def tidy_help(command: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: one-line errors, exit 1 (2 for usage); tracebacks only with --debug."""
-    global DEBUG
-    args, flags = split_global_flags(list(sys.argv[1:] if argv is None else argv))
+    global DEBUG, COMMAND
+    given = list(sys.argv[1:] if argv is None else argv)
+    COMMAND = shlex.join(["sedic-kit", *given])
+    args, flags = split_global_flags(given)
     DEBUG = "--debug" in flags or bool(os.environ.get("SEDIC_DEBUG"))
     progress.QUIET = "--quiet" in flags
     get_registry().register_commands(app)

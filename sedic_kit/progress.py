@@ -1,12 +1,18 @@
-"""What the command line shows while it works: a progress bar on a terminal, warnings at the end.
+"""What the command line shows while it works: a progress bar on a terminal, plain lines
+elsewhere, warnings at the end.
 
-The bar (images done, ETA, the image in flight and its coding stage) is drawn only when stderr
-is a terminal and ``--quiet`` is not given; warnings are counted per kind and printed once.
+On a terminal the bar (images done, ETA, the image in flight and its coding stage) is drawn;
+when stderr is not a terminal (a pipe, a log file, a batch system) a plain line with the same
+facts is printed whenever ``SEDIC_PROGRESS_SECONDS`` (default 10) seconds have passed without
+one; ``--quiet`` turns both off. Warnings are counted per kind and printed once.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import TracebackType
@@ -31,10 +37,69 @@ def shows_progress(console: Console) -> bool:
     return not QUIET and console.is_terminal
 
 
+def plain_interval() -> float:
+    """Seconds between plain progress lines off a terminal (``SEDIC_PROGRESS_SECONDS``, default 10)."""
+    value = os.environ.get("SEDIC_PROGRESS_SECONDS", "")
+    try:
+        return max(float(value), 0.1) if value else 10.0
+    except ValueError:
+        return 10.0
+
+
+def elapsed(seconds: float) -> str:
+    """``42 s``, ``3 min 05 s``, ``2 h 07 min``."""
+    s = int(seconds)
+    return f"{s} s" if s < 60 else f"{s // 60} min {s % 60:02d} s" if s < 3600 else f"{s // 3600} h {s % 3600 // 60:02d} min"
+
+
+class PlainProgress:
+    """Progress as plain lines for a log: ``encoding kodim05.png: masks (4/24 done, 41 s)`` whenever
+    ``interval`` seconds pass without a line (a thread keeps them coming during one long stage)."""
+
+    def __init__(self, console: Console, total: int, what: str, interval: float) -> None:
+        self.console, self.total, self.what, self.interval = console, total, what, interval
+        self.done = 0
+        self.current = ""
+        self.stage = ""
+        self.start = self.last = time.monotonic()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._tick, daemon=True)
+
+    def begin(self) -> None:
+        self._thread.start()
+
+    def end(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def update(self, current: str | None = None, stage: str | None = None, done: int | None = None) -> None:
+        self.current = self.current if current is None else current
+        self.stage = self.stage if stage is None else stage
+        self.done = self.done if done is None else done
+        self._line_if_due()
+
+    def _line_if_due(self) -> None:
+        with self._lock:
+            now = time.monotonic()
+            if now - self.last < self.interval:
+                return
+            self.last = now
+            doing = (self.current or self.what) + (f": {self.stage}" if self.stage else "")
+            self.console.print(f"{doing} ({self.done}/{self.total} done, {elapsed(now - self.start)})")
+
+    def _tick(self) -> None:
+        while not self._stop.wait(max(self.interval - (time.monotonic() - self.last), 0.05)):
+            self._line_if_due()
+
+
 class ImageProgress:
-    """A bar over images (or steps) with ETA; the current image's stage (describe ... restore) beside it."""
+    """A bar over images (or steps) with ETA; the current image's stage (describe ... restore) beside it.
+    Off a terminal, plain lines every few seconds instead (see :class:`PlainProgress`)."""
 
     def __init__(self, console: Console, total: int, what: str = "images") -> None:
+        self.plain = None if QUIET or console.is_terminal else PlainProgress(console, total, what, plain_interval())
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -49,20 +114,34 @@ class ImageProgress:
 
     def __enter__(self) -> ImageProgress:
         self.progress.start()
+        if self.plain:
+            self.plain.begin()
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        if self.plain:
+            self.plain.end()
         self.progress.stop()
 
     @contextmanager
     def item(self, name: str) -> Iterator[None]:
         """Show ``name`` and its stages while the block runs; count it done afterwards."""
         self.progress.update(self.task, description=name, stage="")
+        if self.plain:
+            self.plain.update(current=name, stage="")
+
+        def stage(stage: str) -> None:
+            self.progress.update(self.task, stage=stage)
+            if self.plain:
+                self.plain.update(stage=stage)
+
         try:
-            with report_stages(lambda stage: self.progress.update(self.task, stage=stage)):
+            with report_stages(stage):
                 yield
         finally:
             self.progress.advance(self.task)
+            if self.plain:
+                self.plain.update(current="", stage="", done=self.plain.done + 1)
 
     def print(self, console: Console, line: str) -> None:
         """Print ``line`` on ``console``; above the bar when both share the terminal."""
@@ -74,6 +153,8 @@ class ImageProgress:
     def done(self, count: int) -> None:
         """Set how many are done (e.g. training steps, a resumed run starting past zero)."""
         self.progress.update(self.task, completed=count)
+        if self.plain:
+            self.plain.update(done=count)
 
 
 def warning_kind(message: str) -> str:

@@ -55,7 +55,7 @@ def test_encode_then_decode_commands(small_image: Path, tmp_path: Path, capsys: 
     size = (tmp_path / "a.sedic").stat().st_size
     assert f"{8 * size} bits" in out
     rc, out, err = run_cli(capsys, "decode", str(tmp_path / "a.sedic"))
-    assert rc == 0 and Image.open(tmp_path / "a.png").size == (96, 64)
+    assert rc == 0 and Image.open(tmp_path / "a.decoded.png").size == (96, 64)
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ plain-text models check, aligned profiles list, plurals, usage lines."""
 
 from __future__ import annotations
 
+import json
 import os
 import pty
 import re
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import EXAMPLES, synthetic_image
+from conftest import EXAMPLES, importable, synthetic_image
 from sedic_kit.cli import main
 from sedic_kit.profiles import available_profiles
 
@@ -71,7 +72,8 @@ def test_progress_on_a_terminal_shows_bar_count_and_stage(kodim23: Path, small_i
     assert rc == 0 and "━" not in quiet and "small.png: 0." not in quiet and "wrote 1 reconstruction " in quiet
 
 
-def test_no_progress_when_not_a_terminal(small_image: Path, tmp_path: Path) -> None:
+def test_no_progress_bar_when_not_a_terminal(small_image: Path, tmp_path: Path) -> None:
+    """Plain lines instead, every SEDIC_PROGRESS_SECONDS (10 by default: none on a run this short; see test_resume)."""
     proc = subprocess.run([sys.executable, "-m", "sedic_kit", "run", str(small_image), "--out", str(tmp_path / "o")], capture_output=True, text=True)
     assert proc.returncode == 0 and proc.stderr == "" and "━" not in proc.stdout and "small.png: 0." in proc.stdout
 
@@ -90,6 +92,11 @@ def test_warnings_once_per_kind_with_the_count(tmp_path: Path, capsys: pytest.Ca
         "warning: no description: describer 'sidecar' found none; coded without caption or objects [3 of 3 images: t0.png, t1.png, t2.png]",
     ]
     assert "warning:" not in out
+    report = json.loads((tmp_path / "out" / "results.json").read_text())  # in the report too, by kind
+    assert [(w["warning"].split(":")[0], w["images"]) for w in report["warnings"]] == [
+        ("alpha composited over white", ["t0.png", "t1.png", "t2.png"]),
+        ("no description", ["t0.png", "t1.png", "t2.png"]),
+    ]
 
 
 def test_models_check_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
@@ -131,3 +138,14 @@ def test_debug_and_quiet_are_accepted_anywhere(small_image: Path, tmp_path: Path
     assert rc == 0 and (tmp_path / "a.sedic").exists(), err
     rc, _, err = run_cli(capsys, "decode", str(tmp_path / "missing.sedic"), "--debug")
     assert rc == 1 and "Traceback" in err and err.strip().splitlines()[-1].startswith("Error: ")
+
+
+@pytest.mark.skipif(not importable("transformers", "diffusers"), reason="needs the [transformers] and [diffusion] extras")
+def test_the_tiny_profile_is_quiet(small_image: Path, tmp_path: Path) -> None:
+    """Building and loading the tiny models (a fresh cache) shows no library notices or progress bars."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "SEDIC_CACHE": str(tmp_path / "cache")}
+    cli = [sys.executable, "-m", "sedic_kit", "run", str(small_image), "--profile", "tiny", "--out", str(tmp_path / "out")]
+    proc = subprocess.run(cli, capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert all(line.startswith("warning: ") for line in proc.stderr.splitlines()), proc.stderr
+    assert "small.png: 0." in proc.stdout and "it/s" not in proc.stdout + proc.stderr

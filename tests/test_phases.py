@@ -193,12 +193,16 @@ def test_decode_phase_failures_are_recorded_and_an_interrupt_leaves_only_whole_i
     report = json.loads((out / "results.json").read_text())
     assert [Path(r["image"]).name for r in report["images"]] == ["a.png"]
     assert [f["image"] for f in report["failures"]] == [str(boom)] and "kaboom" in report["failures"][0]["error"]
-    # Ctrl-C while decoding the second image: d was encoded but is never written or listed
+    assert [Path(r["image"]).name for r in report["pending"]] == ["b.png"]  # encoded: a rerun retries its decode
+    # Ctrl-C while decoding stop (a was done earlier): stop and d stay encoded, listed as pending, without PNG
     assert main(["run", str(a), str(stop), str(d), *common]) == 130
     report = json.loads((out / "results.json").read_text())
     assert [Path(r["image"]).name for r in report["images"]] == ["a.png"]
-    assert sorted(p.name for p in out.iterdir()) == [".results.json.lock", "a.png", "a.sedic", "results.json"]
+    assert [Path(r["image"]).name for r in report["pending"]] == ["b.png", "c.png", "d.png"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png", "a.sedic", "b.sedic", "c.sedic", "d.sedic", "results.json"]
     assert 8 * (out / "a.sedic").stat().st_size == report["images"][0]["file_bits"]
+    assert 8 * (out / "d.sedic").stat().st_size == report["pending"][2]["file_bits"]
+    assert capsys.readouterr().err.strip().splitlines()[-1].startswith("interrupted: 1 of 3 images done, 2 encoded awaiting decode, as ")
 
 
 def test_a_release_failure_does_not_lose_the_encodings(registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

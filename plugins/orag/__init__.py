@@ -51,12 +51,13 @@ class OragRestorer(Restorer[OragOptions]):
 
     def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
         self.check_available()
-        from ..hf_common import torch_threads
+        from ..hf_common import quiet_transformers, torch_threads
         from .components import check_control, load_sd15
         from .sampler import OragSampler
 
         o = self.options
-        parts = load_sd15(o.model, o.controlnet, o.device, o.dtype)
+        with quiet_transformers():  # loading bars, backend notices (key mismatches are errors)
+            parts = load_sd15(o.model, o.controlnet, o.device, o.dtype)
         check_control(parts, o.control, o.controlnet)
         image = upsample(reference.convert("RGB"), payload.width, payload.height)
         with torch_threads(o.threads):

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from sedic_kit.models import register_tiny
 
+from ..hf_common import quiet_transformers
 from .configs import SCHEDULER_CONFIG, Family, Scale, controlnet_embedding, text_config, unet_config, vae_config
 
 if TYPE_CHECKING:
@@ -97,6 +98,7 @@ def random_sd15(scale: Scale, control: Literal["image", "latent"] = "image", fam
     return parts
 
 
+@quiet_transformers()  # built by `models check` and `run`'s weight check too: no shard bars, no backend notices
 def save_pipeline(directory: Path, family: Family) -> None:
     """The SD1.5 / SD2.1 repository layout (model_index.json, unet/, vae/, text_encoder/, tokenizer/, scheduler/)."""
     from diffusers import PNDMScheduler, StableDiffusionPipeline

@@ -11,7 +11,6 @@ gathered on rank 0, which computes set metrics and writes the summary.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import platform
@@ -30,6 +29,7 @@ from .. import __version__
 from ..batch import Encoded
 from ..codec import Codec, save_png, write_atomic
 from ..errors import SedicError
+from ..fingerprint import fingerprint, setup_changes, setup_of
 from ..imaging import DEFAULT_MAX_PIXELS, upsample
 from ..plugins import get_registry
 from ..progress import ImageProgress, WarningTally, plural
@@ -127,37 +127,14 @@ def plugin_versions(codec: Codec) -> dict[str, Any]:
 
 
 def setup_key(codec: Codec, cfg: EvalConfig, suite: MetricSuite) -> dict[str, Any]:
-    """Everything that determines a record: profile, plugin versions, protocol, metrics."""
-    return {
-        "profile": codec.profile.to_dict() if codec.profile else None,
-        "plugins": {r.value: [p.name, p.version] for r, p in codec.plugins.items()},
-        "protocol": cfg.protocol,
-        "metrics": sorted(suite.image),
-        "clip_model": cfg.clip_model if "clipsim" in suite.image else None,
-        "sedic_kit": __version__,
-        "target_bpp": cfg.target_bpp,
-    }
-
-
-def fingerprint(key: dict[str, Any]) -> str:
-    """Hash of a :func:`setup_key`."""
-    return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-
-
-def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
-    """``{"profile": {"describer": {"path": x}}}`` -> ``{"profile.describer.path": x}``."""
-    if not isinstance(value, dict):
-        return {prefix: value}
-    out: dict[str, Any] = {}
-    for key, item in value.items():
-        out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
-def setup_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
-    """What differs between two setups, one ``key: old -> new`` per changed value."""
-    old, new = flatten(json.loads(json.dumps(before, default=str))), flatten(json.loads(json.dumps(now, default=str)))
-    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+    """Everything that determines a record: the codec's setup (profile, plugin and sedic-kit versions), protocol, metrics."""
+    return setup_of(
+        codec,
+        protocol=cfg.protocol,
+        metrics=sorted(suite.image),
+        clip_model=cfg.clip_model if "clipsim" in suite.image else None,
+        target_bpp=cfg.target_bpp,
+    )
 
 
 def set_warnings(records: list[dict[str, Any]]) -> list[str]:
@@ -211,7 +188,7 @@ class Evaluation:
             "encoding_time": seconds,
             "timings": {f"encode.{k}": v for k, v in result.timings.items()},
         }
-        return Encoded(path, result.data, fields, seconds)
+        return Encoded(path, result.data, fields)
 
     def decode(self, encoded: Encoded, process: int = 0) -> dict[str, Any]:
         """The decode phase of one image: decode, write its files, score it; the record is written last."""
