@@ -44,6 +44,7 @@ from .imaging import psnr
 from .outputs import same_file
 from .profiles import Profile
 from .progress import WarningTally, plural
+from .semantics import missing_semantics
 
 REPORT = "results.json"
 
@@ -301,6 +302,7 @@ def encode_image(codec: Codec, image: Path, sha256: str, target_bpp: float | Non
         "input_sha256": sha256,
         "file_bits": 8 * len(result.data),
         **result.summary(),
+        "semantics": missing_semantics(codec.describer.name, result.payload) is None,  # the codec warns when not
         "warnings": list(result.warnings),
         "encoding_time": seconds,
     }

@@ -97,6 +97,7 @@ def test_warnings_once_per_kind_with_the_count(tmp_path: Path, capsys: pytest.Ca
         ("alpha composited over white", ["t0.png", "t1.png", "t2.png"]),
         ("no description", ["t0.png", "t1.png", "t2.png"]),
     ]
+    assert [r["semantics"] for r in report["images"]] == [False, False, False]  # flagged per record, as eval does
 
 
 def test_models_check_is_plain_text(capsys: pytest.CaptureFixture[str]) -> None:
