@@ -178,15 +178,17 @@ def to_published_llava_layout(path: Path) -> None:
     """
     from safetensors.torch import load_file, save_file
 
-    renamed = {}
-    for key, tensor in load_file(path).items():
-        for new, old in LLAVA_PREFIXES:
-            if key.startswith(new):
-                key = old + key[len(new) :]
-        if key.startswith("vision_tower.") and not key.startswith("vision_tower.vision_model."):
-            key = "vision_tower.vision_model." + key[len("vision_tower.") :]
-        renamed[key] = tensor
-    save_file(renamed, path, metadata={"format": "pt"})
+    save_file({published_llava_key(k): v for k, v in load_file(path).items()}, path, metadata={"format": "pt"})
+
+
+def published_llava_key(key: str) -> str:
+    """A LLaVA weight name as ``llava-hf/llava-1.5-7b-hf`` spells it (transformers 4.40-era layout)."""
+    for new, old in LLAVA_PREFIXES:
+        if key.startswith(new):
+            key = old + key[len(new) :]
+    if key.startswith("vision_tower.") and not key.startswith("vision_tower.vision_model."):
+        key = "vision_tower.vision_model." + key[len("vision_tower.") :]
+    return key
 
 
 @hookimpl
