@@ -66,8 +66,9 @@ def compressai_case(folder: Path) -> tuple[int, int]:
     """cheng2020-attn quality 1 as a zoo file (``state_dict`` of the network), read by the plugin's reader."""
     import importlib
 
-    from sedic_plugins.compressai_codecs import read_state_dict
+    from sedic_plugins.compressai_codecs import import_compressai, read_state_dict
 
+    import_compressai()  # without torchvision, as the plugin does
     zoo = importlib.import_module("compressai.zoo.image")
     net = zoo.model_architectures["cheng2020-attn"](*zoo.cfgs["cheng2020-attn"][1])
     net.update()
