@@ -12,12 +12,12 @@ from collections.abc import Callable
 from functools import cache
 from typing import Any
 
-SAM_VISION = {  # facebook/sam-vit-{huge,large,base}/config.json, vision_config
+SAM_VISION: dict[str, dict[str, Any]] = {  # facebook/sam-vit-{huge,large,base}/config.json, vision_config
     "facebook/sam-vit-huge": {"hidden_size": 1280, "num_hidden_layers": 32, "num_attention_heads": 16, "global_attn_indexes": [7, 15, 23, 31]},
     "facebook/sam-vit-large": {"hidden_size": 1024, "num_hidden_layers": 24, "num_attention_heads": 16, "global_attn_indexes": [5, 11, 17, 23]},
     "facebook/sam-vit-base": {"hidden_size": 768, "num_hidden_layers": 12, "num_attention_heads": 12, "global_attn_indexes": [2, 5, 8, 11]},
 }
-SWIN = {  # IDEA-Research/grounding-dino-{base,tiny}/config.json, backbone_config
+SWIN: dict[str, dict[str, Any]] = {  # IDEA-Research/grounding-dino-{base,tiny}/config.json, backbone_config
     "IDEA-Research/grounding-dino-base": {"embed_dim": 128, "depths": [2, 2, 18, 2], "num_heads": [4, 8, 16, 32], "window_size": 12, "image_size": 384},
     "IDEA-Research/grounding-dino-tiny": {"embed_dim": 96, "depths": [2, 2, 6, 2], "num_heads": [3, 6, 12, 24], "window_size": 7, "image_size": 224},
 }
@@ -30,7 +30,6 @@ def llava_config() -> Any:
     return transformers.LlavaConfig(
         text_config=transformers.LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, vocab_size=32064),
         vision_config=transformers.CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=336, patch_size=14, projection_dim=768),
-        vocab_size=32064,
         image_token_index=32000,
     )
 
@@ -44,7 +43,7 @@ def sam_config(repo: str) -> Any:
 def dino_config(repo: str) -> Any:
     import transformers
 
-    swin = transformers.SwinConfig(**SWIN[repo], out_indices=[2, 3, 4], out_features=["stage2", "stage3", "stage4"])
+    swin = transformers.SwinConfig(**{**SWIN[repo], "out_indices": [2, 3, 4], "out_features": ["stage2", "stage3", "stage4"]})
     return transformers.GroundingDinoConfig(backbone_config=swin)
 
 

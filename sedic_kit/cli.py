@@ -368,8 +368,11 @@ NOT_READY = ("missing", "partial", "libraries")
 def print_models(rows: list[dict[str, Any]], profile: str, overrides: list[str], files: bool) -> None:
     """``models check`` as plain text: one line per model, what to do about missing or partial ones."""
     for r in rows:
-        if r["status"] in ("unavailable", "libraries"):
-            out.print(Text.assemble((r["status"].ljust(7), "yellow" if r["status"] == "unavailable" else "red"), f"  {r['role']} '{r['plugin']}': {r['problem']}"))
+        if r["status"] == "unavailable":
+            out.print(Text.assemble(("unavailable", "yellow"), f"  {r['role']} '{r['plugin']}': {r['problem']}"))
+            continue
+        if r["status"] == "libraries":  # the problem names the role and plugin
+            out.print(Text.assemble(("libraries", "red"), f"  {r['problem']}"))
             continue
         present = r["status"] == "present"
         head = Text.assemble((r["status"].ljust(7), "green" if present else "red"), f"  {r['option']} = {r['model']} ({r['role']} '{r['plugin']}')")

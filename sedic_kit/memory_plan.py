@@ -19,6 +19,7 @@ coding), so they are not in the plan.
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 
@@ -161,11 +162,13 @@ def sd_activations(width: int, height: int) -> int:
 
 def params(name: str) -> int:
     """Parameters of the full-size model ``name``: counted on the meta device, else recorded."""
-    try:
-        from sedic_plugins.full_size import parameter_count
-
-        return parameter_count(name)
+    try:  # the built-in plugins' package, found like any plugin's (core does not depend on it)
+        counter = importlib.import_module("sedic_plugins.full_size").parameter_count
     except ImportError:
+        return PARAMS[name]
+    try:
+        return int(counter(name))
+    except ImportError:  # torch, diffusers or transformers missing
         return PARAMS[name]
 
 
@@ -210,10 +213,8 @@ def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int =
         encode.append(Item(f"SAM ({model})", params(model if model in PARAMS else "facebook/sam-vit-huge") * HALF, sam_activations()))
     restorer = roles.get(Role.restorer)
     if restorer is not None and restorer.plugin == "orag":
-        from sedic_plugins.orag.options import OragOptions
-
-        o = OragOptions.model_validate(restorer.options)
-        label, parts = restorer_parts(o.model, o.controlnet)
+        o = profile.build_role(Role.restorer).options  # the options with its preset applied; loads nothing
+        label, parts = restorer_parts(str(getattr(o, "model")), str(getattr(o, "controlnet")))
         count = sum(params(p) for p in parts)
         decode.append(Item(label, count * HALF, sd_activations(width, height), f"{count:,} parameters"))
     # `run` releases the encoder's models (vLLM engine shut down) before the decode phase starts
