@@ -9,7 +9,7 @@ state dict) or the CompressAI zoo weights for ``quality``/``metric``, read from 
 cache (never downloaded here: a missing file is a one-line error naming it and the cache dir).
 ``pretrained = false`` gives seeded random weights (tests, speed measurements).
 
-Install (see README): ``pip install torch==2.13.0 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8``.
+Install (see README), in the checkout: ``pip install torch==2.13.0 -e '.[compressai]' && pip install --no-deps compressai==1.2.8``.
 """
 
 from __future__ import annotations

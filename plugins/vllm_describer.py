@@ -1,7 +1,8 @@
 """``vllm`` describer: a LLaVA-class model run in-process by ``vllm.LLM`` (GPU only).
 
-vllm pins its own torch and transformers, so install it in a separate environment
-(``pip install 'sedic-kit[vllm]'`` there, without ``torch==2.13.0``). It is imported only when the
+vllm pins its own torch and transformers, so install it in a separate environment (README's GPU
+environment: ``pip install -e '.[vllm,diffusion,transformers,compressai]'`` in the checkout, without
+``torch==2.13.0``). It is imported only when the
 engine starts. Prompt, JSON schema (used for guided decoding) and parsing are the shared ones in
 :mod:`sedic_kit.prompting`; messages are OpenAI-style, which ``LLM.chat`` accepts with data URIs.
 """

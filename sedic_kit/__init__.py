@@ -3,7 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .codec import Codec, DecodeResult, EncodeResult, report_stages
-from .describe import DescriptionOptions, apply_limits
+from .describe import DescriptionOptions, apply_limits, truncate_words
 from .errors import BackendError, FormatError, InputError, ModelNotFoundError, PluginError, ProfileError, SedicError
 from .hookspecs import Register, hookimpl
 from .models import ModelSpec, register_tiny, resolve
@@ -68,4 +68,5 @@ __all__ = [
     "register_tiny",
     "report_stages",
     "resolve",
+    "truncate_words",
 ]

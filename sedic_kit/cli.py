@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any, Optional, TypeVar
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -22,9 +23,10 @@ from .batch import Encoded, RunDirectory, decode_image, encode_image
 from .codec import Codec, save_image
 from .errors import ModelNotFoundError, ProfileError, SedicError
 from .eval.commands import add_commands as add_eval_commands
+from .eval.data_commands import add_data_commands
 from .imaging import DEFAULT_MAX_PIXELS
 from .plugins import get_registry
-from .profiles import available_profiles, load_profile
+from .profiles import Problems, available_profiles, load_profile
 from .progress import ImageProgress, WarningTally, plural
 from .roles import ENCODER_ROLES, Role, one_line
 
@@ -260,15 +262,40 @@ def list_plugins(as_json: Annotated[bool, typer.Option("--json", help="Machine-r
     if as_json:
         out.print_json(json.dumps({"plugins": rows, "errors": broken}))
         return
-    table = Table(title="sedic-kit plugins")
-    for col in ("role", "name", "distribution", "version", "origin", "status"):
-        table.add_column(col)
-    for r in rows:
-        status = "ok" if r["available"] else r["problem"] + (f" ([{r['extra']}])" if r["extra"] and r["missing"] else "")
-        table.add_row(*(str(r[k] or "-") for k in ("role", "name", "distribution", "version", "origin")), status)
-    out.print(table)
+    cells = [
+        [*(str(r[k] or "-") for k in PLUGIN_COLUMNS[:-1]), "ok" if r["available"] else r["problem"] + (f" ([{r['extra']}])" if r["extra"] and r["missing"] else "")]
+        for r in rows
+    ]
+    print_plugin_table(cells)
     for b in broken:
         out.print(Text.assemble(("broken:", "red"), f" {b['module']} ({b['distribution']}): {b['error']}"))
+
+
+PLUGIN_COLUMNS = ("role", "name", "distribution", "version", "origin", "status")
+
+
+def print_plugin_table(cells: list[list[str]]) -> None:
+    """The plugins, one row each, nothing cut. Elsewhere than on a terminal plain columns, one line
+    a row; on a terminal a table under one heading per role, whose name, distribution, version and
+    origin keep their full width while the status wraps (a word longer than its column folds)."""
+    if not out.is_terminal:
+        widths = [max(len(c) for c in column) for column in zip(PLUGIN_COLUMNS, *cells)]
+        for row in [list(PLUGIN_COLUMNS), *cells]:
+            out.print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+        return
+    table = Table(title="sedic-kit plugins", box=box.SIMPLE_HEAD, padding=(0, 2, 0, 0), pad_edge=False, title_justify="left")
+    names = ["name", *(c[0] for c in cells), *(f"  {c[1]}" for c in cells)]  # role headings, then their plugins indented
+    table.add_column("name", min_width=max(map(len, names)), no_wrap=True)
+    for i, col in enumerate(PLUGIN_COLUMNS[2:-1], 2):
+        table.add_column(col, min_width=max(len(x) for x in [col, *(c[i] for c in cells)]), no_wrap=True)
+    table.add_column("status", overflow="fold", ratio=1)
+    role = None
+    for row in cells:
+        if row[0] != role:
+            table.add_row(Text(row[0], style="bold"))
+            role = row[0]
+        table.add_row(f"  {row[1]}", *row[2:])
+    out.print(table)
 
 
 @profiles_app.command("list")
@@ -295,9 +322,14 @@ def profiles_show(name: Annotated[str, typer.Argument(help="Profile name or path
 
 @profiles_app.command("check")
 def profiles_check(name: Annotated[str, typer.Argument(help="Profile name or path.")], set_: SetOpt = None) -> None:
-    """Check that every plugin of a profile is installed and its options are valid."""
-    prof = load_profile(name, set_ or [])
-    prof.build()
+    """Check that every plugin of a profile is installed and its options are valid; list every problem."""
+    problems = Problems(collect=True)
+    prof = load_profile(name, set_ or [], problems)
+    found = list(dict.fromkeys([*problems.found, *prof.problems()]))
+    for problem in found:
+        out.print(f"problem  {problem}")
+    if found:
+        raise SedicError(f"profile {prof.name}: {plural(len(found), 'problem')} (listed above)")
     out.print(f"profile {prof.name}: ok")
 
 
@@ -407,6 +439,7 @@ def models_pull(name: Annotated[str, typer.Argument(help="Profile name or path."
 
 
 add_eval_commands(app)
+add_data_commands(app)
 
 
 def split_global_flags(args: list[str]) -> tuple[list[str], set[str]]:

@@ -277,8 +277,6 @@ class Codec:
         ``image`` is a PIL image, a path, encoded bytes or a numpy array (H x W or H x W x 3/4,
         uint8 or uint16; floats in [0, 1]).
         """
-        if isinstance(image, np.ndarray):
-            image = array_to_image(image)
         return load_image(image, self.max_pixels)
 
     def analyze(
@@ -579,26 +577,6 @@ def _one_line(text: str, limit: int = 300) -> str:
 
 ImageInput = Image.Image | str | Path | bytes | np.ndarray
 """What :meth:`Codec.encode` and :meth:`Codec.load` accept."""
-
-
-def array_to_image(array: np.ndarray) -> Image.Image:
-    """A numpy image (H x W, H x W x 1/3/4; uint8, uint16, or floats in [0, 1]) as a PIL image."""
-    a = np.asarray(array)
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[:, :, 0]
-    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
-        raise InputError(f"numpy image of shape {a.shape}: expected H x W or H x W x 3 (or x 4 with alpha)")
-    if a.dtype.kind == "f":
-        if a.size and not (np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0):
-            raise InputError("float numpy image: expected finite values in [0, 1]")
-        a = np.round(a * 255.0).astype(np.uint8)
-    elif a.dtype == np.uint16 and a.ndim == 2:
-        return Image.fromarray(a.astype(np.uint16), "I;16")
-    elif a.dtype == np.bool_:
-        a = a.astype(np.uint8) * 255
-    elif a.dtype != np.uint8:
-        raise InputError(f"numpy image of dtype {a.dtype}: expected uint8, 2-D uint16, bool or floats in [0, 1]")
-    return Image.fromarray(np.ascontiguousarray(a), {2: "L", 3: "RGB", 4: "RGBA"}[a.shape[2] if a.ndim == 3 else 2])
 
 
 def finite(value: float) -> float | None:

@@ -17,14 +17,19 @@ from .payload import SourceImage
 DEFAULT_MAX_PIXELS = 100_000_000
 
 
-def load_image(src: Image.Image | str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
+def load_image(src: Image.Image | str | Path | bytes | np.ndarray, max_pixels: int = DEFAULT_MAX_PIXELS) -> SourceImage:
     """Open and normalise an image to 8-bit RGB, applying EXIF orientation.
 
-    16-bit and float images are scaled (not clipped) to 8 bits; alpha is composited over white;
-    CMYK, palette and grayscale images are converted. Each conversion is noted in ``notes``.
+    16-bit and float images are scaled (not clipped) to 8 bits; alpha is composited over white
+    (an alpha that is opaque everywhere is dropped); CMYK, palette and grayscale images are
+    converted. Each conversion that changes pixels is noted in ``notes``. A numpy array is read as
+    :func:`array_to_image` says.
     """
     path: Path | None = None
-    if isinstance(src, Image.Image):
+    notes: list[str] = []
+    if isinstance(src, np.ndarray):
+        image = array_to_image(src, notes)
+    elif isinstance(src, Image.Image):
         image = src
     else:
         if isinstance(src, (str, Path)):
@@ -59,7 +64,6 @@ def load_image(src: Image.Image | str | Path | bytes, max_pixels: int = DEFAULT_
         )
     if w < 1 or h < 1:
         raise InputError(f"{label}: empty image ({w}x{h})")
-    notes: list[str] = []
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
         notes.append(f"{image.format or 'image'} with {frames} frames (animated or multi-page): coded frame 1 of {frames}")
@@ -86,6 +90,40 @@ def _register_heif() -> None:
     pillow_heif.register_heif_opener()
 
 
+def array_to_image(array: np.ndarray, notes: list[str] | None = None) -> Image.Image:
+    """A numpy image (H x W, H x W x 1/3/4; uint8, uint16, bool, or floats in [0, 1]) as a PIL image.
+
+    uint16 colour arrays are scaled to 8 bits as 16-bit image files are (noted in ``notes``);
+    a 2-D uint16 array becomes an ``I;16`` image, which :func:`to_rgb8` scales the same way.
+    """
+    a = np.asarray(array)
+    if a.ndim == 3 and a.shape[2] == 1:
+        a = a[:, :, 0]
+    if not (a.ndim == 2 or (a.ndim == 3 and a.shape[2] in (3, 4))):
+        raise InputError(f"numpy image of shape {a.shape}: expected H x W or H x W x 3 (or x 4 with alpha)")
+    if a.dtype.kind == "f":
+        if a.size and not (np.isfinite(a).all() and a.min() >= 0.0 and a.max() <= 1.0):
+            raise InputError("float numpy image: expected finite values in [0, 1]")
+        a = np.round(a * 255.0).astype(np.uint8)
+    elif a.dtype == np.uint16 and a.ndim == 2:
+        return Image.fromarray(np.ascontiguousarray(a), "I;16")
+    elif a.dtype == np.uint16:
+        a = scale_16_bit(a)
+        (notes if notes is not None else []).append("converted 16-bit colour to 8-bit")
+    elif a.dtype == np.bool_:
+        a = a.astype(np.uint8) * 255
+    elif a.dtype != np.uint8:
+        raise InputError(f"numpy image of dtype {a.dtype}: expected uint8, uint16, bool or floats in [0, 1]")
+    return Image.fromarray(np.ascontiguousarray(a), {2: "L", 3: "RGB", 4: "RGBA"}[a.shape[2] if a.ndim == 3 else 2])
+
+
+def scale_16_bit(values: np.ndarray) -> np.ndarray:
+    """16-bit samples as 8-bit ones: scaled by 255/65535 (rounded), unless none exceeds 255
+    (an 8-bit image stored in 16 bits, kept as it is)."""
+    scale = 255.0 / 65535.0 if values.size and values.max() > 255 else 1.0
+    return np.clip(np.round(values.astype(np.float64) * scale), 0, 255).astype(np.uint8)
+
+
 def to_rgb8(image: Image.Image, notes: list[str] | None = None) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB, recording what was done in ``notes``."""
     notes = notes if notes is not None else []
@@ -93,16 +131,18 @@ def to_rgb8(image: Image.Image, notes: list[str] | None = None) -> Image.Image:
     if mode == "RGB":
         return image
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        arr = np.asarray(image).astype(np.float64)
+        arr = np.asarray(image)
+        notes.append(f"converted {mode} to 8-bit")
         if mode == "F":
             scale = 255.0 if arr.size and arr.max() <= 1.0 else 1.0
+            arr8 = np.clip(np.round(arr.astype(np.float64) * scale), 0, 255).astype(np.uint8)
         else:
-            scale = 255.0 / 65535.0 if arr.size and arr.max() > 255 else 1.0
-        notes.append(f"converted {mode} to 8-bit")
-        arr8 = np.clip(np.round(arr * scale), 0, 255).astype(np.uint8)
+            arr8 = scale_16_bit(arr)
         return Image.fromarray(arr8, "L").convert("RGB")
     if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
+        if rgba.getchannel("A").getextrema() == (255, 255):  # opaque everywhere: compositing changes nothing
+            return rgba.convert("RGB")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         notes.append("alpha composited over white")
         return Image.alpha_composite(background, rgba).convert("RGB")

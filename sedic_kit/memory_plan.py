@@ -6,11 +6,11 @@ from their published configs (:mod:`sedic_plugins.full_size`); where torch, diff
 transformers is not installed, from :data:`PARAMS`, those counts recorded (a test keeps them
 equal). The restorer's parts are the ones its profile loads: SD1.5 + the tile ControlNet, or
 SD2.1 + DiffBIR's IRControlNet for a DiffBIR checkpoint (``paper``). Activations are the largest live tensors
-of each model at the planned image size, from the formulas below. ``sedic-kit run`` works in two
-phases: it encodes every image with the vLLM pool (``gpu_memory_utilization`` of the card, one
-engine for the whole phase), Grounding DINO and SAM resident, then releases them all
-(``Codec.release``: the vLLM engine is shut down) and decodes every image with the restorer's
-models alone. A phase holds the CUDA context, its models, and the largest activation peak among
+of each model at the planned image size, from the formulas below. ``sedic-kit run``, ``eval`` and
+``compare`` (per profile and rate) work in two phases: they encode every image with the vLLM pool
+(``gpu_memory_utilization`` of the card, one engine for the whole phase), Grounding DINO and SAM
+resident, then release them all (``Codec.release``: the vLLM engine is shut down) and decode
+every image with the restorer's models alone. A phase holds the CUDA context, its models, and the largest activation peak among
 them (they run one after another). CompressAI reference codecs run on CPU (bit-exact entropy
 coding), so they are not in the plan.
 
@@ -217,7 +217,7 @@ def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int =
         label, parts = restorer_parts(str(getattr(o, "model")), str(getattr(o, "controlnet")))
         count = sum(params(p) for p in parts)
         decode.append(Item(label, count * HALF, sd_activations(width, height), f"{count:,} parameters"))
-    # `run` releases the encoder's models (vLLM engine shut down) before the decode phase starts
+    # `run`, `eval` and `compare` release the encoder's models (vLLM engine shut down) before the decode phase starts
     phases = (Phase("encode", tuple(encode)), Phase("decode (encoder models released)", tuple(decode)))
     vllm = None
     if fraction is not None:

@@ -77,13 +77,21 @@ class Payload:
 
 @dataclass
 class SourceImage:
-    """An input image after normalisation to 8-bit RGB, with where it came from."""
+    """An input image after normalisation to 8-bit RGB, with where it came from.
+
+    What encoder-side plugins (describer, grounder, segmenter) get; they read it and never change it.
+    """
 
     image: Image.Image
+    """The pixels to describe: RGB, 8 bits, EXIF orientation applied (the size the file codes)."""
     path: Path | None = None
+    """The file it was read from; None for a PIL image, encoded bytes or a numpy array."""
     text_metadata: dict[str, str] = field(default_factory=dict)
+    """The file's text chunks as Pillow reads them (PNG ``tEXt``/``iTXt``, e.g. ``Description``)."""
     notes: list[str] = field(default_factory=list)
+    """The conversions made while loading (``alpha composited over white``); shown as warnings."""
 
     @property
     def size(self) -> tuple[int, int]:
+        """``(width, height)`` of ``image``: the size of every payload made from it."""
         return self.image.size

@@ -28,6 +28,21 @@ RATE_KEY = "rate"
 """The ``[rate]`` table: the policy ``--target-bpp`` sets J, l_d and l_all by (:class:`RatePolicy`)."""
 
 
+class Problems:
+    """Where loading a profile reports what is wrong: raised at once as a :class:`ProfileError`
+    (``collect=False``, what every command but ``profiles check`` wants), or collected in
+    ``found`` while the rest is still read."""
+
+    def __init__(self, collect: bool = False) -> None:
+        self.collect = collect
+        self.found: list[str] = []
+
+    def add(self, message: str) -> None:
+        if not self.collect:
+            raise ProfileError(message)
+        self.found.append(message)
+
+
 @dataclass
 class RoleChoice:
     """The plugin chosen for one role, its raw options and where each key was set."""
@@ -52,14 +67,20 @@ class Profile:
         try:
             return RatePolicy(**self.rate)
         except ValidationError as exc:
-            err = exc.errors()[0]
+            raise ProfileError(self.rate_messages(exc)[0]) from None
+
+    def rate_messages(self, exc: ValidationError) -> list[str]:
+        """One line per bad ``[rate]`` key, naming where it was set."""
+        messages = []
+        for err in exc.errors():
             key = str(err["loc"][0]) if err["loc"] else "?"
             where = self.rate_origin.get(key, str(self.path or self.name))
             if err["type"] == "extra_forbidden":
                 msg = f"unknown key (valid: {', '.join(RatePolicy.model_fields)})"
             else:
                 msg = f"{err['msg']} (got {err.get('input')!r})"
-            raise ProfileError(f"{where}: rate.{key}: {msg}") from None
+            messages.append(f"{where}: rate.{key}: {msg}")
+        return messages
 
     def build(self, registry: Registry | None = None) -> dict[Role, Plugin]:
         """Instantiate every role's plugin; one-line errors name file, key and valid choices."""
@@ -67,19 +88,53 @@ class Profile:
         return {role: self.build_role(role, registry) for role in Role}
 
     def build_role(self, role: Role, registry: Registry | None = None, extra: dict[str, Any] | None = None) -> Plugin:
-        registry = registry or get_registry()
+        cls = self.plugin_class(role, registry)
+        self.check_available(role, cls)
         choice = self.roles[role]
-        where = choice.origin.get("plugin", str(self.path or self.name))
+        return instantiate(cls, {**choice.options, **(extra or {})}, choice.origin, self.chosen_in(role))
+
+    def chosen_in(self, role: Role) -> str:
+        """The file (or ``--set``) that chose the role's plugin."""
+        return self.roles[role].origin.get("plugin", str(self.path or self.name))
+
+    def plugin_class(self, role: Role, registry: Registry | None = None) -> type[Plugin]:
         try:
-            cls = registry.get(role, choice.plugin)
+            return (registry or get_registry()).get(role, self.roles[role].plugin)
         except ProfileError as exc:
-            raise ProfileError(f"{where}: {role.value}.plugin: {exc}") from None
+            raise ProfileError(f"{self.chosen_in(role)}: {role.value}.plugin: {exc}") from None
+
+    def check_available(self, role: Role, cls: type[Plugin]) -> None:
+        """One line naming what to install when the plugin's libraries do not import here."""
         try:
             cls.check_available()
         except SedicError as exc:
-            raise ProfileError(f"{where}: {role.value}.plugin: {exc}") from None
-        options = {**choice.options, **(extra or {})}
-        return instantiate(cls, options, choice.origin, where)
+            raise ProfileError(f"{self.chosen_in(role)}: {role.value}.plugin: {exc}") from None
+
+    def problems(self, registry: Registry | None = None) -> list[str]:
+        """Every problem of the ``[rate]`` table and of every role's plugin and options, not only
+        the first (``profiles check``)."""
+        found = []
+        try:
+            RatePolicy(**self.rate)
+        except ValidationError as exc:
+            found += self.rate_messages(exc)
+        for role, choice in self.roles.items():
+            try:
+                cls = self.plugin_class(role, registry)
+            except ProfileError as exc:
+                found.append(str(exc))
+                continue
+            try:
+                self.check_available(role, cls)
+            except ProfileError as exc:
+                found.append(str(exc))
+            try:
+                cls(cls.Options(**choice.options))
+            except ValidationError as exc:
+                found += option_messages(cls, exc, choice.origin, self.chosen_in(role))
+            except SedicError as exc:
+                found.append(f"{self.chosen_in(role)}: {role.value}: {exc}")
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"description": self.description}
@@ -95,7 +150,13 @@ def instantiate(cls: type[Plugin], options: dict[str, Any], origin: dict[str, st
     try:
         return cls(cls.Options(**options))
     except ValidationError as exc:
-        err = exc.errors()[0]
+        raise ProfileError(option_messages(cls, exc, origin, where)[0]) from None
+
+
+def option_messages(cls: type[Plugin], exc: ValidationError, origin: dict[str, str] | None = None, where: str = "") -> list[str]:
+    """One line per bad option of ``cls``, naming where it was set."""
+    messages = []
+    for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "?"
         src = (origin or {}).get(key, where)
         if err["type"] == "extra_forbidden":
@@ -103,7 +164,8 @@ def instantiate(cls: type[Plugin], options: dict[str, Any], origin: dict[str, st
             msg = f"unknown key for {cls.role.value} '{cls.name}' (valid: {valid})"
         else:
             msg = f"{err['msg']} (got {err.get('input')!r})"
-        raise ProfileError(f"{src}: {cls.role.value}.{key}: {msg}") from None
+        messages.append(f"{src}: {cls.role.value}.{key}: {msg}")
+    return messages
 
 
 def search_path() -> list[Path]:
@@ -150,7 +212,7 @@ def _read(path: Path) -> dict[str, Any]:
         raise ProfileError(f"{path}: invalid TOML: {exc}") from None
 
 
-def _merge(path: Path, data: dict[str, Any], base: dict[Role, RoleChoice]) -> dict[Role, RoleChoice]:
+def _merge(path: Path, data: dict[str, Any], base: dict[Role, RoleChoice], problems: Problems) -> dict[Role, RoleChoice]:
     roles = {role: RoleChoice(c.plugin, dict(c.options), dict(c.origin)) for role, c in base.items()}
     valid = ", ".join([*TOP_LEVEL_KEYS, *(r.value for r in Role), RATE_KEY])
     for key, value in data.items():
@@ -159,16 +221,20 @@ def _merge(path: Path, data: dict[str, Any], base: dict[Role, RoleChoice]) -> di
         try:
             role = Role(key)
         except ValueError:
-            raise ProfileError(f"{path}: {key}: unknown key (valid: {valid})") from None
+            problems.add(f"{path}: {key}: unknown key (valid: {valid})")
+            continue
         if not isinstance(value, dict):
-            raise ProfileError(f"{path}: {key}: expected a table like [{key}] with plugin = \"...\"")
+            problems.add(f"{path}: {key}: expected a table like [{key}] with plugin = \"...\"")
+            continue
         table = dict(value)
         plugin = table.pop("plugin", None)
         previous = roles.get(role)
         if plugin is None and previous is None:
-            raise ProfileError(f"{path}: {key}.plugin: missing (every role needs a plugin)")
+            problems.add(f"{path}: {key}.plugin: missing (every role needs a plugin)")
+            continue
         if plugin is not None and not isinstance(plugin, str):
-            raise ProfileError(f"{path}: {key}.plugin: expected a string, got {plugin!r}")
+            problems.add(f"{path}: {key}.plugin: expected a string, got {plugin!r}")
+            continue
         if previous is None or (plugin is not None and plugin != previous.plugin):
             choice = RoleChoice(plugin, {}, {"plugin": str(path)})  # type: ignore[arg-type]
         else:
@@ -180,8 +246,14 @@ def _merge(path: Path, data: dict[str, Any], base: dict[Role, RoleChoice]) -> di
     return roles
 
 
-def load_profile(name: str | os.PathLike[str] = "lite", overrides: list[str] | None = None) -> Profile:
-    """Load a profile by name or path, following ``extends`` and applying ``--set`` overrides."""
+def load_profile(name: str | os.PathLike[str] = "lite", overrides: list[str] | None = None, problems: Problems | None = None) -> Profile:
+    """Load a profile by name or path, following ``extends`` and applying ``--set`` overrides.
+
+    A file that cannot be read or followed raises; what is wrong inside one (a bad key or table,
+    a bad ``--set``, a missing role, the ``[rate]`` table) is raised too, or, with collecting
+    ``problems``, added there and skipped: the profile returned then lacks what was wrong.
+    """
+    problems = problems or Problems()
     chain: list[Path] = []
     path = find_profile(name)
     while True:
@@ -202,22 +274,29 @@ def load_profile(name: str | os.PathLike[str] = "lite", overrides: list[str] | N
     description = ""
     rate: dict[str, Any] = {}
     rate_origin: dict[str, str] = {}
+    declared: set[str] = set()
     for p in reversed(chain):
         data = _read(p)
-        roles = _merge(p, data, roles)
+        roles = _merge(p, data, roles, problems)
+        declared.update(data)
         description = data.get("description", description)
         table = data.get(RATE_KEY, {})
         if not isinstance(table, dict):
-            raise ProfileError(f"{p}: {RATE_KEY}: expected a table like [{RATE_KEY}] with points = [...]")
+            problems.add(f"{p}: {RATE_KEY}: expected a table like [{RATE_KEY}] with points = [...]")
+            continue
         rate.update(table)
         rate_origin.update({k: str(p) for k in table})
-    missing = [r.value for r in Role if r not in roles]
+    missing = [r.value for r in Role if r not in roles and r.value not in declared]  # a bad table is reported already
     if missing:
-        raise ProfileError(f"{chain[0]}: missing role tables: {', '.join(missing)}")
+        problems.add(f"{chain[0]}: missing role tables: {', '.join(missing)}")
     profile = Profile(chain[0].stem, chain[0], str(description), roles, rate, rate_origin)
     for item in overrides or []:
-        apply_override(profile, item)
-    profile.rate_policy()
+        try:
+            apply_override(profile, item)
+        except ProfileError as exc:
+            problems.add(str(exc))
+    if not problems.collect:
+        profile.rate_policy()
     return profile
 
 

@@ -93,8 +93,15 @@ class WarningTally:
             if image not in images:
                 images.append(image)
 
-    def print(self, console: Console, total: int) -> None:
+    def lines(self, total: int) -> list[str]:
+        """One line per kind: its first message and the images it came from (of ``total``)."""
+        out = []
         for message, images in self.kinds.values():
             shown = ", ".join(images[:5]) + (", ..." if len(images) > 5 else "")
             where = shown if total == 1 else f"{len(images)} of {plural(total, 'image')}: {shown}"
-            console.print(Text.assemble(("warning:", "yellow"), f" {message} [{where}]"))
+            out.append(f"{message} [{where}]")
+        return out
+
+    def print(self, console: Console, total: int) -> None:
+        for line in self.lines(total):
+            console.print(Text.assemble(("warning:", "yellow"), f" {line}"))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import sys
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -13,9 +15,42 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLES = REPO / "examples" / "images"
 
-# Tests see sedic-kit's own plugins only, whatever else is installed (the example plugin, say);
-# tests of third-party loading name the distributions they load. Subprocesses inherit this.
-os.environ["SEDIC_LOAD_PLUGINS"] = ""
+CONTRACT_ENV = "SEDIC_CONTRACT_PLUGINS"
+"""Installed third-party distributions (comma-separated) whose plugins the suite loads too, so that
+``tests/test_contracts.py`` checks them: ``SEDIC_CONTRACT_PLUGINS=my-dist pytest tests/test_contracts.py``."""
+CONTRACT_DISTRIBUTIONS = [n.strip() for n in os.environ.get(CONTRACT_ENV, "").split(",") if n.strip()]
+
+# Tests see sedic-kit's own plugins only, whatever else is installed (the example plugin, say),
+# plus the distributions named in SEDIC_CONTRACT_PLUGINS; tests of third-party loading name the
+# distributions they load. Subprocesses inherit this.
+os.environ["SEDIC_LOAD_PLUGINS"] = ",".join(CONTRACT_DISTRIBUTIONS)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A distribution named in SEDIC_CONTRACT_PLUGINS that is not installed, has no plugins or
+    fails to load stops the run before the first test, with one line per problem."""
+    if not CONTRACT_DISTRIBUTIONS:
+        return
+    from sedic_kit.plugins import ENTRY_POINT_GROUP, Registry
+
+    problems = []
+    for dist in CONTRACT_DISTRIBUTIONS:
+        try:
+            entry_points = [ep for ep in metadata.distribution(dist).entry_points if ep.group == ENTRY_POINT_GROUP]
+        except metadata.PackageNotFoundError:
+            problems.append(f"{dist} is not installed in this environment ({sys.executable})")
+            continue
+        if not entry_points:
+            problems.append(f"{dist} has no [project.entry-points.{ENTRY_POINT_GROUP}]: no plugins to check")
+    if not problems:
+        registry = Registry()
+        registry.load_entry_points()
+        named = {d.lower() for d in CONTRACT_DISTRIBUTIONS}
+        for source in registry.sources.values():
+            if (source.distribution or "").lower() in named:
+                problems += [f"{source.distribution}: plugin module {source.name} failed: {e}" for e in source.errors]
+    if problems:
+        raise pytest.UsageError("\n".join(f"{CONTRACT_ENV}: {p}" for p in problems))
 
 
 def importable(*modules: str) -> bool:

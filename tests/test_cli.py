@@ -102,7 +102,7 @@ def test_every_truncation_and_flipped_byte_fails_cleanly(tiny_sedic: Path, tmp_p
         (["run", "examples", "--profile", "nope"], "unknown profile 'nope'"),
         (["decode", "missing.sedic"], "no such file"),
         (["encode", "x.png", "--set", "restorer.steps=3"], "restorer.steps: unknown key"),
-        (["profiles", "check", "offline"], "offline.toml: "),
+        (["profiles", "check", "offline"], "profile offline: 1 problem (listed above)"),
     ],
 )
 def test_errors_are_one_line_with_exit_code_1(args: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,11 +13,12 @@ from pathlib import Path
 import pytest
 
 from sedic_kit.container import unpack
+from sedic_kit.install import install_hint
 from sedic_kit.roles import Role
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("compressai") is None,
-    reason="compressai not installed: pip install 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8",
+    reason=f"compressai not installed: {install_hint('compressai')}",
 )
 
 CODECS = ("cheng2020-attn", "cheng2020-anchor", "mbt2018", "mbt2018-mean", "bmshj2018-hyperprior")

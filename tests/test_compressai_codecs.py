@@ -12,12 +12,13 @@ from PIL import Image
 from sedic_kit import Codec
 from sedic_kit.cli import main
 from sedic_kit.errors import ModelNotFoundError
+from sedic_kit.install import install_hint
 from sedic_kit.plugins import get_registry
 from sedic_kit.roles import Role
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("compressai") is None,
-    reason="compressai not installed: pip install 'sedic-kit[compressai]' && pip install --no-deps compressai==1.2.8",
+    reason=f"compressai not installed: {install_hint('compressai')}",
 )
 
 

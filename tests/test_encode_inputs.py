@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Iterator
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -103,3 +108,59 @@ def test_the_core_keeps_at_most_three_objects(registry: Registry, small_image: P
     two = Codec.from_profile("lite", segmenter={"plugin": "box"}, describer={"max_objects": 1})
     many = Payload(96, 64, "c", [SemanticObject(f"o{i}", mask=np.ones((64, 96), bool)) for i in range(3)])
     assert len(two.encode(small_image, payload=many).payload.objects) == 1
+
+
+ARRAYS = """
+import json, sys
+import numpy as np
+from PIL import Image
+from sedic_kit import Codec
+
+codec = Codec.from_profile("lite", segmenter={"plugin": "box"}, reference_codec={"plugin": "webp"})
+rgb = np.asarray(Image.open(sys.argv[1]).convert("RGB"))
+opaque = np.full(rgb.shape[:2], 255, np.uint8)
+cases = {
+    "uint8": rgb,
+    "uint16": rgb.astype(np.uint16) * 257,
+    "uint16 RGBA": np.dstack([rgb, opaque]).astype(np.uint16) * 257,
+    "RGBA opaque": np.dstack([rgb, opaque]),
+    "RGBA translucent": np.dstack([rgb, opaque // 2]),
+}
+out = {}
+for name, array in cases.items():
+    result = codec.encode(array, description="a yellow disc")
+    out[name] = {"data": result.data.hex(), "warnings": result.warnings}
+print(json.dumps(out))
+"""
+
+
+def test_uint16_and_opaque_rgba_arrays_in_a_fresh_process(small_image: Path) -> None:
+    """README: arrays are H x W or H x W x 3/4, uint8 or uint16; an alpha of 255 everywhere is no
+    compositing. uint16 colour is scaled like a 16-bit file (v * 257 comes back as v exactly)."""
+    proc = subprocess.run([sys.executable, "-c", ARRAYS, str(small_image)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    same = out["uint8"]["data"]
+    assert out["uint8"]["warnings"] == [] and out["RGBA opaque"] == {"data": same, "warnings": []}
+    assert out["uint16"] == {"data": same, "warnings": ["converted 16-bit colour to 8-bit"]}
+    assert out["uint16 RGBA"] == out["uint16"]
+    assert out["RGBA translucent"]["warnings"] == ["alpha composited over white"] and out["RGBA translucent"]["data"] != same
+
+
+def test_opaque_rgba_files_are_not_composited(small_image: Path, tmp_path: Path) -> None:
+    """8- and 16-bit RGBA PNGs whose alpha is opaque everywhere code silently, as the RGB file does."""
+    rgb = np.asarray(Image.open(small_image).convert("RGB"))
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 255, np.uint8)]), "RGBA").save(tmp_path / "opaque8.png")
+    deep = np.dstack([rgb[..., ::-1], np.full(rgb.shape[:2], 255, np.uint8)]).astype(np.uint16) * 257  # OpenCV writes BGRA
+    assert cv2.imwrite(str(tmp_path / "opaque16.png"), deep)
+    Image.fromarray(np.dstack([rgb, np.full(rgb.shape[:2], 128, np.uint8)]), "RGBA").save(tmp_path / "half.png")
+    files = {}
+    for name in ("opaque8", "opaque16", "half"):
+        shutil.copy(small_image.with_suffix(".json"), tmp_path / f"{name}.json")
+        proc = subprocess.run([sys.executable, "-m", "sedic_kit", "encode", str(tmp_path / f"{name}.png"), "-o", str(tmp_path / f"{name}.sedic")],
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        files[name] = ((tmp_path / f"{name}.sedic").read_bytes(), proc.stderr)
+    reference = Codec.from_profile("lite").encode(small_image).data
+    assert files["opaque8"] == (reference, "") and files["opaque16"] == (reference, "")
+    assert "warning: alpha composited over white" in files["half"][1]

@@ -152,7 +152,8 @@ def test_psnr_and_ms_ssim_match_independent_computation() -> None:
 def test_learned_metrics_without_weights_are_unavailable_with_reasons() -> None:
     suite = MetricSuite()
     assert set(suite.image) == set(ALWAYS) and not suite.set
-    assert set(suite.unavailable) == (set(IMAGE_METRICS) | set(SET_METRICS)) - set(ALWAYS)
+    assert set(suite.unavailable) == (set(IMAGE_METRICS) | {"fid", "kid"}) - set(ALWAYS)  # the whole-image FID/KID only by name
+    assert set(MetricSuite(["fid-whole", "kid-whole"]).unavailable) == {"fid-whole", "kid-whole"} <= set(SET_METRICS)
     for key, reason in suite.unavailable.items():
         assert "\n" not in reason
         assert re.search(r"needs \w+|weights|not in the Hugging Face cache|cannot be loaded", reason), (key, reason)
@@ -172,11 +173,14 @@ def test_clipsim_runs_through_the_real_loading_path_with_a_tiny_clip() -> None:
 def test_compare_writes_json_csv_plots_and_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = small_kodak(tmp_path / "kodak")
     out = tmp_path / "out"
-    assert main(["compare", "--profiles", "lite,lite-webp", "--data", str(data), "--out", str(out)]) == 0
+    assert main(["compare", "--profiles", "lite,lite-webp", "--data", str(data), "--out", str(out), "--dataset", "kodak"]) == 0
     combined = json.loads((out / "compare.json").read_text())
-    assert combined["dataset"] == "kodak"  # inferred from the directory name: paper Table I/VIII numbers drawn
+    assert combined["dataset"] == "kodak"  # named by --dataset
     assert [r["name"] for r in combined["results"]] == ["lite", "lite-webp"]
-    assert {p["method"] for p in combined["quoted"]["points"]["psnr-rgb"]} >= {"SEDIC", "MISC", "DiffEIC"}
+    assert combined["quoted"]["points"] == {} and combined["setup"]["paper_points"] == "2 images, not the paper's 24"
+    realism = combined["setup"]["realism"]
+    assert realism["name"] == "patch-256/shift-128" and realism["unavailable"] == ["fid", "kid"] and realism["seed"] == 0
+    assert realism["samples"] == 0 and realism["flags"]  # 252x168 images hold no 256 px patch
     for name in ("lite", "lite-webp"):
         summary = json.loads((out / name / "results.json").read_text())
         assert {"name", "description", "results"} <= set(summary)
@@ -201,7 +205,7 @@ def test_compare_writes_json_csv_plots_and_report(tmp_path: Path, capsys: pytest
             assert im.size[0] > 300
     page = (out / "report.html").read_text()
     sources = re.findall(r'src="([^"]+)"', page)
-    assert len(sources) == 3 + 2 * 5  # 2 RD plots + bits, per image: original + 2 x (reference, reconstruction)
+    assert len(sources) == 3 + 2 * 6  # 2 RD plots + bits, per image: original + 2 x (reference, reconstruction) + lite's masks
     assert all((out / s).is_file() for s in sources)
     unavailable = {k: v for name in ("lite", "lite-webp") for k, v in json.loads((out / name / "results.json").read_text())["unavailable"].items()}
     assert "Unavailable metrics" in page and all(html.escape(reason) in page for reason in unavailable.values())  # with their reasons
@@ -238,7 +242,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path) -> None:
 def test_rate_sweep_gives_curves_bd_table_and_resumes_per_point(tmp_path: Path) -> None:
     data = small_kodak(tmp_path / "kodak")
     out = tmp_path / "out"
-    args = ["compare", "--profiles", "lite,lite-webp,avif-only", "--data", str(data), "--out", str(out),
+    args = ["compare", "--profiles", "lite,lite-webp,avif-only", "--data", str(data), "--out", str(out), "--dataset", "kodak",
             "--target-bpp", "0.4,0.25", "--anchor", "avif-only", "--metrics", "psnr-rgb",
             "--set", "lite:reference_codec.speed=8", "--set", "avif-only:reference_codec.speed=8"]  # fast AVIF for the test
     first = cli(*args)
@@ -269,7 +273,7 @@ def test_rate_sweep_gives_curves_bd_table_and_resumes_per_point(tmp_path: Path) 
     assert str(data) in page and "2 of the paper's 24 kodak images (not the paper's set" in page and "sedic-kit compare" in page
     assert "Bjontegaard deltas vs avif-only" in page
     sources = re.findall(r'src="([^"]+)"', page)
-    assert len(sources) == 3 + 2 * (1 + 6) and all((out / s).is_file() for s in sources)  # 2 RD + bits; original + 6 recons
+    assert len(sources) == 3 + 2 * (1 + 6 + 2) and all((out / s).is_file() for s in sources)  # 2 RD + bits; original, 6 recons, lite masks at 2 rates
 
     (out / "lite" / "bpp-0.4" / "records" / "kodim23.json").unlink()  # as if killed before that image finished
     rerun = cli(*args)
@@ -353,7 +357,7 @@ def test_two_process_accelerate_run_matches_one_process(tile_dir: Path, single_r
 
 def test_dataset_protocol_and_per_profile_overrides(tmp_path: Path) -> None:
     from sedic_kit.eval.compare import overrides_for
-    from sedic_kit.eval.datasets import crop768, infer, prepare
+    from sedic_kit.eval.datasets import crop768, prepare
 
     wide = Image.fromarray(np.tile(np.arange(1000, dtype=np.uint8)[None, :, None], (800, 1, 3)))
     out = crop768(wide)
@@ -361,10 +365,73 @@ def test_dataset_protocol_and_per_profile_overrides(tmp_path: Path) -> None:
     assert np.asarray(out)[0, 0, 0] == np.asarray(wide.resize((960, 768), Image.Resampling.BICUBIC))[0, 96, 0]
     (tmp_path / "DIV2K_valid_HR").mkdir()
     wide.save(tmp_path / "DIV2K_valid_HR" / "0801.png")
-    assert infer(tmp_path / "DIV2K_valid_HR") == ("div2k", "crop768")
-    assert infer(tmp_path / "kodak") == ("kodak", "as-is") and infer(tmp_path) == (None, "as-is")
     source = prepare(tmp_path / "DIV2K_valid_HR" / "0801.png", "crop768", 10**8)
     assert source.size == (768, 768) and source.path is not None
     sets = ["restorer.filter=bicubic", "lite:describer.path=/a:b", "other:segmenter.iterations=2"]
     assert overrides_for("lite", sets) == ["restorer.filter=bicubic", "describer.path=/a:b"]
     assert overrides_for("lite-webp", sets) == ["restorer.filter=bicubic"]
+
+
+# -- two phases, missing semantics, a changed setup ------------------------------------------
+def test_eval_encodes_every_image_then_releases_the_encoder_then_decodes(tmp_path: Path) -> None:
+    from sedic_kit.eval.runner import EvalConfig, Evaluation
+    from sedic_kit.roles import ENCODER_ROLES
+
+    evaluation = Evaluation(EvalConfig(profile="lite", data=small_kodak(tmp_path / "kodak"), out=tmp_path / "out", metrics=["psnr-rgb"]))
+    codec, calls = evaluation.codec, []
+    encode, decode, release = codec.encode, codec.decode_detailed, codec.release
+    codec.encode = lambda *a, **k: calls.append("encode") or encode(*a, **k)  # type: ignore[method-assign]
+    codec.decode_detailed = lambda *a, **k: calls.append("decode") or decode(*a, **k)  # type: ignore[method-assign]
+    codec.release = lambda *roles: calls.append(("release", roles)) or release(*roles)  # type: ignore[method-assign]
+    summary = evaluation.run()
+    assert calls == ["encode", "encode", ("release", tuple(ENCODER_ROLES)), "decode", "decode"]
+    assert summary is not None and all(r["semantics"] and r["caption"] and r["descriptions"] for r in summary["images"])
+    assert all((tmp_path / "out" / "lite" / "masks" / f"{s}.png").is_file() for s in ("kodim03", "kodim23"))
+
+
+def test_semantics_missing_is_warned_and_a_changed_setup_is_refused(tmp_path: Path) -> None:
+    described = small_kodak(tmp_path / "described")
+    bare = tmp_path / "bare"  # the same images without their sidecar descriptions
+    bare.mkdir()
+    for png in described.glob("*.png"):
+        shutil.copy(png, bare / png.name)
+    out = tmp_path / "out"
+    args = ["compare", "--profiles", "lite,avif-only", "--data", str(bare), "--out", str(out), "--dataset", "none", "--metrics", "psnr-rgb"]
+    first = cli(*args)
+    assert first.returncode == 0, first.stderr
+    assert "warning: lite: coded without semantics: describer 'sidecar' gave no caption and no objects" in first.stderr
+    assert "[2 of 2 images: kodim03.png, kodim23.png]" in first.stderr and "warning: avif-only" not in first.stderr
+    records = {p.name: p.read_bytes() for p in sorted((out / "lite" / "records").glob("*.json"))}
+    assert [json.loads(r)["semantics"] for r in records.values()] == [False, False]
+    summary = json.loads((out / "lite" / "results.json").read_text())
+    assert any(w.startswith("coded without semantics") for w in summary["warnings"])
+    combined = json.loads((out / "compare.json").read_text())
+    assert combined["results"][0]["warnings"][0] == summary["warnings"] and combined["results"][1]["warnings"] == [[]]
+    page = (out / "report.html").read_text()
+    assert "<h2>Warnings</h2>" in page and "lite: coded without semantics" in page and "<td class=warn>0</td>" in page
+
+    fixed = cli(*args, "--set", f"lite:describer.path={described}")  # another setup into the same --out
+    assert fixed.returncode == 1 and "Traceback" not in fixed.stderr
+    (line,) = fixed.stderr.strip().splitlines()[-1:]
+    assert f"holds 2 records of another setup (profile.describer.path: None -> '{described}'); pass --force" in line
+    assert {p.name: p.read_bytes() for p in sorted((out / "lite" / "records").glob("*.json"))} == records  # nothing replaced
+
+    forced = cli(*args, "--set", f"lite:describer.path={described}", "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert "coded without semantics" not in forced.stderr and "2 of 2 images already done" in forced.stderr  # avif-only kept
+    assert all(json.loads(p.read_text())["semantics"] for p in (out / "lite" / "records").glob("*.json"))
+
+
+def test_fid_protocol_options_reach_compare_json(tmp_path: Path) -> None:
+    data = small_kodak(tmp_path / "kodak")
+    out = tmp_path / "out"
+    proc = cli("compare", "--profiles", "lite-webp", "--data", str(data), "--out", str(out), "--metrics", "psnr-rgb,fid,kid",
+               "--fid-patch", "128", "--fid-shift", "32", "--kid-seed", "3")
+    assert proc.returncode == 0, proc.stderr
+    realism = json.loads((out / "compare.json").read_text())["setup"]["realism"]
+    assert (realism["name"], realism["patch"], realism["shift"], realism["seed"]) == ("patch-128/shift-32", 128, 32, 3)
+    assert realism["samples"] == 2  # 252x168: one 128 px patch each, no shifted grid (168 < 1.5 x 128)
+    assert "FID/KID protocol: patch-128/shift-32 (2 samples; not computed here)" in proc.stdout
+    bad = cli("compare", "--profiles", "lite-webp", "--data", str(data), "--out", str(out), "--fid-shift", "256")
+    assert bad.returncode == 1 and "--fid-shift: expected less than the patch (256 px), got 256" in bad.stderr
+    assert "Traceback" not in bad.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-pytest.importorskip("transformers", reason="needs sedic-kit[transformers]")
+pytest.importorskip("transformers", reason="needs transformers (the [transformers] extra)")
 
 from sedic_plugins.grounding_dino import GroundingDinoGrounder
 from sedic_plugins.hf_describer import TransformersDescriber

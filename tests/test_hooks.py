@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import ast
+import dataclasses
 import importlib
 import inspect
 import json
+import re
 import sys
 import tomllib
 from pathlib import Path
@@ -16,7 +19,8 @@ import typer
 from PIL import Image, ImageFilter
 
 from conftest import REPO
-from sedic_kit import Codec, Role, SedicError, hookimpl, hookspecs, load_profile
+import sedic_kit
+from sedic_kit import Codec, Role, SedicError, SourceImage, hookimpl, hookspecs, load_profile
 from sedic_kit import plugins as plugins_module
 from sedic_kit.cli import main
 from sedic_kit.errors import FormatError
@@ -243,3 +247,25 @@ def test_a_misspelled_hook_fails_its_module_with_a_hint(registry: Registry) -> N
     assert "sharpen" not in registry.names(Role.restorer) and not registry.pm.has_plugin("typo-plugin")
     registry.add_module(example("sharpen_restorer"))  # later modules are unaffected
     assert "sharpen" in registry.names(Role.restorer)
+
+
+EXAMPLE_MODULES = sorted((REPO / "examples").rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", EXAMPLE_MODULES, ids=lambda p: str(p.relative_to(REPO / "examples")))
+def test_the_examples_import_only_what_sedic_kit_exports(path: Path) -> None:
+    """CONTRIBUTING: everything a plugin needs comes from ``sedic_kit`` itself, never a submodule."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("sedic_kit"):
+            assert node.module == "sedic_kit", f"{path.name}:{node.lineno}: from {node.module} import ..."
+            assert {a.name for a in node.names} <= set(sedic_kit.__all__), f"{path.name}:{node.lineno}"
+        if isinstance(node, ast.Import):
+            assert not any(a.name.startswith("sedic_kit.") for a in node.names), f"{path.name}:{node.lineno}"
+
+
+def test_source_image_fields_are_documented_in_contributing() -> None:
+    guide = (REPO / "CONTRIBUTING.md").read_text()
+    table = guide[guide.index("`sedic_kit.SourceImage`") : guide.index("A plugin class declares")]
+    documented = re.findall(r"^\| `SourceImage\.(\w+)` \| `[^`]+` \| \S", table, re.M)
+    declared = [f.name for f in dataclasses.fields(SourceImage)] + ["size"]
+    assert documented == declared

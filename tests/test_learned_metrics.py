@@ -22,11 +22,12 @@ from PIL import Image
 
 from conftest import importable
 from sedic_kit.eval.metrics import MetricSuite
+from sedic_kit.install import TORCHVISION_HINT
 
 
 pytestmark = pytest.mark.skipif(
     not importable("torchvision.models", "torch_fidelity", "torchmetrics"),
-    reason="needs torchvision and torch-fidelity (pip install 'sedic-kit[eval-full]'; second CI stage, see README)",
+    reason=f"needs torchvision and torch-fidelity (second CI stage, see README): {TORCHVISION_HINT}",
 )
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
 
@@ -65,22 +66,48 @@ def test_lpips_and_dists_load_and_score(torch_home: Path) -> None:
         assert same[key] == pytest.approx(0.0, abs=1e-6) and different[key] > 1e-4, (key, same, different)
 
 
+def test_fid_features_are_torch_fidelitys_with_the_original_resize(torch_home: Path) -> None:
+    """The patch FID network is torch-fidelity's InceptionV3 from the hub cache, resizing as the TF1 FID code does."""
+    import torch
+    import torch_fidelity.feature_extractor_inceptionv3 as inception
+    from torchmetrics.image.fid import NoTrainInceptionV3
+
+    from sedic_kit.eval.metrics import load_inception
+    from sedic_kit.eval.patch_fid import INCEPTION_WEIGHTS, PATCH, samples
+
+    weights = str(torch_home / "hub" / "checkpoints" / INCEPTION_WEIGHTS)
+    with Image.open(EXAMPLES / "kodim03.png") as im:
+        x = samples(im.convert("RGB"), PATCH)[:3]  # three 256x256 patches, resized to 299 by the network
+    ours = load_inception()(x)
+    reference = inception.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=weights).eval()
+    with torch.no_grad():
+        (theirs,) = reference(x)
+        antialiased = NoTrainInceptionV3("inception-v3-compat", ["2048"], feature_extractor_weights_path=weights, antialias=True)(x)
+    # Bit-identical to torch-fidelity's own extractor, and not to torchmetrics' default antialiased resize
+    # (random weights make the features nearly constant, so the difference is tiny but exact equality tells).
+    assert ours.shape == (3, 2048) and torch.equal(ours, theirs.reshape(3, -1))
+    assert not torch.equal(ours, antialiased)
+
+
 def test_eval_reports_lpips_dists_fid_end_to_end(torch_home: Path, tmp_path: Path) -> None:
     data = tmp_path / "data"
     data.mkdir()
-    for stem in ("kodim03", "kodim23"):
+    for stem in ("kodim03", "kodim23"):  # full size: 8 FID patches each
         with Image.open(EXAMPLES / f"{stem}.png") as im:
-            im.convert("RGB").resize((252, 168), Image.Resampling.LANCZOS).save(data / f"{stem}.png")
+            im.convert("RGB").save(data / f"{stem}.png")
         shutil.copy(EXAMPLES / f"{stem}.json", data / f"{stem}.json")
     out = tmp_path / "out"
     env = {**os.environ, "TORCH_HOME": str(torch_home), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    args = ["eval", "--profile", "lite-webp", "--data", str(data), "--out", str(out), "--metrics", "lpips,dists,fid"]
+    args = ["eval", "--profile", "lite-webp", "--data", str(data), "--out", str(out), "--metrics", "lpips,dists,fid,kid,fid-whole"]
     proc = subprocess.run([sys.executable, "-m", "sedic_kit", *args], capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads((out / "lite-webp" / "results.json").read_text())
     assert summary["unavailable"] == {}
-    for key in ("lpips", "dists", "fid"):
+    for key in ("lpips", "dists", "fid", "kid", "fid-whole"):
         (value,) = summary["results"][key]
-        assert math.isfinite(value) and value >= 0, (key, value)
+        assert math.isfinite(value) and (value >= 0 or key == "kid"), (key, value)  # KID's estimator is unbiased: may be < 0
+    realism = summary["realism"]["metrics"]
+    assert realism["fid"]["samples"] == realism["kid"]["samples"] == 16 and realism["fid-whole"]["samples"] == 2
+    assert realism["kid"]["subset_size"] == 16 and realism["kid"]["protocol"]["seed"] == 0 and realism["fid"]["flags"]
     assert all(r["lpips"] > 0 and r["dists"] > 0 for r in summary["images"])
     assert (out / "plots" / "fid.png").is_file()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-pytest.importorskip("openai", reason="the openai describer needs the openai SDK (sedic-kit[openai])")
+pytest.importorskip("openai", reason="the openai describer needs the openai SDK (the [openai] extra)")
 
 from chat_server import ChatServer
 from sedic_plugins.openai_describer import OpenAIDescriber

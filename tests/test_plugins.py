@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import pty
+import re
+import select
+import struct
 import subprocess
 import sys
+import termios
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+from conftest import CONTRACT_DISTRIBUTIONS, CONTRACT_ENV, REPO
 
 ROLES = ["describer", "grounder", "segmenter", "reference_codec", "text_coder", "mask_coder", "restorer"]
 
@@ -21,7 +28,7 @@ def plugins_json(pythonpath: Path | None = None, **env: str | None) -> dict:
     if pythonpath is not None:
         full["PYTHONPATH"] = str(pythonpath)
     proc = subprocess.run(
-        [sys.executable, "-m", "sedic_kit", "plugins", "--json"], capture_output=True, text=True, env=full, timeout=120
+        [sys.executable, "-m", "sedic_kit", "plugins", "--json"], capture_output=True, text=True, env=full, timeout=300
     )
     assert proc.returncode == 0, proc.stderr
     return {"stderr": proc.stderr, **json.loads(proc.stdout)}
@@ -93,6 +100,7 @@ def test_load_plugins_env_limits_third_party(site: Path) -> None:
     assert {p["role"] for p in none["plugins"]} == set(ROLES)
 
 
+@pytest.mark.skipif(bool(CONTRACT_DISTRIBUTIONS), reason="SEDIC_CONTRACT_PLUGINS asks the suite to load third-party plugins")
 def test_the_test_suite_ignores_installed_third_party_plugins(site: Path) -> None:
     """conftest sets SEDIC_LOAD_PLUGINS: an installed plugin (as CONTRIBUTING tells users to) changes nothing."""
     assert os.environ["SEDIC_LOAD_PLUGINS"] == ""
@@ -110,3 +118,110 @@ def test_example_plugin_runs_the_lite_pipeline_from_the_cli(site: Path, small_im
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "o" / "results.json").read_text())
     assert report["images"][0]["bits"]["text"] > 0 and report["profile"]["describer"]["plugin"] == "exif"
+
+
+def contract_run(site: Path, tmp_path: Path, command: str, **env: str | None) -> tuple[subprocess.CompletedProcess[str], dict[str, str]]:
+    """``command`` (a shell line starting ``pytest``) in the checkout with ``site`` on the path;
+    the outcome of each test it ran, from its JUnit XML."""
+    junit = tmp_path / f"junit-{len(list(tmp_path.glob('junit-*')))}.xml"
+    full = {**os.environ, "PYTHONPATH": str(site), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+            "PYTEST_ADDOPTS": f"-p no:cacheprovider --junitxml={junit}", **env}
+    proc = subprocess.run(command, shell=True, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env={k: v for k, v in full.items() if v is not None})
+    outcomes = {}
+    if junit.exists():
+        for case in ET.parse(junit).iter("testcase"):
+            kind = next((c.tag for c in case if c.tag in ("failure", "error", "skipped")), "passed")
+            outcomes[case.get("name", "")] = kind
+    return proc, outcomes
+
+
+def test_the_contract_suite_checks_an_installed_third_party_plugin_as_contributing_says(site: Path, tmp_path: Path) -> None:
+    guide = (REPO / "CONTRIBUTING.md").read_text()
+    command = next(line.split("  #")[0].strip() for line in guide.splitlines() if line.startswith(f"{CONTRACT_ENV}=sedic-exif-describer pytest"))
+    proc, outcomes = contract_run(site, tmp_path, command, **{CONTRACT_ENV: None})
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr
+    assert outcomes == {"test_plugin_keeps_its_role_contract[describer-exif]": "passed"}
+    # Without the variable the suite loads no third-party plugin: `-k exif` selects nothing (exit 5).
+    plain, outcomes = contract_run(site, tmp_path, command.removeprefix(f"{CONTRACT_ENV}=sedic-exif-describer "), **{CONTRACT_ENV: None})
+    assert plain.returncode == 5 and outcomes == {}
+
+
+@pytest.mark.parametrize(
+    ("named", "message"),
+    [("sedic-not-installed", "sedic-not-installed is not installed in this environment"),
+     ("sedic-broken", "sedic-broken: plugin module broken failed: ImportError: needs libfoo 3"),
+     ("pytest", "pytest has no [project.entry-points.sedic_kit]: no plugins to check")],
+)
+def test_a_contract_distribution_that_cannot_be_checked_stops_the_run_first(site: Path, tmp_path: Path, named: str, message: str) -> None:
+    proc, outcomes = contract_run(site, tmp_path, "pytest tests/test_contracts.py -k exif", **{CONTRACT_ENV: named})
+    assert proc.returncode == 4 and outcomes == {}, proc.stdout + proc.stderr
+    assert f"ERROR: {CONTRACT_ENV}: {message}" in proc.stderr
+
+
+def plugins_output(site: Path, tty: bool) -> str:
+    """``sedic-kit plugins`` as a user sees it: on an 80-column pseudo-terminal, or piped."""
+    env = {**os.environ, "PYTHONPATH": str(site), "SEDIC_LOAD_PLUGINS": "sedic-exif-describer,sedic-halfway"}
+    env.pop("COLUMNS", None)
+    command = [sys.executable, "-m", "sedic_kit", "plugins"]
+    if not tty:
+        proc = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout
+    main_fd, child_fd = pty.openpty()
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 80, 0, 0))
+    proc = subprocess.Popen(command, stdout=child_fd, stderr=child_fd, stdin=child_fd, env={**env, "TERM": "xterm"})
+    os.close(child_fd)
+    chunks = []
+    while True:
+        if not select.select([main_fd], [], [], 300)[0]:
+            proc.kill()
+            raise AssertionError("sedic-kit plugins printed nothing for 300 s")
+        try:
+            chunk = os.read(main_fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(main_fd)
+    assert proc.wait(timeout=300) == 0
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode()).replace("\r\n", "\n")
+
+
+@pytest.fixture(scope="module")
+def expected_cells(site: Path) -> list[list[str]]:
+    """Each plugin's row as ``plugins --json`` describes it."""
+    data = plugins_json(site, SEDIC_LOAD_PLUGINS="sedic-exif-describer,sedic-halfway")
+    return [
+        [*(str(p[k] or "-") for k in ("role", "name", "distribution", "version", "origin")),
+         "ok" if p["available"] else p["problem"] + (f" ([{p['extra']}])" if p["extra"] and p["missing"] else "")]
+        for p in data["plugins"]
+    ]
+
+
+def test_plugins_table_piped_is_one_plain_line_per_plugin(site: Path, expected_cells: list[list[str]]) -> None:
+    lines = plugins_output(site, tty=False).splitlines()
+    assert re.split(r"\s{2,}", lines[0]) == ["role", "name", "distribution", "version", "origin", "status"]
+    rows = [re.split(r"\s{2,}", line.rstrip(), maxsplit=5) for line in lines[1:]]
+    assert rows == expected_cells
+    assert max(map(len, lines)) > 80  # long statuses are not cut to fit a terminal that is not there
+
+
+def test_plugins_table_at_80_columns_cuts_nothing(site: Path, expected_cells: list[list[str]]) -> None:
+    screen = plugins_output(site, tty=True)
+    lines = screen.splitlines()
+    assert "…" not in screen and max(len(line.rstrip()) for line in lines) <= 80
+    cells = expected_cells
+    assert len(cells) > 30 and any(len(c[5]) > 40 for c in cells)
+    for role, name, dist, version, origin, status in cells:
+        (at,) = [i for i, line in enumerate(lines) if line.split()[:4] == [name, dist, version, origin]]
+        assert f" {role}" in "\n".join(lines[:at]), role
+        # the status: on the row's line and the lines under it, in the last column
+        column = lines[at].index(f" {origin} ") + len(origin) + 2
+        wrapped = [lines[at][column:].strip()]
+        for line in lines[at + 1 :]:
+            if line[:column].strip():
+                break
+            wrapped.append(line[column:].strip())
+        assert " ".join(w for w in wrapped if w) == status or "".join(wrapped) == status.replace(" ", ""), (name, wrapped)

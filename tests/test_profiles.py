@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib.util
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from sedic_kit import ProfileError, load_profile
+from sedic_kit.install import install_hint
 from sedic_kit.profiles import available_profiles
 from sedic_kit.roles import Role
 
@@ -94,5 +97,56 @@ def test_offline_profile_names_the_missing_extra() -> None:
     """vllm needs a GPU and its own environment; without it the profile says what to install."""
     if importlib.util.find_spec("vllm") is not None:
         pytest.skip("vllm is installed here")
-    with pytest.raises(ProfileError, match=r"offline\.toml: describer\.plugin: describer 'vllm' needs vllm which is not installed: pip install 'sedic-kit\[vllm\]'"):
+    with pytest.raises(ProfileError, match=r"offline\.toml: describer\.plugin: describer 'vllm' needs vllm which is not installed: ") as info:
         load_profile("offline").build()
+    assert str(info.value).endswith(f": {install_hint('vllm')}")
+
+
+def test_profiles_check_lists_every_problem_then_exits_1(tmp_path: Path) -> None:
+    """In a fresh process, on a real file: every problem of every kind, one line each, not only the first."""
+    path = write(tmp_path, "bad", """extends = "lite"
+colour = "red"
+[reference_codec]
+quality = "high"
+frobnicate = 1
+[restorer]
+plugin = "nope"
+[rate]
+bogus = 1
+[mask_coder]
+plugin = 3
+""")
+    proc = subprocess.run(
+        [sys.executable, "-m", "sedic_kit", "profiles", "check", str(path), "--set", "describer.zzz=1", "--set", "codec.x=1"],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 1 and proc.stderr == "Error: profile bad: 8 problems (listed above)\n", proc.stderr
+    problems = proc.stdout.splitlines()
+    assert all(line.startswith("problem  ") for line in problems) and len(problems) == 8
+    for wanted in [
+        f"{path}: colour: unknown key",
+        f"{path}: mask_coder.plugin: expected a string, got 3",
+        "--set codec.x=1: unknown role 'codec'",
+        f"{path}: rate.bogus: unknown key",
+        "--set: describer.zzz: unknown key for describer 'sidecar'",
+        f"{path}: reference_codec.quality: Input should be a valid integer",
+        f"{path}: reference_codec.frobnicate: unknown key for reference_codec 'avif'",
+        f"{path}: restorer.plugin: unknown restorer 'nope'",
+    ]:
+        assert sum(wanted in line for line in problems) == 1, wanted
+    # Everywhere else the first problem is the one-line error it always was.
+    with pytest.raises(ProfileError, match="colour: unknown key"):
+        load_profile(path)
+
+
+def test_profiles_check_passes_a_good_profile_and_names_a_missing_role(tmp_path: Path) -> None:
+    ok = subprocess.run([sys.executable, "-m", "sedic_kit", "profiles", "check", "lite"], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0 and ok.stdout == "profile lite: ok\n" and ok.stderr == ""
+    path = write(tmp_path, "half", '[describer]\nplugin = "sidecar"\nmax_objects = "x"\n[restorer]\nplugin = 1\n')
+    proc = subprocess.run([sys.executable, "-m", "sedic_kit", "profiles", "check", str(path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1 and "3 problems" in proc.stderr
+    assert proc.stdout.splitlines() == [
+        f"problem  {path}: restorer.plugin: expected a string, got 1",
+        f"problem  {path}: missing role tables: grounder, segmenter, reference_codec, text_coder, mask_coder",
+        f"problem  {path}: describer.max_objects: Input should be a valid integer, unable to parse string as an integer (got 'x')",
+    ]

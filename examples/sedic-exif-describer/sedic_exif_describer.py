@@ -8,9 +8,7 @@ the whole image from the caption alone.
 from PIL import Image
 from pydantic import Field
 
-from sedic_kit import Describer, Payload, Register, SourceImage, hookimpl
-from sedic_kit.describe import truncate_words
-from sedic_kit.roles import Options
+from sedic_kit import Describer, Options, Payload, Register, SourceImage, hookimpl, truncate_words
 
 IMAGE_DESCRIPTION = 270  # EXIF tag
 

@@ -23,6 +23,8 @@ from ..errors import SedicError
 from ..imaging import psnr
 from ..install import TORCHVISION_HINT, install_hint
 from ..models import register_tiny, resolve
+from . import patch_fid
+from .patch_fid import INCEPTION_WEIGHTS, PATCH, WHOLE, FeatureNetwork, RealismProtocol, inception, set_features
 
 DEFAULT_CLIP_MODEL = "openai/clip-vit-large-patch14"
 FULL_LIBRARIES = {"torchvision", "torch_fidelity", "piq", "pyiqa"}
@@ -87,17 +89,17 @@ class Metric(ABC):
 
 
 class SetMetric(ABC):
-    """A distribution metric over the whole set (FID, KID)."""
+    """A distribution metric over the whole set (FID, KID), computed from the samples' features."""
 
     key: ClassVar[str]
     label: ClassVar[str]
     higher_is_better: ClassVar[bool] = False
+    whole: ClassVar[bool] = False
+    """Samples whole images (the older protocol) instead of the suite's patch protocol."""
 
     @abstractmethod
-    def load(self) -> None: ...
-
-    @abstractmethod
-    def compute(self, reconstructions: list[Image.Image], originals: list[Image.Image]) -> float: ...
+    def from_features(self, real: Any, fake: Any, protocol: RealismProtocol) -> tuple[float, dict[str, Any]]:
+        """The value and what a reader needs to judge it (sample count, KID's subsets, flags)."""
 
 
 class PSNR(Metric):
@@ -264,43 +266,37 @@ class NIQE(Metric):
             return float(self.metric(to_tensor(reconstruction, torch.float32) / 255))
 
 
-class InceptionSetMetric(SetMetric):
-    """FID/KID on InceptionV3 pool features (torch-fidelity weights, as in the papers compared)."""
-
-    def load(self) -> None:
-        need("torch", "torchmetrics", "torchvision", "torch_fidelity")
-        hub_checkpoint("weights-inception-2015-12-05-6726825d.pth", "FID/KID InceptionV3")
-
-    @abstractmethod
-    def make(self, count: int) -> Any: ...
-
-    def compute(self, reconstructions: list[Image.Image], originals: list[Image.Image]) -> float:
-        import torch
-
-        metric = self.make(len(originals))
-        for rec, orig in zip(reconstructions, originals):
-            metric.update(to_tensor(orig, torch.uint8), real=True)
-            metric.update(to_tensor(rec, torch.uint8), real=False)
-        value = metric.compute()
-        return float(value[0] if isinstance(value, tuple) else value)
+def load_inception() -> FeatureNetwork:
+    """torch-fidelity's InceptionV3 from the torch hub cache, or :class:`MetricUnavailable` with the reason."""
+    need("torch", "torchmetrics", "torchvision", "torch_fidelity")
+    path = hub_checkpoint(INCEPTION_WEIGHTS, "FID/KID InceptionV3")
+    try:
+        return inception(str(path))
+    except RuntimeError as exc:
+        raise MetricUnavailable(str(exc)) from None
 
 
-class FID(InceptionSetMetric):
+class FID(SetMetric):
     key, label = "fid", "FID"
 
-    def make(self, count: int) -> Any:
-        from torchmetrics.image.fid import FrechetInceptionDistance
-
-        return FrechetInceptionDistance(feature=2048)
+    def from_features(self, real: Any, fake: Any, protocol: RealismProtocol) -> tuple[float, dict[str, Any]]:
+        return patch_fid.fid(real, fake), {"flags": patch_fid.flags(len(real), protocol)}
 
 
-class KID(InceptionSetMetric):
+class KID(SetMetric):
     key, label = "kid", "KID"
 
-    def make(self, count: int) -> Any:
-        from torchmetrics.image.kid import KernelInceptionDistance
+    def from_features(self, real: Any, fake: Any, protocol: RealismProtocol) -> tuple[float, dict[str, Any]]:
+        mean, std, size = patch_fid.kid(real, fake, protocol)
+        return mean, {"std": std, "subset_size": size, "subsets": protocol.kid_subsets, "flags": patch_fid.flags(len(real), protocol, size)}
 
-        return KernelInceptionDistance(feature=2048, subset_size=min(50, count))
+
+class WholeFID(FID):
+    key, label, whole = "fid-whole", "FID (whole images)", True
+
+
+class WholeKID(KID):
+    key, label, whole = "kid-whole", "KID (whole images)", True
 
 
 IMAGE_METRICS: dict[str, Callable[..., Metric]] = {
@@ -312,30 +308,41 @@ IMAGE_METRICS: dict[str, Callable[..., Metric]] = {
     "niqe": NIQE,
     "clip-iqa": CLIPIQA,
 }
-SET_METRICS: dict[str, Callable[[], SetMetric]] = {"fid": FID, "kid": KID}
+SET_METRICS: dict[str, Callable[[], SetMetric]] = {"fid": FID, "kid": KID, "fid-whole": WholeFID, "kid-whole": WholeKID}
+DEFAULT_METRICS = [*IMAGE_METRICS, "fid", "kid"]
+"""What a run computes unless told otherwise (the whole-image FID/KID only by name)."""
 ALWAYS = ("psnr-rgb", "ms-ssim-rgb")
 LABELS = {k: c.label for k, c in {**IMAGE_METRICS, **SET_METRICS}.items()}  # type: ignore[attr-defined]
 HIGHER_IS_BETTER = {k: c.higher_is_better for k, c in {**IMAGE_METRICS, **SET_METRICS}.items()}  # type: ignore[attr-defined]
 
 
 class MetricSuite:
-    """The metrics of a run, loaded once; ``unavailable`` maps a metric to why it is missing."""
+    """The metrics of a run, loaded once; ``unavailable`` maps a metric to why it is missing.
 
-    def __init__(self, names: list[str] | None = None, clip_model: str = DEFAULT_CLIP_MODEL) -> None:
-        names = list(names) if names is not None else [*IMAGE_METRICS, *SET_METRICS]
+    ``realism`` is the sampling protocol of ``fid`` and ``kid`` (``fid-whole``/``kid-whole``
+    always sample whole images); ``features`` replaces the InceptionV3 feature network (a
+    callable from ``N x 3 x h x w`` uint8 tensors to ``N x D`` features; tests, other networks).
+    """
+
+    def __init__(
+        self, names: list[str] | None = None, clip_model: str = DEFAULT_CLIP_MODEL,
+        realism: RealismProtocol = PATCH, features: FeatureNetwork | None = None,
+    ) -> None:
+        names = list(names) if names is not None else list(DEFAULT_METRICS)
         unknown = sorted(set(names) - set(IMAGE_METRICS) - set(SET_METRICS))
         if unknown:
             raise SedicError(f"unknown metric(s) {', '.join(unknown)} (available: {', '.join([*IMAGE_METRICS, *SET_METRICS])})")
         names = [*ALWAYS, *(n for n in names if n not in ALWAYS)]
+        self.realism = realism
         self.image: dict[str, Metric] = {}
         self.set: dict[str, SetMetric] = {}
         self.unavailable: dict[str, str] = {}
+        self.features = features
         for name in names:
-            metric: Metric | SetMetric
-            if name in IMAGE_METRICS:
-                metric = ClipSIM(clip_model) if name == "clipsim" else IMAGE_METRICS[name]()
-            else:
-                metric = SET_METRICS[name]()
+            if name in SET_METRICS:
+                self.add_set_metric(name)
+                continue
+            metric = ClipSIM(clip_model) if name == "clipsim" else IMAGE_METRICS[name]()
             try:
                 metric.load()
             except MetricUnavailable as exc:
@@ -343,14 +350,24 @@ class MetricSuite:
                     raise SedicError(f"{name}: {exc}") from None
                 self.unavailable[name] = str(exc)
                 continue
-            if isinstance(metric, SetMetric):
-                self.set[name] = metric
-            else:
-                self.image[name] = metric
+            self.image[name] = metric
+
+    def add_set_metric(self, name: str) -> None:
+        """Add FID/KID; the feature network is loaded once for all of them."""
+        if self.features is None:
+            try:
+                self.features = load_inception()
+            except MetricUnavailable as exc:
+                self.unavailable[name] = str(exc)
+                return
+        self.set[name] = SET_METRICS[name]()
 
     @property
     def names(self) -> list[str]:
         return [*self.image, *self.set, *self.unavailable]
+
+    def protocol(self, metric: SetMetric) -> RealismProtocol:
+        return WHOLE if metric.whole else self.realism
 
     def score(self, reconstruction: Image.Image, original: Image.Image) -> dict[str, float | None]:
         """Every available per-image metric (``None`` for an infinite PSNR)."""
@@ -360,5 +377,27 @@ class MetricSuite:
             out[key] = value if math.isfinite(value) else None
         return out
 
-    def score_set(self, reconstructions: list[Image.Image], originals: list[Image.Image]) -> dict[str, float | None]:
-        return {key: m.compute(reconstructions, originals) for key, m in self.set.items()}
+    def score_set(
+        self, reconstructions: list[Image.Image], originals: list[Image.Image]
+    ) -> tuple[dict[str, float | None], dict[str, dict[str, Any]]]:
+        """Set metrics and, per metric, its protocol, sample count and flags (features extracted once per protocol)."""
+        values: dict[str, float | None] = {}
+        info: dict[str, dict[str, Any]] = {}
+        cache: dict[RealismProtocol, tuple[Any, Any]] = {}
+        for key, metric in self.set.items():
+            protocol = self.protocol(metric)
+            if protocol not in cache:
+                assert self.features is not None  # set when the metric was added
+                cache[protocol] = (set_features(originals, protocol, self.features), set_features(reconstructions, protocol, self.features))
+            real, fake = cache[protocol]
+            entry: dict[str, Any] = {"protocol": protocol.to_dict(), "samples": len(real), "images": len(originals)}
+            if len(real) < 2:
+                values[key] = None
+                side = f"{protocol.patch} px on each side" if protocol.patch else "two images"
+                entry["flags"] = [f"{len(real)} samples: {metric.label} needs at least two (images of at least {side})"]
+            else:
+                value, extra = metric.from_features(real, fake, protocol)
+                values[key] = value if math.isfinite(value) else None
+                entry.update(extra)
+            info[key] = entry
+        return values, info

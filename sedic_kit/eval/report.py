@@ -13,8 +13,9 @@ from typing import Any
 
 from PIL import Image
 
-from ..codec import write_atomic
+from ..codec import save_png, write_atomic
 from .metrics import HIGHER_IS_BETTER, LABELS
+from .overlay import color
 
 SECTION_ORDER = ("reference", "text", "masks", "config", "framing")
 REPORT_IMAGE_CHECK = (
@@ -178,18 +179,65 @@ def _save_fig(fig: Any, path: Path) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def center_crop(image: Image.Image, side: int) -> Image.Image:
-    w, h = image.size
-    side = min(side, w, h)
-    left, top = (w - side) // 2, (h - side) // 2
-    return image.crop((left, top, left + side, top + side))
+ZOOM_SCRIPT = """<script>
+function zoomTo(group, fx, fy) {
+  const z = +group.querySelector('select.zoom').value;
+  for (const view of group.querySelectorAll('div.view')) {
+    const img = view.querySelector('img'), w = img.naturalWidth || +img.dataset.w, h = img.naturalHeight || +img.dataset.h;
+    const side = view.clientWidth, cx = fx * w * z, cy = fy * h * z;
+    const x = Math.max(0, Math.min(w * z - side, cx - side / 2)), y = Math.max(0, Math.min(h * z - side, cy - side / 2));
+    img.style.transform = `translate(${-x}px, ${-y}px) scale(${z})`;
+  }
+  group.dataset.fx = fx; group.dataset.fy = fy;
+}
+for (const group of document.querySelectorAll('div.compare')) {
+  for (const view of group.querySelectorAll('div.view')) {
+    view.addEventListener('mousemove', ev => {  // the spot under the mouse's place in the window: left edge = image's left
+      const r = view.getBoundingClientRect();
+      zoomTo(group, (ev.clientX - r.left) / r.width, (ev.clientY - r.top) / r.height);
+    });
+  }
+  group.querySelector('select.zoom').addEventListener('change', () => zoomTo(group, +group.dataset.fx, +group.dataset.fy));
+}
+</script>"""
+"""Synchronized zoom: the mouse over any view pans every view of that image to the same spot
+(its place in the window is the spot's place in the image)."""
 
 
-def save_crop(image: Image.Image, path: Path, side: int) -> str:
-    buf = io.BytesIO()
-    center_crop(image.convert("RGB"), side).save(buf, "PNG")
-    write_atomic(path, buf.getvalue())
-    return path.name
+def linked(path: Path, out: Path, assets: Path, name: str) -> str:
+    """``path`` relative to ``out`` (a copy in ``assets`` when it lies elsewhere), for ``src``."""
+    try:
+        return path.resolve().relative_to(out.resolve()).as_posix()
+    except ValueError:
+        write_atomic(assets / name, path.read_bytes())
+        return (assets / name).relative_to(out).as_posix()
+
+
+def view_html(src: str, size: tuple[int, int], crop: int, label: str) -> str:
+    """One panel of a compare group: the full image behind a ``crop`` x ``crop`` window, centered."""
+    e = html.escape
+    w, h = size
+    x, y = max(0, (w - crop) // 2), max(0, (h - crop) // 2)
+    return (
+        f'<figure><div class=view style="width:{min(crop, w)}px;height:{min(crop, h)}px"><img alt="{e(label)}" src="{e(src)}" '
+        f'data-w={w} data-h={h} style="transform:translate({-x}px,{-y}px)"></div><figcaption>{e(label)}</figcaption></figure>'
+    )
+
+
+def sent_html(record: dict[str, Any]) -> str:
+    """What the file transmits: the caption and each object's name and details, in its mask's color."""
+    e = html.escape
+    if not record.get("semantics", True):
+        return "<span class=warn>coded without semantics</span>"
+    parts = [f"<q>{e(record['caption'])}</q>" if record.get("caption") else "<span class=na>no caption</span>"]
+    for i, obj in enumerate(record.get("descriptions", [])):
+        r, g, b = color(i)
+        parts.append(f'<br><span class=swatch style="background:rgb({r},{g},{b})"></span><b>{e(obj["name"])}</b>: {e(obj["details"])}')
+    return "".join(parts)
+
+
+def bits_cell(bits: int, total: int) -> str:
+    return f"<td>{bits} <span class=na>({100 * bits / total:.0f}%)</span></td>" if total else f"<td>{bits}</td>"
 
 
 def write_html(
@@ -202,9 +250,10 @@ def write_html(
     setup: dict[str, Any] | None = None,
     bd: list[dict[str, Any]] | None = None,
 ) -> Path:
-    """``report.html`` with crops in ``report/``: the setup, mean table, BD table, plots, then per
-    image the original and, per profile (and rate), the reconstruction (and, without a sweep, the
-    decoded reference)."""
+    """``report.html``: the setup (FID/KID protocol included), warnings, mean table, BD table,
+    plots, then per image the original beside every reconstruction (and, without a sweep, the
+    decoded reference) and the transmitted masks over the reconstruction, all at full resolution
+    behind one synchronized zoom; the transmitted caption and objects, and the bits per section."""
     assets = out / "report"
     keys = metric_keys(summaries)
     secs = sections(summaries)
@@ -214,62 +263,86 @@ def write_html(
         "<!doctype html><html lang=en><head><meta charset=utf-8><title>sedic-kit comparison</title><style>",
         "body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:.5em 0}"
         "td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;font-size:13px}th:first-child,td:first-child{text-align:left}"
-        "figure{display:inline-block;margin:4px;text-align:center}figcaption{font-size:12px}img.crop{width:%dpx;height:auto;"
-        "image-rendering:pixelated}img.plot{max-width:48%%;margin:4px}.na{color:#999}dl{font-size:14px}dt{font-weight:bold;float:left;"
-        "clear:left;width:9em}dd{margin-left:10em}" % crop,
+        "td.sent{text-align:left;max-width:40em}figure{display:inline-block;margin:4px;text-align:center;vertical-align:top}"
+        "figcaption{font-size:12px;max-width:%dpx}div.view{overflow:hidden;position:relative;border:1px solid #999}"
+        "div.view img{position:absolute;left:0;top:0;transform-origin:0 0;image-rendering:pixelated;max-width:none}"
+        "img.plot{max-width:48%%;margin:4px}.na{color:#999}.warn{color:#b00;font-weight:bold}.swatch{display:inline-block;width:.8em;"
+        "height:.8em;margin-right:.3em}dl{font-size:14px}dt{font-weight:bold;float:left;clear:left;width:9em}dd{margin-left:10em}" % crop,
         "</style></head><body><h1>sedic-kit comparison</h1>",
     ]
     if setup:
         parts.append(_setup_html(setup))
-    parts.append("<h2>Mean results</h2><table><tr><th>profile</th><th>target bpp</th><th>images</th><th>bpp</th>")
+    warned = [(point_label(s), w) for s in summaries for w in s.get("warnings", [])]
+    if warned:
+        parts.append("<h2>Warnings</h2><ul>" + "".join(f"<li class=warn>{e(p)}: {e(w)}</li>" for p, w in warned) + "</ul>")
+    flagged: dict[str, None] = {}
+    parts.append("<h2>Mean results</h2><table><tr><th>profile</th><th>target bpp</th><th>images</th><th>with semantics</th><th>bpp</th>")
     parts += [f"<th>bpp {e(s)}</th>" for s in secs] + [f"<th>{e(LABELS[k])}</th>" for k in keys] + ["</tr>"]
     for s in summaries:
         res = s["results"]
         target = "-" if s.get("target_bpp") is None else f"{s['target_bpp']:g}"
-        row = [f"<td>{e(s['name'])}</td><td>{target}</td><td>{len(s['images'])}</td><td>{res['bpp'][0]:.5f}</td>"]
+        carried = sum(1 for r in s["images"] if r.get("semantics", True))
+        sem = f"<td>{carried}</td>" if carried == len(s["images"]) else f"<td class=warn>{carried}</td>"
+        row = [f"<td>{e(s['name'])}</td><td>{target}</td><td>{len(s['images'])}</td>{sem}<td>{res['bpp'][0]:.5f}</td>"]
         row += [f"<td>{(res.get(f'bpp-{x}', [0.0])[0] or 0.0):.5f}</td>" for x in secs]
-        row += [_fmt_cell(res.get(k, [None])[0]) for k in keys]
+        for k in keys:
+            notes = s.get("realism", {}).get("metrics", {}).get(k, {}).get("flags", [])
+            flagged.update(dict.fromkeys(f"{LABELS[k]}: {n}" for n in notes))
+            cell = _fmt_cell(res.get(k, [None])[0])
+            row.append(cell.replace("</td>", " *</td>") if notes and res.get(k, [None])[0] is not None else cell)
         parts.append("<tr>" + "".join(row) + "</tr>")
     parts.append("</table>")
+    if flagged:
+        parts.append("<p>" + "<br>".join(f"* {e(n)}" for n in flagged) + "</p>")
     if bd:
         parts.append(_bd_html(bd))
     missing = {k: v for s in summaries for k, v in s.get("unavailable", {}).items()}
     if missing:
         parts.append("<h3>Unavailable metrics</h3><ul>" + "".join(f"<li><b>{e(LABELS[k])}</b>: {e(v)}</li>" for k, v in missing.items()) + "</ul>")
     parts.append("<h2>Rate-distortion-perception</h2>")
+    if setup and setup.get("paper_points") not in (None, "shown"):
+        parts.append(f"<p>The paper's numbers are not drawn: {e(setup['paper_points'])}.</p>")
     parts += [f'<img class=plot alt="{e(LABELS[k])} vs bpp" src="{e(p.relative_to(out).as_posix())}">' for k, p in plots.items()]
     parts.append(f'<h2>Bit allocation</h2><img class=plot alt="bit allocation" src="{e(bits_plot.relative_to(out).as_posix())}">')
-    parts.append("<h2>Per image</h2>")
-    if sweep:
-        parts.append("<p>Reconstructions at every target rate (the decoded references are in each run's <code>reference/</code>).</p>")
+    parts.append(
+        "<h2>Per image</h2><p>Every view shows the same spot at full resolution: move the mouse over any of them to pan all, "
+        "choose the zoom beside each image. Masks: the decoded masks over the reconstruction, in their objects' colors.</p>"
+    )
     by_point = [{r["image"]: r for r in s["images"]} for s in summaries]
     per_image = _per_image(summaries)
     kinds = (("recon", "reconstruction"),) if sweep else (("reference", "reference (upsampled)"), ("recon", "reconstruction"))
     for name in by_point[0]:
         stem = Path(name).stem
-        parts.append(f"<h3>{e(name)}</h3><div>")
-        src = save_crop(original(name), assets / f"{stem}.original.png", crop)
-        parts.append(f'<figure><img class=crop alt="original" src="report/{e(src)}"><figcaption>original</figcaption></figure>')
+        image = original(name)
+        src = save_png(image, assets / f"{stem}.original.png").relative_to(out).as_posix()
+        zoom = "".join(f"<option value={z}{' selected' if z == 1 else ''}>{z}x</option>" for z in (1, 2, 4, 8))
+        parts.append(f"<h3>{e(name)}</h3><div class=compare data-fx=0.5 data-fy=0.5><p>zoom <select class=zoom>{zoom}</select></p>")
+        parts.append(view_html(src, image.size, crop, "original"))
         for s, recs in zip(summaries, by_point):
             run = Path(s["dir"])
             tag = s["name"] if s.get("target_bpp") is None else f"{s['name']}.bpp-{s['target_bpp']:g}"
             bpp = f" ({recs[name]['bpp']:.4f} bpp)" if name in recs else ""
-            for kind, label in kinds:
-                with Image.open(run / kind / f"{stem}.png") as im:
-                    f = save_crop(im, assets / f"{stem}.{tag}.{kind}.png", crop)
-                parts.append(f'<figure><img class=crop alt="{e(point_label(s))} {kind}" src="report/{e(f)}"><figcaption>{e(point_label(s))}: {label}{bpp}</figcaption></figure>')
+            views = [*kinds, *((("masks", "masks"),) if (run / "masks" / f"{stem}.png").is_file() else ())]
+            for kind, label in views:
+                path = run / kind / f"{stem}.png"
+                with Image.open(path) as im:
+                    size = im.size
+                parts.append(view_html(linked(path, out, assets, f"{stem}.{tag}.{kind}.png"), size, crop, f"{point_label(s)}: {label}{bpp}"))
         parts.append("</div><table><tr><th>profile</th><th>target bpp</th><th>bpp</th>" + "".join(f"<th>{e(x)} bits</th>" for x in secs))
-        parts.append("".join(f"<th>{e(LABELS[k])}</th>" for k in keys if k in per_image) + "</tr>")
+        parts.append("".join(f"<th>{e(LABELS[k])}</th>" for k in keys if k in per_image) + "<th>transmitted caption and objects</th></tr>")
         for s, recs in zip(summaries, by_point):
             r = recs.get(name)
             if r is None:
                 continue
             target = "-" if s.get("target_bpp") is None else f"{s['target_bpp']:g}"
-            cells = [f"<td>{e(s['name'])}</td><td>{target}</td><td>{r['bpp']:.5f}</td>", *(f"<td>{r['bits'].get(x, 0)}</td>" for x in secs)]
+            total = sum(r["bits"].values())
+            cells = [f"<td>{e(s['name'])}</td><td>{target}</td><td>{r['bpp']:.5f}</td>", *(bits_cell(r["bits"].get(x, 0), total) for x in secs)]
             cells += [_fmt_cell(r.get(k)) for k in keys if k in per_image]
+            cells.append(f"<td class=sent>{sent_html(r)}</td>")
             parts.append("<tr>" + "".join(cells) + "</tr>")
         parts.append("</table>")
     parts.append(REPORT_IMAGE_CHECK)
+    parts.append(ZOOM_SCRIPT)
     parts.append("</body></html>\n")
     path = out / "report.html"
     write_atomic(path, "\n".join(parts).encode())
@@ -290,10 +363,20 @@ def _setup_html(setup: dict[str, Any]) -> str:
         ("images", count),
         ("target rates", ", ".join(f"{t:g}" for t in setup["targets"]) + " bpp" if setup["targets"] else "each profile's own setting"),
         ("BD anchor", e(setup["anchor"])),
+        *((("FID/KID", _realism_html(setup["realism"])),) if setup.get("realism") else ()),
         ("sedic-kit", e(setup["sedic_kit_version"])),
         ("command", f"<code>{e(setup['command'])}</code>"),
     ]
     return "<h2>Setup</h2><dl>" + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>"
+
+
+def _realism_html(realism: dict[str, Any]) -> str:
+    """The FID/KID protocol line (and whether they were computed here)."""
+    e = html.escape
+    state = "" if realism["metrics"] else " (not computed here: see Unavailable metrics)"
+    count = f"; {realism['samples']} samples from these images" if "samples" in realism else ""
+    warn = "".join(f"<br><span class=warn>{e(f)}</span>" for f in realism.get("flags", []))
+    return f"<b>{e(realism['name'])}</b>: {e(realism['description'])}{count}{state}{warn}"
 
 
 def _bd_html(bd: list[dict[str, Any]]) -> str:

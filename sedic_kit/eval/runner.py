@@ -12,6 +12,7 @@ gathered on rank 0, which computes set metrics and writes the summary.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import platform
 import sys
@@ -24,21 +25,27 @@ from typing import Any
 
 from PIL import Image
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from .. import __version__
-from ..codec import Codec, report_stages, save_png, write_atomic
+from ..batch import Encoded
+from ..codec import Codec, save_png, write_atomic
 from ..errors import SedicError
 from ..imaging import DEFAULT_MAX_PIXELS, upsample
 from ..plugins import get_registry
-from ..progress import plural, shows_progress
+from ..progress import ImageProgress, WarningTally, plural
+from ..roles import ENCODER_ROLES, one_line
+from ..semantics import missing_semantics
 from .datasets import Protocol, list_images, prepare
 from .metrics import DEFAULT_CLIP_MODEL, MetricSuite
+from .overlay import mask_overlay
+from .patch_fid import PATCH, RealismProtocol
 from .results import results_json
 
 PACKAGES = ("numpy", "pillow", "torch", "torchmetrics", "pytorch-msssim", "transformers", "accelerate", "torchvision", "torch-fidelity", "piq", "pyiqa", "matplotlib")
 VOLATILE_KEYS = ("encoding_time", "decoding_time", "timings", "process")
 """Record fields that vary between runs of the same configuration (timings, which process ran it)."""
+SETUP = "setup.json"
+"""The setup whose records a profile's directory holds (written before the first record)."""
 
 
 @dataclass
@@ -55,6 +62,10 @@ class EvalConfig:
     max_pixels: int = DEFAULT_MAX_PIXELS
     target_bpp: float | None = None
     """Fit every file to this rate (rate control); ``None`` codes at the profile's own setting."""
+    force: bool = False
+    """Replace records of another setup instead of refusing to."""
+    realism: RealismProtocol = PATCH
+    """How FID/KID sample the set (256 px patches and the shifted grid by default)."""
 
 
 def dist_state() -> Any:
@@ -115,9 +126,9 @@ def plugin_versions(codec: Codec) -> dict[str, Any]:
     return out
 
 
-def fingerprint(codec: Codec, cfg: EvalConfig, suite: MetricSuite) -> str:
-    """Hash of everything that determines a record: profile, plugin versions, protocol, metrics."""
-    key = {
+def setup_key(codec: Codec, cfg: EvalConfig, suite: MetricSuite) -> dict[str, Any]:
+    """Everything that determines a record: profile, plugin versions, protocol, metrics."""
+    return {
         "profile": codec.profile.to_dict() if codec.profile else None,
         "plugins": {r.value: [p.name, p.version] for r, p in codec.plugins.items()},
         "protocol": cfg.protocol,
@@ -126,7 +137,35 @@ def fingerprint(codec: Codec, cfg: EvalConfig, suite: MetricSuite) -> str:
         "sedic_kit": __version__,
         "target_bpp": cfg.target_bpp,
     }
+
+
+def fingerprint(key: dict[str, Any]) -> str:
+    """Hash of a :func:`setup_key`."""
     return hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    """``{"profile": {"describer": {"path": x}}}`` -> ``{"profile.describer.path": x}``."""
+    if not isinstance(value, dict):
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        out.update(flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def setup_changes(before: dict[str, Any], now: dict[str, Any]) -> list[str]:
+    """What differs between two setups, one ``key: old -> new`` per changed value."""
+    old, new = flatten(json.loads(json.dumps(before, default=str))), flatten(json.loads(json.dumps(now, default=str)))
+    return [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(old.keys() | new.keys()) if old.get(k) != new.get(k)]
+
+
+def set_warnings(records: list[dict[str, Any]]) -> list[str]:
+    """The set's warnings, one line per kind with the images it came from."""
+    tally = WarningTally()
+    for r in records:
+        tally.add(r["image"], r.get("warnings", []))
+    return tally.lines(len(records))
 
 
 class Evaluation:
@@ -139,8 +178,9 @@ class Evaluation:
         self.name = self.codec.profile.name if self.codec.profile else "custom"
         self.point = self.name if cfg.target_bpp is None else f"{self.name} @ {cfg.target_bpp:g} bpp"
         self.dir = cfg.out / self.name if cfg.target_bpp is None else cfg.out / self.name / f"bpp-{cfg.target_bpp:g}"
-        self.suite = suite or MetricSuite(cfg.metrics, cfg.clip_model)
-        self.fingerprint = fingerprint(self.codec, cfg, self.suite)
+        self.suite = suite or MetricSuite(cfg.metrics, cfg.clip_model, cfg.realism)
+        self.setup = setup_key(self.codec, cfg, self.suite)
+        self.fingerprint = fingerprint(self.setup)
         self.paths = list_images(cfg.data)
 
     def record_path(self, image: Path) -> Path:
@@ -155,49 +195,94 @@ class Evaluation:
             return None
         return record if record.get("fingerprint") == self.fingerprint else None
 
-    def one(self, path: Path, process: int = 0) -> dict[str, Any]:
-        """Encode, write, decode and score one image; the record is written last."""
+    def encode(self, path: Path) -> Encoded:
+        """The encode phase of one image: the file's bytes and its record's encoder fields (nothing written)."""
         source = prepare(path, self.cfg.protocol, self.cfg.max_pixels)
         start = time.perf_counter()
         result = self.codec.encode(source, self.cfg.target_bpp)
-        enc_time = time.perf_counter() - start
-        sedic = result.save(self.dir / "sedic" / f"{path.stem}.sedic")
+        seconds = time.perf_counter() - start
+        missing = missing_semantics(self.codec.describer.name, result.payload)
+        fields = {
+            "bits": dict(result.bits),
+            "bpp_sections": result.bpp_sections,
+            "semantics": missing is None,
+            "warnings": [*result.warnings, *([missing] if missing else [])],
+            "notes": list(result.notes),
+            "encoding_time": seconds,
+            "timings": {f"encode.{k}": v for k, v in result.timings.items()},
+        }
+        return Encoded(path, result.data, fields, seconds)
+
+    def decode(self, encoded: Encoded, process: int = 0) -> dict[str, Any]:
+        """The decode phase of one image: decode, write its files, score it; the record is written last."""
+        path, fields = encoded.image, encoded.fields
+        sedic = write_atomic(self.dir / "sedic" / f"{path.stem}.sedic", encoded.data)
         start = time.perf_counter()
         decoded = self.codec.decode_detailed(sedic)
         dec_time = time.perf_counter() - start
         w, h = decoded.image.size
         save_png(decoded.image, self.dir / "recon" / f"{path.stem}.png")
         save_png(upsample(decoded.reference.convert("RGB"), w, h), self.dir / "reference" / f"{path.stem}.png")
-        bits = dict(result.bits)
-        if sum(bits.values()) != 8 * sedic.stat().st_size:
+        if decoded.payload.objects:
+            save_png(mask_overlay(decoded.image, decoded.payload), self.dir / "masks" / f"{path.stem}.png")
+        if sum(fields["bits"].values()) != 8 * len(encoded.data):
             raise SedicError(f"{sedic}: section bits do not add up to the file size")
+        source = prepare(path, self.cfg.protocol, self.cfg.max_pixels)
         record = {
             "image": path.name,
             "target_bpp": self.cfg.target_bpp,
             "width": w,
             "height": h,
-            "bytes": sedic.stat().st_size,
-            "bits": bits,
-            "bpp": 8 * sedic.stat().st_size / (w * h),
-            "bpp_sections": result.bpp_sections,
-            "objects": [o.name for o in result.payload.objects],
+            "bytes": len(encoded.data),
+            "bits": fields["bits"],
+            "bpp": 8 * len(encoded.data) / (w * h),
+            "bpp_sections": fields["bpp_sections"],
+            "objects": [o.name for o in decoded.payload.objects],
+            "caption": decoded.payload.caption,
+            "descriptions": [{"name": o.name, "details": o.details} for o in decoded.payload.objects],
+            "semantics": fields["semantics"],
             **self.suite.score(decoded.image, source.image),
-            "notes": list(result.notes),
+            "warnings": fields["warnings"],
+            "notes": fields["notes"],
             "fingerprint": self.fingerprint,
             "process": process,
-            "encoding_time": enc_time,
+            "encoding_time": fields["encoding_time"],
             "decoding_time": dec_time,
-            "timings": {**{f"encode.{k}": v for k, v in result.timings.items()}, **{f"decode.{k}": v for k, v in decoded.timings.items()}},
+            "timings": {**fields["timings"], **{f"decode.{k}": v for k, v in decoded.timings.items()}},
         }
         write_json(self.record_path(path), record)
         return record
 
+    def check_setup(self) -> None:
+        """Refuse records of another setup in this directory (``force``: replace them), then write this setup."""
+        stale = [p.name for p in sorted((self.dir / "records").glob("*.json")) if self.recorded_fingerprint(p) != self.fingerprint]
+        if stale and not self.cfg.force:
+            try:
+                before = json.loads((self.dir / SETUP).read_text())
+            except (OSError, json.JSONDecodeError):
+                before = {}
+            changed = setup_changes(before.get("setup", {}), self.setup) or ["an earlier sedic-kit's records (no setup.json)"]
+            raise SedicError(
+                f"{self.dir} holds {plural(len(stale), 'record')} of another setup ({'; '.join(changed)}); "
+                "pass --force to replace them, or choose another --out"
+            )
+        write_json(self.dir / SETUP, {"fingerprint": self.fingerprint, "setup": self.setup})
+
+    @staticmethod
+    def recorded_fingerprint(path: Path) -> str | None:
+        try:
+            return json.loads(path.read_text()).get("fingerprint")
+        except (OSError, json.JSONDecodeError, AttributeError):
+            return None
+
     def run(self, console: Console | None = None) -> dict[str, Any] | None:
-        """Evaluate the images not yet finished; on rank 0 return (and write) the summary."""
+        """Evaluate the images not yet finished in two phases, as ``run`` does: encode every one,
+        release the encoder's models, then decode and score each; on rank 0 return (and write) the summary."""
         console = console or Console(stderr=True)
         state = dist_state()
         if state.is_main_process:
             remove_partials(self.dir)
+            self.check_setup()
         state.wait_for_everyone()
         todo = [p for p in self.paths if self.finished(p) is None]
         mine = todo[state.process_index :: state.num_processes]
@@ -207,20 +292,20 @@ class Evaluation:
                 f"{len(todo)} to evaluate on {plural(state.num_processes, 'process', 'processes')}",
                 highlight=False,
             )
-        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+        shown = console if state.is_main_process else Console(file=io.StringIO())
         new: list[dict[str, Any]] = []
         try:
-            shown = state.is_main_process and bool(mine) and shows_progress(console)
-            with Progress(*columns, console=console, transient=True, disable=not shown) as progress:
-                task = progress.add_task(self.point, total=len(mine))
+            encoded: list[Encoded] = []
+            with ImageProgress(shown, len(mine), f"{self.point}: encoding") as bar:
                 for path in mine:
-                    progress.update(task, description=f"{self.point} {path.name}")
-                    def show(stage: str, name: str = path.name) -> None:
-                        progress.update(task, description=f"{self.point} {name}: {stage}")
-
-                    with report_stages(show):
-                        new.append(self.one(path, state.process_index))
-                    progress.advance(task)
+                    with bar.item(f"{self.point}: encoding {path.name}"):
+                        encoded.append(self.encode(path))
+            if encoded:
+                self.release_encoder(shown)
+            with ImageProgress(shown, len(encoded), f"{self.point}: decoding") as bar:
+                for item in encoded:
+                    with bar.item(f"{self.point}: decoding {item.image.name}"):
+                        new.append(self.decode(item, state.process_index))
         except BaseException:  # Ctrl-C or a failure: leave no partial file (finished writes have none)
             remove_partials(self.dir)
             raise
@@ -233,6 +318,13 @@ class Evaluation:
             return None
         return self.summarize({r["image"]: r for r in new}, state)
 
+    def release_encoder(self, console: Console) -> None:
+        """Free the describer's, grounder's and segmenter's models before the decode phase (as ``run`` does)."""
+        try:
+            self.codec.release(*ENCODER_ROLES)
+        except Exception as exc:  # the encodings are done: decode them anyway, beside what is left
+            console.print(f"warning: could not release the encoder's models ({one_line(exc)}); decoding beside them", highlight=False)
+
     def summarize(self, new: dict[str, dict[str, Any]], state: Any) -> dict[str, Any]:
         """Merge gathered and previously finished records (rank 0), add set metrics, write results and manifest."""
         records = []
@@ -243,7 +335,7 @@ class Evaluation:
             records.append(record)
         originals = [prepare(p, self.cfg.protocol, self.cfg.max_pixels).image for p in self.paths] if self.suite.set else []
         recons = [Image.open(self.dir / "recon" / f"{p.stem}.png").convert("RGB") for p in self.paths] if self.suite.set else []
-        set_values = self.suite.score_set(recons, originals)
+        set_values, set_info = self.suite.score_set(recons, originals)
         prof = self.codec.profile
         summary = results_json(
             self.name,
@@ -254,6 +346,8 @@ class Evaluation:
             {**set_values, **{k: None for k in self.suite.unavailable}},
         )
         summary["dataset"] = {"path": str(self.cfg.data), "protocol": self.cfg.protocol, "images": len(records)}
+        summary["warnings"] = set_warnings(records)
+        summary["realism"] = {"protocol": self.suite.realism.to_dict(), "metrics": set_info}
         summary["target_bpp"] = self.cfg.target_bpp
         summary["unavailable"] = dict(self.suite.unavailable)
         summary["dir"] = str(self.dir)
