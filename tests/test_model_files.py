@@ -16,6 +16,7 @@ import pytest
 from sedic_kit.cli import main
 from sedic_kit.errors import ModelNotFoundError
 from sedic_kit.file_sets import CONTROLNET, LLAVA, PUBLISHED, missing_files, pull_plan, sd_files
+from sedic_kit.install import install_hint
 from sedic_kit.model_files import check, locate, pull, require
 from sedic_kit.models import ModelSpec
 
@@ -126,8 +127,8 @@ def test_models_check_names_the_missing_libraries_with_their_install_hint(tmp_pa
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if line.startswith("libraries")]
     assert len(lines) == 4, out  # describer vllm, grounder grounding-dino, segmenter sam-hf, restorer orag
-    assert "describer 'vllm' needs vllm which is not installed: pip install 'sedic-kit[vllm]' in an environment of its own" in lines[0]
-    assert any("restorer 'orag' needs diffusers, transformers" in line and "'sedic-kit[diffusion]'" in line for line in lines), lines
+    assert lines[0] == f"libraries  describer 'vllm' needs vllm which is not installed: {install_hint('vllm')}"
+    assert f"libraries  restorer 'orag' needs diffusers, transformers which is not installed: {install_hint('diffusion')}" in lines
     assert "install the missing libraries with the commands above" in out
 
 
