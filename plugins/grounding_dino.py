@@ -13,14 +13,16 @@ from typing import Any
 from pydantic import Field
 
 from sedic_kit.hookspecs import Register, hookimpl
-from sedic_kit.models import ModelSpec, register_tiny, resolve
+from sedic_kit.file_sets import GROUNDING_DINO_HF
+from sedic_kit.model_files import require
+from sedic_kit.models import ModelSpec, register_tiny
 from sedic_kit.payload import SourceImage
 from sedic_kit.roles import free_memory
 
 from .grounding import Detection, DinoGrounder, GroundingOptions, name_positions, query_detections, query_text
-from .hf_common import TorchOptions, pick_device, quiet_transformers
+from .hf_common import TorchOptions, load_checked, pick_device, quiet_transformers
 
-DINO_FILES = ("*.json", "*.safetensors", "*.txt")
+DINO_EXTRAS = ("*.json", "*.txt")
 
 
 class GroundingDinoOptions(GroundingOptions, TorchOptions):
@@ -39,17 +41,17 @@ class GroundingDinoGrounder(DinoGrounder[GroundingDinoOptions]):
         self._loaded: tuple[Any, Any, str] | None = None
 
     def required_models(self) -> list[ModelSpec]:
-        return [ModelSpec("grounder.model", self.options.model, allow_patterns=DINO_FILES)]
+        return [ModelSpec("grounder.model", self.options.model, allow_patterns=DINO_EXTRAS, needs=GROUNDING_DINO_HF)]
 
     def load(self) -> tuple[Any, Any, str]:
         if self._loaded is None:
-            path = resolve(self.options.model, "grounder.model", DINO_FILES)
+            path = require(self.required_models()[0])
             from transformers import AutoModelForZeroShotObjectDetection, AutoProcessor
 
             device, dtype = pick_device(self.options)
             with quiet_transformers():
                 processor = AutoProcessor.from_pretrained(path)
-                model = AutoModelForZeroShotObjectDetection.from_pretrained(path, dtype=dtype).to(device).eval()
+                model = load_checked(AutoModelForZeroShotObjectDetection, path, "grounder.model", dtype=dtype).to(device).eval()
             self._loaded = (processor, model, device)
         return self._loaded
 

@@ -16,7 +16,8 @@ from pydantic import Field
 
 from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.hookspecs import Register, hookimpl
-from sedic_kit.model_files import locate
+from sedic_kit.file_sets import BERT
+from sedic_kit.model_files import require
 from sedic_kit.models import ModelSpec
 from sedic_kit.payload import SourceImage
 from sedic_kit.roles import free_memory, one_line
@@ -31,7 +32,7 @@ VARIANTS = {  # variant: (config module inside the groundingdino package, checkp
 }
 PACKAGED_TEXT_ENCODER = "bert-base-uncased"
 """The ``text_encoder_type`` both packaged configs name (a hub id groundingdino would download)."""
-BERT_FILES = ("config.json", "tokenizer_config.json", "tokenizer.json", "vocab.txt", "model.safetensors")
+BERT_EXTRAS = ("*.json", "*.txt")
 
 
 class GroundingDinoPyOptions(GroundingOptions, TorchOptions):
@@ -92,14 +93,14 @@ class GroundingDinoPyGrounder(DinoGrounder[GroundingDinoPyOptions]):
         if self.options.checkpoint:
             checkpoint = ModelSpec("grounder.checkpoint", self.options.checkpoint)
         else:
-            checkpoint = ModelSpec("grounder.variant", CHECKPOINT_REPO, allow_patterns=(VARIANTS[self.options.variant][1],))
-        return [checkpoint, ModelSpec("grounder.text_encoder", self.text_encoder(), allow_patterns=BERT_FILES)]
+            checkpoint = ModelSpec("grounder.variant", CHECKPOINT_REPO, needs=((VARIANTS[self.options.variant][1],),))
+        return [checkpoint, ModelSpec("grounder.text_encoder", self.text_encoder(), allow_patterns=BERT_EXTRAS, needs=BERT)]
 
     def model(self) -> Any:
         """groundingdino's model built from the config, with the checkpoint's weights (all of them)."""
         if self._model is None:
             self.check_available()
-            checkpoint, text_encoder = (locate(spec) for spec in self.required_models())
+            checkpoint, text_encoder = (require(spec) for spec in self.required_models())
             path = checkpoint / VARIANTS[self.options.variant][1] if checkpoint.is_dir() else checkpoint
             args = self.config_args()
             args.text_encoder_type = str(text_encoder)  # a local directory: groundingdino never downloads

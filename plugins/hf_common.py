@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, Literal
 
+from sedic_kit.model_files import check_loading_info
 from sedic_kit.roles import Options
 
 Device = Literal["auto", "cpu", "cuda", "mps"]
@@ -49,9 +51,18 @@ def pick_device(options: TorchOptions) -> tuple[str, Any]:
     return device, torch.float16 if device == "cuda" else torch.float32
 
 
+def load_checked(cls: Any, path: Path, what: str, **kwargs: Any) -> Any:
+    """``cls.from_pretrained(path, **kwargs)`` (transformers or diffusers) that raises one line naming the
+    file and the first keys when the checkpoint has missing, unexpected or mis-shaped keys."""
+    model, info = cls.from_pretrained(path, output_loading_info=True, **kwargs)
+    check_loading_info(info, what, path)
+    return model
+
+
 @contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' info/warning chatter (e.g. image processor backend fallbacks) while loading."""
+    """Silence transformers' info/warning chatter (e.g. image processor backend fallbacks) while loading;
+    checkpoint key mismatches are not chatter: :func:`load_checked` raises them."""
     from transformers.utils import logging as hf_logging
 
     level = hf_logging.get_verbosity()

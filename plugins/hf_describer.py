@@ -14,14 +14,16 @@ from typing import Any
 from pydantic import Field
 
 from sedic_kit.hookspecs import Register, hookimpl
-from sedic_kit.models import ModelSpec, register_tiny, resolve
+from sedic_kit.file_sets import LLAVA
+from sedic_kit.model_files import require
+from sedic_kit.models import ModelSpec, register_tiny
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.prompting import LMMDescriptionOptions, describe_with, fit_image
 from sedic_kit.roles import Describer, free_memory
 
-from .hf_common import TorchOptions, byte_level_tokenizer, manual_seed, pick_device, quiet_transformers
+from .hf_common import TorchOptions, byte_level_tokenizer, load_checked, manual_seed, pick_device, quiet_transformers
 
-VLM_FILES = ("*.json", "*.safetensors", "*.model", "*.txt", "*.jinja")
+VLM_EXTRAS = ("*.json", "*.model", "*.txt", "*.jinja")
 
 TINY_CHAT_TEMPLATE = (
     "{% for message in messages %}{{ message['role'].upper() }}: "
@@ -48,18 +50,18 @@ class TransformersDescriber(Describer[TransformersDescriberOptions]):
         self._loaded: tuple[Any, Any, str] | None = None
 
     def required_models(self) -> list[ModelSpec]:
-        return [ModelSpec("describer.model", self.options.model, allow_patterns=VLM_FILES)]
+        return [ModelSpec("describer.model", self.options.model, allow_patterns=VLM_EXTRAS, needs=LLAVA)]
 
     def load(self) -> tuple[Any, Any, str]:
         """``(processor, model, device)``, loaded once."""
         if self._loaded is None:
-            path = resolve(self.options.model, "describer.model", VLM_FILES)
+            path = require(self.required_models()[0])
             from transformers import AutoModelForImageTextToText, AutoProcessor
 
             device, dtype = pick_device(self.options)
             with quiet_transformers():
                 processor = AutoProcessor.from_pretrained(path)
-                model: Any = AutoModelForImageTextToText.from_pretrained(path, dtype=dtype)
+                model: Any = load_checked(AutoModelForImageTextToText, path, "describer.model", dtype=dtype)
                 model = model.to(device).eval()
             self._loaded = (processor, model, device)
         return self._loaded
@@ -176,15 +178,17 @@ def to_published_llava_layout(path: Path) -> None:
     """
     from safetensors.torch import load_file, save_file
 
-    renamed = {}
-    for key, tensor in load_file(path).items():
-        for new, old in LLAVA_PREFIXES:
-            if key.startswith(new):
-                key = old + key[len(new) :]
-        if key.startswith("vision_tower.") and not key.startswith("vision_tower.vision_model."):
-            key = "vision_tower.vision_model." + key[len("vision_tower.") :]
-        renamed[key] = tensor
-    save_file(renamed, path, metadata={"format": "pt"})
+    save_file({published_llava_key(k): v for k, v in load_file(path).items()}, path, metadata={"format": "pt"})
+
+
+def published_llava_key(key: str) -> str:
+    """A LLaVA weight name as ``llava-hf/llava-1.5-7b-hf`` spells it (transformers 4.40-era layout)."""
+    for new, old in LLAVA_PREFIXES:
+        if key.startswith(new):
+            key = old + key[len(new) :]
+    if key.startswith("vision_tower.") and not key.startswith("vision_tower.vision_model."):
+        key = "vision_tower.vision_model." + key[len("vision_tower.") :]
+    return key
 
 
 @hookimpl

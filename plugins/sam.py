@@ -21,15 +21,16 @@ import numpy as np
 from pydantic import Field
 
 from sedic_kit.hookspecs import Register, hookimpl
-from sedic_kit.model_files import locate
-from sedic_kit.models import ModelSpec, register_tiny, resolve
+from sedic_kit.file_sets import SAM_HF
+from sedic_kit.model_files import locate, require
+from sedic_kit.models import ModelSpec, register_tiny
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.roles import Segmenter, free_memory
 
 from .box_masks import prompt_boxes, with_masks
-from .hf_common import TorchOptions, pick_device, quiet_transformers
+from .hf_common import TorchOptions, load_checked, pick_device, quiet_transformers
 
-SAM_HF_FILES = ("*.json", "*.safetensors")
+SAM_HF_EXTRAS = ("*.json",)
 SAM_URLS = {
     "vit_b": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth",
     "vit_l": "https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth",
@@ -59,17 +60,17 @@ class SamHFSegmenter(Segmenter[SamHFOptions]):
         self._loaded: tuple[Any, Any, str] | None = None
 
     def required_models(self) -> list[ModelSpec]:
-        return [ModelSpec("segmenter.model", self.options.model, allow_patterns=SAM_HF_FILES)]
+        return [ModelSpec("segmenter.model", self.options.model, allow_patterns=SAM_HF_EXTRAS, needs=SAM_HF)]
 
     def load(self) -> tuple[Any, Any, str]:
         if self._loaded is None:
-            path = resolve(self.options.model, "segmenter.model", SAM_HF_FILES)
+            path = require(self.required_models()[0])
             from transformers import SamModel, SamProcessor
 
             device, dtype = pick_device(self.options)
             with quiet_transformers():
                 processor = SamProcessor.from_pretrained(path)
-                model: Any = SamModel.from_pretrained(path, dtype=dtype)
+                model: Any = load_checked(SamModel, path, "segmenter.model", dtype=dtype)
                 model = model.to(device).eval()
             self._loaded = (processor, model, device)
         return self._loaded
@@ -177,7 +178,7 @@ class Sam2Segmenter(PredictorSegmenter[Sam2Options]):
         repo, _, ckpt = SAM2_VARIANTS[self.options.variant]
         if self.options.checkpoint:
             return [ModelSpec("segmenter.checkpoint", self.options.checkpoint)]
-        return [ModelSpec("segmenter.variant", repo, allow_patterns=(ckpt,))]
+        return [ModelSpec("segmenter.variant", repo, needs=((ckpt,),))]
 
     def predictor(self) -> Any:
         if self._predictor is None:

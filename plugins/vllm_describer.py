@@ -14,12 +14,14 @@ from typing import Any
 from pydantic import Field
 
 from sedic_kit.hookspecs import Register, hookimpl
-from sedic_kit.models import ModelSpec, resolve
+from sedic_kit.file_sets import LLAVA
+from sedic_kit.model_files import require
+from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.prompting import LMMDescriptionOptions, chat_messages, describe_with, description_schema, image_data_uri
 from sedic_kit.roles import Describer
 
-LLAVA_FILES = ("*.json", "*.safetensors", "*.model", "*.txt", "*.jinja")
+LLAVA_EXTRAS = ("*.json", "*.model", "*.txt", "*.jinja")
 
 
 class VllmOptions(LMMDescriptionOptions):
@@ -44,12 +46,12 @@ class VllmDescriber(Describer[VllmOptions]):
         self._llm: Any = None
 
     def required_models(self) -> list[ModelSpec]:
-        return [ModelSpec("describer.model", self.options.model, allow_patterns=LLAVA_FILES)]
+        return [ModelSpec("describer.model", self.options.model, allow_patterns=LLAVA_EXTRAS, needs=LLAVA)]
 
     def engine(self) -> Any:
         if self._llm is None:
             self.check_available()
-            path = resolve(self.options.model, "describer.model", LLAVA_FILES)
+            path = require(self.required_models()[0])
             from vllm import LLM
 
             o = self.options

@@ -202,8 +202,9 @@ def check_models(codec: Codec, profile: str, overrides: list[str]) -> None:
         for spec in plugin.required_models():
             status = check(spec)
             if not status.present:
+                where = f"at {status.location} lacks {', '.join(status.missing)}" if status.missing else f"is not found at {status.location}"
                 raise ModelNotFoundError(
-                    f"{spec.what} = {spec.spec} is not found at {status.location}; fetch it where a network exists with "
+                    f"{spec.what} = {spec.spec} {where}; fetch it where a network exists with "
                     f"`{pull_command(profile, overrides)}`, or set {spec.what} to a local copy"
                 )
 
@@ -410,6 +411,8 @@ def models_check(
     for rm in profile_models(load_profile(name, set_ or [])):
         if rm.problem:
             rows.append({"role": rm.role, "plugin": rm.plugin, "status": "unavailable", "problem": rm.problem})
+        if rm.libraries:
+            rows.append({"role": rm.role, "plugin": rm.plugin, "status": "libraries", "problem": rm.libraries})
         for spec in rm.specs:
             st = check(spec)
             rows.append(
@@ -418,10 +421,11 @@ def models_check(
                     "plugin": rm.plugin,
                     "option": spec.what,
                     "model": spec.spec,
-                    "status": "present" if st.present else "missing",
+                    "status": st.state,
                     "location": st.location,
                     "size": st.size,
                     "files": [{"name": f, "size": n} for f, n in st.files],
+                    "lacks": st.missing,
                     "url": spec.url,
                     "problem": st.problem,
                 }
@@ -430,29 +434,40 @@ def models_check(
         out.print_json(json.dumps({"profile": name, "models": rows}))
     else:
         print_models(rows, name, set_ or [], files)
-    if any(r["status"] == "missing" for r in rows):
+    if any(r["status"] in NOT_READY for r in rows):
         raise typer.Exit(1)
 
 
+NOT_READY = ("missing", "partial", "libraries")
+"""``models check`` rows that make it exit 1."""
+
+
 def print_models(rows: list[dict[str, Any]], profile: str, overrides: list[str], files: bool) -> None:
-    """``models check`` as plain text: one line per model, what to do about missing ones."""
+    """``models check`` as plain text: one line per model, what to do about missing or partial ones."""
     for r in rows:
         if r["status"] == "unavailable":
             out.print(Text.assemble(("unavailable", "yellow"), f"  {r['role']} '{r['plugin']}': {r['problem']}"))
             continue
+        if r["status"] == "libraries":  # the problem names the role and plugin
+            out.print(Text.assemble(("libraries", "red"), f"  {r['problem']}"))
+            continue
         present = r["status"] == "present"
         head = Text.assemble((r["status"].ljust(7), "green" if present else "red"), f"  {r['option']} = {r['model']} ({r['role']} '{r['plugin']}')")
-        if present:
-            out.print(head, f": {_size(r['size'])} in {plural(len(r['files']), 'file')} at {r['location']}", sep="")
-            for f in r["files"] if files else []:
-                out.print(f"    {f['name']}  {_size(f['size'])}")
-        else:
+        if r["status"] == "missing":
             out.print(head, f": not found at {r['location']}", sep="")
             wanted = r["url"] or ", ".join(f["name"] for f in r["files"]) or "the whole repository"
             out.print(f"    needs {wanted}")
+            continue
+        out.print(head, f": {_size(r['size'])} in {plural(len(r['files']), 'file')} at {r['location']}", sep="")
+        if r["lacks"]:
+            out.print(f"    lacks {', '.join(r['lacks'])}")
+        for f in r["files"] if files else []:
+            out.print(f"    {f['name']}  {_size(f['size'])}")
     if not rows:
         out.print(f"profile {profile} needs no model weights")
-    elif any(r["status"] == "missing" for r in rows):
+    if any(r["status"] == "libraries" for r in rows):
+        out.print("install the missing libraries with the commands above")
+    if any(r["status"] in ("missing", "partial") for r in rows):
         out.print(f"fetch the missing ones where a network exists: {pull_command(profile, overrides)}")
 
 

@@ -1,8 +1,11 @@
 """GPU memory plan of a profile: weights and activations per phase, and the peak on one card.
 
 Computed, not measured (no GPU here): weights are parameter counts times bytes per parameter
-(half precision on CUDA; the counts of SD1.5 and LLaVA-1.5 are checked against their
-architectures built on the meta device in the tests); activations are the largest live tensors
+(half precision on CUDA). Counts come from the full-size architectures built on the meta device
+from their published configs (:mod:`sedic_plugins.full_size`); where torch, diffusers or
+transformers is not installed, from :data:`PARAMS`, those counts recorded (a test keeps them
+equal). The restorer's parts are the ones its profile loads: SD1.5 + the tile ControlNet, or
+SD2.1 + DiffBIR's IRControlNet for a DiffBIR checkpoint (``paper``). Activations are the largest live tensors
 of each model at the planned image size, from the formulas below. ``sedic-kit run``, ``eval`` and
 ``compare`` (per profile and rate) work in two phases: they encode every image with the vLLM pool
 (``gpu_memory_utilization`` of the card, one engine for the whole phase), Grounding DINO and SAM
@@ -16,6 +19,7 @@ coding), so they are not in the plan.
 
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass
 
@@ -32,19 +36,25 @@ RTX_4090 = 24564 * (1 << 20)
 PARAMS = {
     # describer: LLaVA-1.5 (Vicuna/LLaMA decoder + CLIP ViT-L/14-336 + projector)
     "llava-hf/llava-1.5-7b-hf": 7_063_427_072,
-    # grounder (model cards, rounded)
-    "IDEA-Research/grounding-dino-base": 233_000_000,
-    "IDEA-Research/grounding-dino-tiny": 172_000_000,
+    # grounder: Swin backbone + BERT-base text encoder + detection transformer
+    "IDEA-Research/grounding-dino-base": 232_315_264,
+    "IDEA-Research/grounding-dino-tiny": 172_250_626,
     # segmenter: SAM (ViT-H / L / B image encoder, prompt encoder, mask decoder)
     "facebook/sam-vit-huge": 641_090_864,
     "facebook/sam-vit-large": 312_343_088,
     "facebook/sam-vit-base": 93_735_728,
-    # restorer: SD1.5 UNet, VAE, CLIP text encoder; the tile ControlNet (from_unet layout)
+    # restorer: SD1.5 / SD2.1-base UNet, VAE, text encoder (CLIP ViT-L/14, OpenCLIP ViT-H/14 less its last layer)
     "sd15-unet": 859_520_964,
     "sd15-vae": 83_653_863,
     "sd15-text": 123_060_480,
+    "sd21-unet": 865_910_724,
+    "sd21-vae": 83_653_863,
+    "sd21-text": 340_387_840,
+    # ControlNets: SD1.5's tile (from_unet layout), DiffBIR v2's IRControlNet on SD2.1
     "sd15-controlnet": 361_279_120,
+    "sd21-ircontrolnet": 363_153_280,
 }
+"""Counts of :func:`sedic_plugins.full_size.parameter_count`, for environments without its libraries."""
 LLAVA_LAYERS, LLAVA_HIDDEN = 32, 4096
 """LLaVA-1.5-7B's decoder (keys and values per token per layer)."""
 VLLM_OVERHEAD = 3 * GIB // 2
@@ -150,6 +160,28 @@ def sd_activations(width: int, height: int) -> int:
     return max(forward, backward, vae)
 
 
+def params(name: str) -> int:
+    """Parameters of the full-size model ``name``: counted on the meta device, else recorded."""
+    try:  # the built-in plugins' package, found like any plugin's (core does not depend on it)
+        counter = importlib.import_module("sedic_plugins.full_size").parameter_count
+    except ImportError:
+        return PARAMS[name]
+    try:
+        return int(counter(name))
+    except ImportError:  # torch, diffusers or transformers missing
+        return PARAMS[name]
+
+
+def restorer_parts(model: str, controlnet: str) -> tuple[str, tuple[str, ...]]:
+    """What an ``orag`` restorer loads: SD2.1 with DiffBIR's IRControlNet for a DiffBIR checkpoint or an
+    SD2.x model, else SD1.5 with the tile ControlNet."""
+    ircontrolnet = controlnet.lower().endswith((".pth", ".pt", ".ckpt", ".safetensors", ".bin"))
+    family = "sd21" if ircontrolnet or "2-1" in model or "sd21" in model else "sd15"
+    cn = "sd21-ircontrolnet" if ircontrolnet else "sd15-controlnet"
+    label = f"SD{'2.1' if family == 'sd21' else '1.5'} UNet + VAE + text encoder + {'IRControlNet' if ircontrolnet else 'tile ControlNet'}"
+    return label, (f"{family}-unet", f"{family}-vae", f"{family}-text", cn)
+
+
 def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int = 512) -> MemoryPlan:
     """The plan of ``profile``'s GPU models (encode phase, decode phase)."""
     problems: list[str] = []
@@ -163,7 +195,7 @@ def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int =
         util = float(o.get("gpu_memory_utilization", 0.85))
         max_len = int(o.get("max_model_len", 4096))
         model = str(o.get("model", "llava-hf/llava-1.5-7b-hf"))
-        weights = PARAMS.get(model, PARAMS["llava-hf/llava-1.5-7b-hf"]) * HALF  # other models: planned as the 7B
+        weights = params(model if model in PARAMS else "llava-hf/llava-1.5-7b-hf") * HALF  # other models: planned as the 7B
         need = weights + kv_cache_bytes(max_len) + VLLM_OVERHEAD
         pool = int(util * card)
         note = f"gpu_memory_utilization {util} of the card; needs {gib(need)}: weights {gib(weights)}, KV cache for {max_len} tokens {gib(kv_cache_bytes(max_len))}, overhead {gib(VLLM_OVERHEAD)}"
@@ -174,15 +206,17 @@ def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int =
     grounder = roles.get(Role.grounder)
     if grounder is not None and grounder.plugin == "grounding-dino":
         model = str(grounder.options.get("model", "IDEA-Research/grounding-dino-base"))
-        encode.append(Item(f"Grounding DINO ({model})", PARAMS.get(model, PARAMS["IDEA-Research/grounding-dino-base"]) * HALF, GIB, "activations: Swin backbone at 800x1333, estimate"))
+        encode.append(Item(f"Grounding DINO ({model})", params(model if model in PARAMS else "IDEA-Research/grounding-dino-base") * HALF, GIB, "activations: Swin backbone at 800x1333, estimate"))
     segmenter = roles.get(Role.segmenter)
     if segmenter is not None and segmenter.plugin == "sam-hf":
         model = str(segmenter.options.get("model", "facebook/sam-vit-huge"))
-        encode.append(Item(f"SAM ({model})", PARAMS.get(model, PARAMS["facebook/sam-vit-huge"]) * HALF, sam_activations()))
+        encode.append(Item(f"SAM ({model})", params(model if model in PARAMS else "facebook/sam-vit-huge") * HALF, sam_activations()))
     restorer = roles.get(Role.restorer)
     if restorer is not None and restorer.plugin == "orag":
-        parts = ("sd15-unet", "sd15-vae", "sd15-text", "sd15-controlnet")
-        decode.append(Item("SD1.5 UNet + VAE + text encoder + tile ControlNet", sum(PARAMS[p] for p in parts) * HALF, sd_activations(width, height)))
+        o = profile.build_role(Role.restorer).options  # the options with its preset applied; loads nothing
+        label, parts = restorer_parts(str(getattr(o, "model")), str(getattr(o, "controlnet")))
+        count = sum(params(p) for p in parts)
+        decode.append(Item(label, count * HALF, sd_activations(width, height), f"{count:,} parameters"))
     # `run`, `eval` and `compare` release the encoder's models (vLLM engine shut down) before the decode phase starts
     phases = (Phase("encode", tuple(encode)), Phase("decode (encoder models released)", tuple(decode)))
     vllm = None

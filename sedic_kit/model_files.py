@@ -13,25 +13,49 @@ import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .errors import ModelNotFoundError, SedicError
-from .models import TINY_PREFIX, ModelSpec, cache_root, hf_cache_dir, resolve
+from .file_sets import PUBLISHED, missing_files, pull_plan
+from .models import TINY_PREFIX, ModelSpec, looks_like_path, cache_root, hf_cache_dir, resolve
 from .roles import one_line
 
 if TYPE_CHECKING:
     from .profiles import Profile
 
 
+class CheckpointMismatchError(ModelNotFoundError):
+    """A checkpoint whose tensors do not match the model built from its config (missing, unexpected
+    or mis-shaped keys): a setup problem, reported before the first image."""
+
+
+def check_loading_info(info: dict[str, Any], what: str, path: Path) -> None:
+    """Raise one line naming ``path`` and the first keys when a ``from_pretrained(..., output_loading_info=True)``
+    report (transformers or diffusers) has missing, unexpected or mismatched keys."""
+    problems = []
+    for kind in ("missing_keys", "unexpected_keys", "mismatched_keys"):
+        keys = sorted(str(k[0] if isinstance(k, (tuple, list)) else k) for k in info.get(kind) or ())
+        if keys:
+            problems.append(f"{len(keys)} {kind.replace('_', ' ')} (first: {', '.join(keys[:3])})")
+    if problems:
+        raise CheckpointMismatchError(f"{what}: the checkpoint at {path} does not fit its model: {'; '.join(problems)}")
+
+
 @dataclass
 class ModelStatus:
-    """One needed model: where it is (or would be cached) and its files with sizes."""
+    """One needed model: ``present``, ``partial`` (``missing`` lists what its loader lacks) or
+    ``missing``; where it is (or would be cached) and its files with sizes."""
 
     spec: ModelSpec
-    present: bool
+    state: str
     location: str
     files: list[tuple[str, int]] = field(default_factory=list)
     problem: str = ""
+    missing: list[str] = field(default_factory=list)
+
+    @property
+    def present(self) -> bool:
+        return self.state == "present"
 
     @property
     def size(self) -> int:
@@ -56,11 +80,17 @@ def url_cache_path(spec: ModelSpec) -> Path:
     return folder / spec.url.rsplit("/", 1)[-1]
 
 
+def is_published_name(spec: ModelSpec) -> bool:
+    """``spec`` is the bare published file name of its url (``v2.pth``): it means the cached download,
+    never a file of that name in the current directory (write ``./v2.pth`` for that)."""
+    return bool(spec.url) and "/" not in spec.spec and spec.spec == spec.url.rsplit("/", 1)[-1]  # type: ignore[union-attr]
+
+
 def locate(spec: ModelSpec) -> Path:
     """A local path for ``spec`` (never downloads); one-line :class:`ModelNotFoundError` otherwise."""
     if spec.source in FILE_SOURCES:
         path = Path(spec.spec).expanduser()
-        if path.is_file():
+        if path.is_file() and not is_published_name(spec):
             return path
         cached = url_cache_path(spec)
         if cached.is_file():
@@ -71,6 +101,33 @@ def locate(spec: ModelSpec) -> Path:
             f"(`sedic-kit models pull` does it where a network exists), or set {spec.what} to a local file"
         )
     return resolve(spec.spec, spec.what, spec.allow_patterns)
+
+
+def is_hub_id(spec: ModelSpec) -> bool:
+    """A Hugging Face repository id (fetched by ``pull``), not a local path or a tiny model."""
+    return spec.source == "huggingface" and not spec.spec.startswith(TINY_PREFIX) and not looks_like_path(spec.spec) and not Path(spec.spec).expanduser().exists()
+
+
+def published_sizes(spec: ModelSpec) -> dict[str, int | None]:
+    return PUBLISHED[spec.spec].files if spec.spec in PUBLISHED else {}
+
+
+def incomplete(spec: ModelSpec, root: Path, fetch: str) -> str:
+    """One line for a snapshot or directory that lacks files its loader needs ("" when complete)."""
+    lacking = missing_files(root, spec.needs, published_sizes(spec)) if root.is_dir() else []
+    if not lacking:
+        return ""
+    how = f"`{fetch}` fetches them where a network exists" if is_hub_id(spec) else f"copy them there or set {spec.what} to a complete copy"
+    return f"{spec.what}: '{spec.spec}' at {root} lacks {', '.join(lacking)}; {how}"
+
+
+def require(spec: ModelSpec, fetch: str = "sedic-kit models pull PROFILE") -> Path:
+    """:func:`locate`, and every file of ``spec.needs`` there; one-line :class:`ModelNotFoundError` otherwise."""
+    root = locate(spec)
+    problem = incomplete(spec, root, fetch)
+    if problem:
+        raise ModelNotFoundError(problem)
+    return root
 
 
 def _listing(path: Path) -> list[tuple[str, int]]:
@@ -92,9 +149,10 @@ def check(spec: ModelSpec) -> ModelStatus:
             where = str(cache_root() / "tiny")
         else:
             where = hf_cache_dir()
-        wanted = [(p, 0) for p in spec.allow_patterns]
-        return ModelStatus(spec, False, where, wanted, str(exc))
-    return ModelStatus(spec, True, str(path), _listing(path))
+        wanted = [(group[0], 0) for group in spec.needs] or [(p, 0) for p in spec.allow_patterns]
+        return ModelStatus(spec, "missing", where, wanted, str(exc))
+    lacking = missing_files(path, spec.needs, published_sizes(spec)) if path.is_dir() else []
+    return ModelStatus(spec, "partial" if lacking else "present", str(path), _listing(path), missing=lacking)
 
 
 def pull(spec: ModelSpec) -> Path:
@@ -114,16 +172,27 @@ def pull(spec: ModelSpec) -> Path:
                 raise SedicError(f"{spec.what}: cannot download {spec.url} ({exc})") from None
         Path(tmp.name).replace(target)
         return target
-    if spec.spec.startswith(TINY_PREFIX) or Path(spec.spec).expanduser().exists():
-        return locate(spec)
+    if not is_hub_id(spec):
+        return require(spec, "copy the missing files")
     try:
-        from huggingface_hub import snapshot_download
+        from huggingface_hub import HfApi, snapshot_download
     except ImportError:
         raise SedicError("pulling hub models needs huggingface_hub (pip install huggingface_hub)") from None
     try:
-        return Path(snapshot_download(spec.spec, allow_patterns=list(spec.allow_patterns) or None))
+        listing = HfApi().list_repo_files(spec.spec)
+    except Exception as exc:
+        raise SedicError(f"{spec.what}: cannot list the files of '{spec.spec}' ({one_line(exc)})") from None
+    files, unmet = pull_plan(listing, spec.needs, spec.allow_patterns)
+    if unmet:
+        raise SedicError(f"{spec.what}: repository '{spec.spec}' holds none of {'; '.join(unmet)}: set {spec.what} to a repository or directory that does")
+    try:
+        root = Path(snapshot_download(spec.spec, allow_patterns=files or None))
     except Exception as exc:
         raise SedicError(f"{spec.what}: cannot download '{spec.spec}' ({one_line(exc)})") from None
+    problem = incomplete(spec, root, "sedic-kit models pull PROFILE")
+    if problem:
+        raise SedicError(f"{problem.split('; ')[0]} after the download")
+    return root
 
 
 @dataclass
@@ -134,6 +203,8 @@ class RoleModels:
     plugin: str
     specs: list[ModelSpec] = field(default_factory=list)
     problem: str = ""
+    libraries: str = ""
+    """Empty, or one line naming the plugin's missing libraries and the command that installs them."""
 
 
 def profile_models(profile: Profile) -> list[RoleModels]:
@@ -150,5 +221,10 @@ def profile_models(profile: Profile) -> list[RoleModels]:
         except SedicError as exc:
             out.append(RoleModels(role.value, choice.plugin, problem=str(exc)))
             continue
-        out.append(RoleModels(role.value, choice.plugin, specs))
+        try:
+            plugin.check_available()
+            libraries = ""
+        except SedicError as exc:
+            libraries = str(exc)
+        out.append(RoleModels(role.value, choice.plugin, specs, libraries=libraries))
     return out

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from .errors import ModelNotFoundError
+from .file_sets import FileSet
 
 TINY_PREFIX = "tiny/"
 TINY_VERSION = 2
@@ -25,13 +26,19 @@ _TINY_BUILDERS: dict[str, Callable[[Path], None]] = {}
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model a plugin needs: ``what`` names the option (e.g. ``restorer.model``)."""
+    """A model a plugin needs: ``what`` names the option (e.g. ``restorer.model``).
+
+    ``needs``: the files its loader reads (:mod:`sedic_kit.file_sets`), which ``models pull`` fetches
+    from the repository's real listing and ``models check`` verifies; ``allow_patterns``: extra files
+    fetched when the repository has them.
+    """
 
     what: str
     spec: str
     source: str = "huggingface"  # or "url" (a single file cached under $SEDIC_CACHE) or "torch-hub"
     allow_patterns: tuple[str, ...] = field(default_factory=tuple)
     url: str | None = None
+    needs: FileSet = ()
 
 
 def cache_root() -> Path:
@@ -89,7 +96,7 @@ def tiny_path(name: str) -> Path:
     return target
 
 
-def _looks_like_path(spec: str) -> bool:
+def looks_like_path(spec: str) -> bool:
     """Hub ids are ``name`` or ``org/name``; anything else is a filesystem path."""
     return spec.startswith(("/", ".", "~")) or spec.count("/") > 1
 
@@ -114,7 +121,7 @@ def resolve(spec: str, what: str, allow_patterns: tuple[str, ...] = (), fetch: s
     path = Path(spec).expanduser()
     if path.exists():
         return path
-    if _looks_like_path(spec):
+    if looks_like_path(spec):
         raise ModelNotFoundError(f"{what}: {spec} does not exist")
     try:
         from huggingface_hub import snapshot_download

@@ -49,7 +49,7 @@ def one_line(fn: Any, error: type[Exception] = SedicError) -> str:
 def test_required_models_name_the_text_encoder_the_packaged_configs_download() -> None:
     specs = GroundingDinoPyGrounder(variant="swint-ogc").required_models()
     assert [(s.what, s.spec) for s in specs] == [("grounder.variant", CHECKPOINT_REPO), ("grounder.text_encoder", PACKAGED_TEXT_ENCODER)]
-    assert specs[0].allow_patterns == ("groundingdino_swint_ogc.pth",) and "vocab.txt" in specs[1].allow_patterns
+    assert specs[0].needs == (("groundingdino_swint_ogc.pth",),) and ("tokenizer.json", "vocab.txt") in specs[1].needs
     own = GroundingDinoPyGrounder(checkpoint="/models/ft.pth", text_encoder="/models/bert").required_models()
     assert [(s.what, s.spec) for s in own] == [("grounder.checkpoint", "/models/ft.pth"), ("grounder.text_encoder", "/models/bert")]
 

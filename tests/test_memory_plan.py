@@ -54,31 +54,26 @@ def test_sd_activations_grow_with_the_pixel_count() -> None:
     assert sd_activations(1536, 1024) == pytest.approx(4 * sd_activations(768, 512), rel=0.01)
 
 
-def test_parameter_counts_match_the_architectures_on_the_meta_device() -> None:
-    torch = pytest.importorskip("torch")
+def test_recorded_parameter_counts_equal_the_meta_device_counts() -> None:
+    """PARAMS (used where torch/diffusers/transformers are missing) are the full-size architectures' counts."""
     pytest.importorskip("diffusers")
-    transformers = pytest.importorskip("transformers")
-    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    pytest.importorskip("transformers")
+    from sedic_plugins.full_size import builders, parameter_count
 
-    from sedic_plugins.orag.configs import controlnet_embedding, text_config, unet_config, vae_config
+    assert sorted(builders()) == sorted(PARAMS)
+    assert {name: parameter_count(name) for name in PARAMS} == PARAMS
 
-    def count(model) -> int:  # type: ignore[no-untyped-def]
-        return sum(p.numel() for p in model.parameters())
 
-    with torch.device("meta"):
-        unet = UNet2DConditionModel(**unet_config("full"))
-        assert count(unet) == PARAMS["sd15-unet"]
-        assert count(AutoencoderKL(**vae_config("full"))) == PARAMS["sd15-vae"]
-        assert count(transformers.CLIPTextModel(transformers.CLIPTextConfig(**text_config("full", 49408)))) == PARAMS["sd15-text"]
-        assert count(ControlNetModel.from_unet(unet, **controlnet_embedding("image", "full"))) == PARAMS["sd15-controlnet"]
-        llava = transformers.LlavaConfig(
-            text_config=transformers.LlamaConfig(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32, vocab_size=32064),
-            vision_config=transformers.CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, image_size=336, patch_size=14, projection_dim=768),
-            vocab_size=32064, image_token_index=32000,
-        )
-        assert count(transformers.LlavaForConditionalGeneration(llava)) == PARAMS["llava-hf/llava-1.5-7b-hf"]
-        sam = transformers.SamConfig(vision_config=transformers.SamVisionConfig(hidden_size=1280, num_hidden_layers=32, num_attention_heads=16, global_attn_indexes=[7, 15, 23, 31]))
-        assert count(transformers.SamModel(sam)) == PARAMS["facebook/sam-vit-huge"]
+def test_paper_plan_costs_sd21_and_diffbirs_ircontrolnet() -> None:
+    decode = plan(load_profile("paper")).phases[1]
+    (item,) = decode.items
+    assert item.name == "SD2.1 UNet + VAE + text encoder + IRControlNet"
+    parts = ("sd21-unet", "sd21-vae", "sd21-text", "sd21-ircontrolnet")
+    assert sum(PARAMS[p] for p in parts) == 1_653_105_707 and PARAMS["sd21-text"] == 340_387_840
+    assert item.weights == 1_653_105_707 * HALF and f"{decode.peak / GIB:.2f}" == "4.14"
+    # a DiffBIR checkpoint on the default model is SD2.1's; a diffusers ControlNet keeps SD1.5
+    assert plan(load_profile("offline", ["restorer.controlnet=v2.pth"])).phases[1].items[0].name.startswith("SD2.1")
+    assert plan(load_profile("paper", ["restorer.model=x/sd15", "restorer.controlnet=lllyasviel/control_v11f1e_sd15_tile"])).phases[1].items[0].name.startswith("SD1.5")
 
 
 def test_models_check_memory_prints_the_plan(capsys: pytest.CaptureFixture[str]) -> None:
@@ -86,7 +81,10 @@ def test_models_check_memory_prints_the_plan(capsys: pytest.CaptureFixture[str])
     out = capsys.readouterr().out
     assert "GPU memory plan of 'offline' at 768x512 on a 23.99 GiB card:" in out
     assert "gpu_memory_utilization 0.66" in out and ": fits" in out and "[" not in out
-    assert "  decode (encoder models released): peak 3.72 GiB" in out
+    assert "  decode (encoder models released): peak 3.72 GiB" in out and "(1,427,514,427 parameters)" in out
     assert "describer.gpu_memory_utilization = 0.66: vLLM needs 0.66, the encode phase leaves room for up to 0.86" in out
     assert main(["models", "check", "offline", "--memory", "--set", "describer.gpu_memory_utilization=0.5"]) == 1
     assert "does NOT fit" in capsys.readouterr().out
+    assert main(["models", "check", "paper", "--memory"]) == 0
+    out = capsys.readouterr().out
+    assert "  decode (encoder models released): peak 4.14 GiB" in out and "SD2.1 UNet + VAE + text encoder + IRControlNet: 3.08 GiB" in out

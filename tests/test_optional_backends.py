@@ -126,9 +126,9 @@ def test_missing_checkpoints_are_one_line(tmp_path, monkeypatch):
     (tmp_path / "models" / "sam_vit_b_01ec64.pth").write_bytes(b"x" * 10)
     assert check(spec).present and check(spec).size == 10
     sam2 = Sam2Segmenter(variant="tiny").required_models()[0]
-    assert (sam2.spec, sam2.allow_patterns) == ("facebook/sam2.1-hiera-tiny", ("sam2.1_hiera_tiny.pt",))
+    assert (sam2.spec, sam2.needs) == ("facebook/sam2.1-hiera-tiny", (("sam2.1_hiera_tiny.pt",),))
     dino = GroundingDinoPyGrounder().required_models()[0]
-    assert dino.spec == "ShilongLiu/GroundingDINO" and dino.allow_patterns == ("groundingdino_swinb_cogcoor.pth",)
+    assert dino.spec == "ShilongLiu/GroundingDINO" and dino.needs == (("groundingdino_swinb_cogcoor.pth",),)
 
 
 @pytest.mark.parametrize(

@@ -182,7 +182,7 @@ def test_missing_models_give_one_line_errors(tmp_path: Path) -> None:
         OragRestorer(model=str(tmp_path / "nope")).restore(image(64, 64), Payload(64, 64))
     (tmp_path / "sd" / "unet").mkdir(parents=True)
     (tmp_path / "sd" / "unet" / "config.json").write_text("{}")
-    with pytest.raises(ModelNotFoundError, match="lacks unet/diffusion_pytorch_model.safetensors, vae/config.json") as err:
+    with pytest.raises(ModelNotFoundError, match=r"lacks model_index.json, .*, unet/diffusion_pytorch_model.safetensors, vae/config.json, vae/diffusion_pytorch_model.safetensors; copy them there") as err:
         OragRestorer(model=str(tmp_path / "sd")).restore(image(64, 64), Payload(64, 64))
     assert "\n" not in str(err.value)
     specs = OragRestorer().required_models()

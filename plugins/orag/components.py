@@ -11,31 +11,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sedic_kit.errors import ModelNotFoundError, ProfileError
-from sedic_kit.models import ModelSpec, resolve
+from sedic_kit.errors import ProfileError
+from sedic_kit.file_sets import CONTROLNET, SINGLE_FILES, present, sd_files
+from sedic_kit.model_files import require
+from sedic_kit.models import ModelSpec
 
-SD15_FILES: tuple[str, ...] = (
-    "model_index.json",
-    "scheduler/scheduler_config.json",
-    "tokenizer/*",
-    "text_encoder/config.json",
-    "text_encoder/model.safetensors",
-    "unet/config.json",
-    "unet/diffusion_pytorch_model.safetensors",
-    "vae/config.json",
-    "vae/diffusion_pytorch_model.safetensors",
-)
-CONTROLNET_FILES: tuple[str, ...] = ("config.json", "diffusion_pytorch_model.safetensors")
-
-# files that must exist locally, per subfolder: groups of alternatives, one of each group
-_SD15_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "unet": (("config.json",), ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
-    "vae": (("config.json",), ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")),
-    "text_encoder": (("config.json",), ("model.safetensors", "pytorch_model.bin")),
-    "scheduler": (("scheduler_config.json",),),
-    "tokenizer": (("vocab.json", "tokenizer.json"),),
-}
-_CONTROLNET_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {"": (("config.json",), ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin"))}
+SD_EXTRAS = ("tokenizer/special_tokens_map.json",)
+"""Read when present (the tokenizer's special tokens); the rest is :func:`sd_files`."""
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 # DiffBIR's published IRControlNets (XPixelGroup/DiffBIR, diffbir/inference/pretrained_models.py), same layout
 DIFFBIR_URLS = {
@@ -97,22 +79,15 @@ def controlnet_spec(controlnet: str) -> ModelSpec:
     """A DiffBIR file (by path, or by its published name, e.g. ``v2.pth``) or a diffusers ControlNet."""
     if is_checkpoint_file(controlnet):
         return ModelSpec("restorer.controlnet", controlnet, source="url", url=DIFFBIR_URLS.get(Path(controlnet).name))
-    return ModelSpec("restorer.controlnet", controlnet, allow_patterns=CONTROLNET_FILES)
+    return ModelSpec("restorer.controlnet", controlnet, needs=CONTROLNET)
+
+
+def model_spec(model: str) -> ModelSpec:
+    return ModelSpec("restorer.model", model, allow_patterns=SD_EXTRAS, needs=sd_files(model))
 
 
 def required_models(model: str, controlnet: str) -> list[ModelSpec]:
-    return [ModelSpec("restorer.model", model, allow_patterns=SD15_FILES), controlnet_spec(controlnet)]
-
-
-def _check(root: Path, spec: str, what: str, parts: dict[str, tuple[tuple[str, ...], ...]]) -> None:
-    missing = [
-        f"{sub}/{group[0]}" if sub else group[0]
-        for sub, groups in parts.items()
-        for group in groups
-        if not any((root / sub / name).is_file() for name in group)
-    ]
-    if missing:
-        raise ModelNotFoundError(f"{what}: '{spec}' ({root}) lacks {', '.join(missing)}; `sedic-kit models pull PROFILE` fetches it")
+    return [model_spec(model), controlnet_spec(controlnet)]
 
 
 def resolve_device(device: str, dtype: str) -> tuple[Any, Any]:
@@ -137,21 +112,47 @@ def load_sd15(model: str, controlnet: str, device: str, dtype: str) -> SD15:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
-    root = resolve(model, "restorer.model", SD15_FILES)
-    _check(root, model, "restorer.model", _SD15_PARTS)
+    from ..hf_common import load_checked
+
+    root = require(model_spec(model))
     cn_root, cn_class = controlnet_dir(controlnet, root)
+    single = single_file(root, model)
+    if single is None:
+        text_encoder = load_checked(CLIPTextModel, root / "text_encoder", "restorer.model", torch_dtype=dt)
+        vae = load_checked(AutoencoderKL, root / "vae", "restorer.model", torch_dtype=dt)
+        unet = load_checked(UNet2DConditionModel, root / "unet", "restorer.model", torch_dtype=dt)
+    else:
+        text_encoder, vae, unet = load_single_file(single, root, dt)
     parts = SD15(
         tokenizer=CLIPTokenizer.from_pretrained(root, subfolder="tokenizer"),
-        text_encoder=CLIPTextModel.from_pretrained(root, subfolder="text_encoder", torch_dtype=dt),
-        vae=AutoencoderKL.from_pretrained(root, subfolder="vae", torch_dtype=dt),
-        unet=UNet2DConditionModel.from_pretrained(root, subfolder="unet", torch_dtype=dt),
-        controlnet=cn_class.from_pretrained(cn_root, torch_dtype=dt),
+        text_encoder=text_encoder,
+        vae=vae,
+        unet=unet,
+        controlnet=load_checked(cn_class, cn_root, "restorer.controlnet", torch_dtype=dt),
         scheduler_config=dict(DDIMScheduler.load_config(root, subfolder="scheduler")),
     ).to(dev)
     parts.freeze()
     _cache.clear()  # one model set resident at a time
     _cache[key] = parts
     return parts
+
+
+def single_file(root: Path, model: str) -> Path | None:
+    """The repository's one-file checkpoint when the diffusers UNet weights are not there (``models pull``
+    fetches it only then): it holds the UNet, VAE and text encoder."""
+    if any(present(root, f"unet/{name}") for name in ("diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.bin")):
+        return None
+    return next((root / name for name in SINGLE_FILES.get(model, ()) if present(root, name)), None)
+
+
+def load_single_file(path: Path, root: Path, dtype: Any) -> tuple[Any, Any, Any]:
+    """Text encoder, VAE and UNet of a one-file SD checkpoint, converted by diffusers with the configs in ``root``."""
+    from diffusers import StableDiffusionPipeline
+
+    pipe = StableDiffusionPipeline.from_single_file(
+        str(path), config=str(root), local_files_only=True, torch_dtype=dtype, safety_checker=None, requires_safety_checker=False
+    )
+    return pipe.text_encoder, pipe.vae, pipe.unet
 
 
 def unload_sd15(model: str, controlnet: str, device: str, dtype: str) -> None:
@@ -174,11 +175,12 @@ def controlnet_dir(spec: str, model_root: Path) -> tuple[Path, Any]:
 
     if is_checkpoint_file(spec):
         return convert_cached(locate(controlnet_spec(spec)), model_root), IRControlNetModel
-    root = resolve(spec, "restorer.controlnet", CONTROLNET_FILES)
+    cn_spec = controlnet_spec(spec)
+    root = locate(cn_spec)
     files = [p for p in root.iterdir() if p.suffix.lower() in CHECKPOINT_SUFFIXES] if root.is_dir() else []
     if root.is_dir() and not (root / "config.json").is_file() and len(files) == 1:
         return convert_cached(files[0], model_root), IRControlNetModel
-    _check(root, spec, "restorer.controlnet", _CONTROLNET_PARTS)
+    root = require(cn_spec)
     name = json.loads((root / "config.json").read_text()).get("_class_name")
     return root, IRControlNetModel if name == IRControlNetModel.__name__ else ControlNetModel
 
