@@ -120,3 +120,21 @@ def test_a_valid_file_still_decodes_in_a_fresh_process(tmp_path: Path) -> None:
 def test_names_from_files_are_escaped() -> None:
     assert shown("a\nb\x1b[31m\u202ec\u00e9") == "a\\nb\\x1b[31m\\u202ec\u00e9"
     assert len(shown("x" * 500)) == 80
+
+
+def test_work_grows_with_what_the_file_declares() -> None:
+    """Work that scales with declared sizes and steps, not with the bytes read."""
+    from sedic_kit.plugins import get_registry
+    from sedic_kit.roles import Role
+
+    orag = get_registry().get(Role.restorer, "orag")
+    assert orag().decode_work(768, 512, 3) == 768 * 512  # 96x64 latent x (3 x 10 + 20) steps is less
+    assert orag(object_steps=1000, global_steps=1000).decode_work(768, 512, 3) == 96 * 64 * 4000
+    cabac = get_registry().get(Role.mask_coder, "cabac")
+    assert cabac(scale=1).decode_work(b"\0", 3, 1000, 1000) == 3 * 1000 * 1000 * 7
+    assert cabac().decode_work(b"\0", 3, 1000, 1000) == 1000 * 1000  # 125 x 125 cells: one plane is more
+    if HAS_COMPRESSAI:
+        section = b"\x08" + bytes(16)
+        cheng = get_registry().get(Role.reference_codec, "cheng2020-attn")(pretrained=False)
+        assert cheng.decode_work(section, 768, 512) == 768 * 512 * 40 <= DEFAULT_DECODE_PIXELS
+        assert cheng.decode_work(section, 1000, 1000) == 1024 * 1024 * 40 > DEFAULT_DECODE_PIXELS
