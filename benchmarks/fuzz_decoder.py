@@ -2,10 +2,11 @@
 
 The seed files are ``examples/images`` (kodim03, kodim23 with their sidecar JSON) resized to
 192 pixels wide and coded with ``lite`` and two variants (webp + brotli + png masks, jpeg +
-zlib + golomb masks); see :mod:`sedic_kit.fuzz` for the classes and the limits. Each worker is a
+zlib + golomb masks), and with CompressAI's bmshj2018-hyperprior (random weights) where it is
+installed; see :mod:`sedic_kit.fuzz` for the classes and the limits. Each worker is a
 forked process under ``RLIMIT_AS``; exit status 1 when any case is not a clean error or decode.
 
-Usage: ``python benchmarks/fuzz_decoder.py [--cases 100000] [--workers 2] [--seed 0] [--max-pixels 1000000]``
+Usage: ``python benchmarks/fuzz_decoder.py [--cases 100000] [--workers 2] [--seed 0] [--max-pixels 16777216]``
        ``python benchmarks/fuzz_decoder.py --replay INDEX [--seed 0]``  (decode one case here, with its traceback)
 """
 
@@ -18,6 +19,7 @@ import time
 from pathlib import Path
 
 from sedic_kit import Codec, fuzz
+from sedic_kit.codec import DEFAULT_DECODE_PIXELS
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGES = [ROOT / "examples" / "images" / "kodim03.png", ROOT / "examples" / "images" / "kodim23.png"]
@@ -28,7 +30,7 @@ def main() -> int:
     ap.add_argument("--cases", type=int, default=100_000)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--max-pixels", type=int, default=1_000_000, help="the decoder's pixel limit (a service's setting)")
+    ap.add_argument("--max-pixels", type=int, default=DEFAULT_DECODE_PIXELS, help="the decoder's budget (default: the decoder's own)")
     ap.add_argument("--replay", type=int, default=None, help="decode case INDEX in this process and show what happens")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -36,7 +38,7 @@ def main() -> int:
     if args.replay is not None:
         kind, data = fuzz.make_case(files, args.seed, args.replay)
         print(f"case {args.replay} ({kind}, {len(data)} bytes)")
-        Codec.from_profile("lite", max_pixels=args.max_pixels).decode(data)
+        Codec.from_profile("lite", max_decode_pixels=args.max_pixels).decode(data)
         print("decoded")
         return 0
     start = time.perf_counter()

@@ -54,6 +54,8 @@ EDGE_STEPS = (20, 60)
 REFERENCE_WEIGHT = 0.25
 """Pseudo-count of the prior in the reference-conditioned model."""
 PRIOR_FILE = Path(__file__).with_name("cabac_prior.npz")
+DECISION_WORK = 7
+"""Decode cost of one grid decision in plain pixels (measured, BENCHMARKS.md "Decode budget")."""
 PAD = 3
 
 
@@ -160,6 +162,12 @@ class CabacMaskCoder(GridMaskCoder):
         # all-empty masks can code to nothing; one zero byte decodes the same (the decoder reads
         # zeros past the end) and keeps "objects with an empty mask section" an error for the decoder
         return out[:size].tobytes() or b"\0"
+
+    def decode_work(self, data: bytes, count: int, width: int, height: int) -> int:
+        """Every grid cell of every mask is one adaptive decision (:data:`DECISION_WORK` plain
+        pixels), whatever the section's length: at ``scale=1`` three masks of the image's size."""
+        rows, cols = grid_size(width, height, self.options.scale)
+        return max(width * height, count * rows * cols * DECISION_WORK)
 
     def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         rows, cols = grid_size(width, height, self.options.scale)

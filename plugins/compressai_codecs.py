@@ -4,6 +4,15 @@ The section holds the real ``compress()`` strings (never a rate estimate): the l
 string but the last as a varint, then the strings. The decoder recomputes the latent shape from
 the image size, ``downscale`` and the padding to multiples of 64.
 
+A section is attacker input for a C++ entropy decoder that trusts it, so before decoding: each
+string must be a whole rANS stream (32-bit words, at least the two of the final state); the
+hyper-latent string must be exactly what the entropy bottleneck writes for the symbols it holds
+at the header's latent shape (decoded and coded again: a string from another image size, another
+architecture or another format is refused); the work, which grows with the declared size and
+not with the bytes, is part of the decoder's budget (:meth:`CompressAICodec.decode_work`). The
+decode itself runs in a forked child (:func:`sedic_kit.isolated.run_isolated`), so whatever the
+native decoder still does with crafted latents ends as one line.
+
 Weights: ``checkpoint`` (a local file written by ``sedic-kit train-codec`` or any CompressAI
 state dict) or the CompressAI zoo weights for ``quality``/``metric``, read from the torch hub
 cache (never downloaded here: a missing file is a one-line error naming it and the cache dir).
@@ -27,6 +36,7 @@ from sedic_kit.container import Reader, put_varint
 from sedic_kit.errors import FormatError, ModelNotFoundError, ProfileError, SedicError
 from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.install import install_hint
+from sedic_kit.isolated import run_isolated
 from sedic_kit.models import ModelSpec
 from sedic_kit.roles import Options, ReferenceCodec, free_memory, one_line
 
@@ -37,8 +47,21 @@ PAD = 64
 """Every architecture here downsamples by 64 in total (16 analysis x 4 hyper-analysis)."""
 RANDOM_SEED = 0
 STRINGS = 2
-LADDER_DOWNSCALES = (6.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0)
 """Every architecture here codes the latent y and the hyper-latent z (in that order)."""
+WORD = 4
+MAX_CHANNELS = 320
+"""The most latent channels of a zoo architecture (mbt2018 at high quality)."""
+LATENT_RATIO = 16
+"""Latent positions per hyper-latent position (4 x 4)."""
+MAX_SYMBOL = 1 << 12
+"""Hyper-latent symbols beyond this are not what an encoder writes (and each costs a bypass loop per unit to code again)."""
+WORK_HYPERPRIOR = 8
+WORK_AUTOREGRESSIVE = 40
+"""Decode work per padded pixel (see :meth:`CompressAICodec.decode_work`): the autoregressive
+models cost 5x the hyperprior ones (measured, BENCHMARKS.md "Decode budget"), and the default
+budget admits an autoregressive decode of a Kodak image (768x512) and no larger."""
+"""rANS streams are 32-bit words; the final state is two of them."""
+LADDER_DOWNSCALES = (6.0, 4.0, 3.0, 2.5, 2.0, 1.5, 1.0)
 
 
 def import_compressai() -> types.ModuleType:
@@ -117,6 +140,8 @@ class CompressAICodec(ReferenceCodec[CompressAIOptions]):
 
     arch: ClassVar[str]
     max_quality: ClassVar[int] = 8
+    work_per_pixel: ClassVar[int] = WORK_HYPERPRIOR
+    """Decode cost per padded pixel at coded size, in plain pixels (see :meth:`decode_work`)."""
     decode_params = ("quality", "metric", "pretrained", "downscale")
     requires = ("compressai", "torch", "einops", "scipy", "pandas", "pytorch_msssim", "torch_geometric")
     extra = "compressai"
@@ -214,24 +239,61 @@ class CompressAICodec(ReferenceCodec[CompressAIOptions]):
             section += s
         return bytes(section)
 
-    def decode(self, data: bytes, width: int, height: int) -> Image.Image:
-        import numpy as np
-        import torch
-
-        model = self.model()
+    def decode_work(self, data: bytes, width: int, height: int) -> int:
+        """The padded coded image's pixels times :attr:`work_per_pixel` (the synthesis transform
+        and the entropy decoder run per latent element, the context model once per latent
+        position), whatever the section's length."""
         w, h = self._coded_size(width, height)
+        self.split(data)
+        return -(-w // PAD) * PAD * (-(-h // PAD) * PAD) * self.work_per_pixel
+
+    def split(self, data: bytes) -> list[bytes]:
+        """The section's strings, each checked to be a whole rANS stream."""
         reader = Reader(data)
         lengths = [reader.varint("compressai string length") for _ in range(STRINGS - 1)]
         strings = [reader.take(n, "compressai string") for n in lengths]
         strings.append(reader.take(reader.end - reader.pos, "compressai string"))
+        for what, s in zip(("latent", "hyper-latent"), strings):
+            if len(s) < 2 * WORD or len(s) % WORD:
+                raise FormatError(
+                    f"corrupt {self.name} reference section (a {what} string of {len(s)} bytes: "
+                    f"rANS streams are whole 32-bit words, at least {2 * WORD} bytes)"
+                )
+        return strings
+
+    def decode(self, data: bytes, width: int, height: int) -> Image.Image:
+        strings = self.split(data)  # before the model is built: a few checks cost nothing
+        model = self.model()
+        w, h = self._coded_size(width, height)
         shape = (-(-h // PAD), -(-w // PAD))
-        try:
-            with torch.inference_mode(), torch_threads(self.options.threads):
-                x_hat = model.decompress([[s] for s in strings], shape)["x_hat"]
-        except Exception as exc:
-            raise FormatError(f"cannot decode the {self.name} reference section ({type(exc).__name__}: {exc})") from None
+        arr = run_isolated(lambda: self._decompress(model, strings, shape, w, h), f"the {self.name} decoder")
+        return Image.fromarray(arr, "RGB")
+
+    def _decompress(self, model: Any, strings: list[bytes], shape: tuple[int, int], w: int, h: int) -> Any:
+        """The reference as an ``h x w x 3`` uint8 array (run in the child).
+
+        The strings get zero words appended, one per symbol they can hold: the C++ decoder reads
+        ahead without bounds, and a crafted stream then reads zeros (deterministically) instead
+        of whatever follows the buffer. A valid stream never reads them.
+        """
+        import numpy as np
+        import torch
+
+        positions = shape[0] * shape[1]
+        y, z = strings
+        with torch.inference_mode(), torch_threads(self.options.threads):
+            bottleneck = model.entropy_bottleneck
+            z_hat = bottleneck.decompress([z + bytes(WORD * MAX_CHANNELS * positions)], shape)
+            symbols = (z_hat - bottleneck._get_medians()).abs().max().item()
+            if symbols > MAX_SYMBOL or bottleneck.compress(z_hat)[0] != z:
+                raise FormatError(
+                    f"corrupt {self.name} reference section (the hyper-latent string is not one this codec "
+                    f"writes for a {w}x{h} reference)"
+                )
+            y = y + bytes(WORD * MAX_CHANNELS * LATENT_RATIO * positions)
+            x_hat = model.decompress([[y], [z]], shape)["x_hat"]
         arr = (x_hat[0, :, :h, :w].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).numpy()
-        return Image.fromarray(np.ascontiguousarray(arr), "RGB")
+        return np.ascontiguousarray(arr)
 
     def rate_ladder(self) -> list[dict[str, Any]]:
         """Downscale factors, coarsest first, each with every zoo quality (only the factors for a checkpoint)."""
@@ -245,6 +307,7 @@ class Cheng2020Attention(CompressAICodec):
 
     name = arch = "cheng2020-attn"
     max_quality = 6
+    work_per_pixel = WORK_AUTOREGRESSIVE
 
 
 class Cheng2020Anchor(CompressAICodec):
@@ -252,12 +315,14 @@ class Cheng2020Anchor(CompressAICodec):
 
     name = arch = "cheng2020-anchor"
     max_quality = 6
+    work_per_pixel = WORK_AUTOREGRESSIVE
 
 
 class Mbt2018(CompressAICodec):
     """Minnen et al. 2018 joint autoregressive and hierarchical priors."""
 
     name = arch = "mbt2018"
+    work_per_pixel = WORK_AUTOREGRESSIVE
 
 
 class Mbt2018Mean(CompressAICodec):

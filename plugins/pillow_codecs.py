@@ -65,6 +65,8 @@ class PillowCodec(ReferenceCodec[PillowOptionsT]):
     """Downscale, code with a Pillow format, keep what the decoder cannot infer."""
 
     format: ClassVar[str]
+    work_per_pixel: ClassVar[int] = 1
+    """Decode cost of one coded pixel in plain pixels (measured, BENCHMARKS.md "Decode budget")."""
 
     def save_kwargs(self) -> dict[str, Any]:
         return {"quality": self.options.quality}
@@ -112,6 +114,15 @@ class PillowCodec(ReferenceCodec[PillowOptionsT]):
     def decode(self, data: bytes, width: int, height: int) -> Image.Image:
         return self.read(self.unstrip(data, (width, height)), (width, height))
 
+    def decode_work(self, data: bytes, width: int, height: int) -> int:
+        """The coded plane's pixels times :attr:`work_per_pixel` (the coded size is the image's at
+        most: a larger one is refused from the bitstream's header before decoding)."""
+        return self.coded_pixels(data, (width, height)) * self.work_per_pixel
+
+    def coded_pixels(self, data: bytes, size: tuple[int, int]) -> int:
+        """Pixels of the coded plane as far as the section says before decoding (default: the image's)."""
+        return size[0] * size[1]
+
     def rate_ladder(self) -> list[dict[str, Any]]:
         """Qualities at each downscale factor, coarsest first, then full resolution up to quality 90.
 
@@ -140,10 +151,19 @@ class ContainerStrippedCodec(PillowCodec[PillowOptionsT]):
         put_varint(out, small.height - 1)
         return bytes(out) + isobmff.check_value(data) + isobmff.payload(data)
 
+    def coded_pixels(self, data: bytes, size: tuple[int, int]) -> int:
+        coded = self.coded_size(Reader(data), size)
+        return coded[0] * coded[1]
+
+    def coded_size(self, reader: Reader, size: tuple[int, int]) -> tuple[int, int]:
+        """The coded size the section starts with, checked against the image's ``size``."""
+        coded = (reader.varint("coded width") + 1, reader.varint("coded height") + 1)
+        self.check_coded_size(coded, size)
+        return coded
+
     def unstrip(self, section: bytes, size: tuple[int, int]) -> bytes:
         reader = Reader(section)
-        coded = (reader.varint("coded width") + 1, reader.varint("coded height") + 1)
-        self.check_coded_size(coded, size)  # the template below is allocated and encoded at this size
+        coded = self.coded_size(reader, size)  # the template below is allocated and encoded at this size
         check = reader.take(2, f"{self.name} container check value")
         template = self.write(Image.new("RGB", coded, TEMPLATE_GRAY), **self.template_kwargs())
         if isobmff.check_value(template) != check:
@@ -160,6 +180,7 @@ class AvifCodec(ContainerStrippedCodec[AvifOptions]):
     name = "avif"
     version = 3
     format = "AVIF"
+    work_per_pixel = 2  # a gray template encoded, then AV1 decoded
     decode_params = ("subsampling",)
 
     def save_kwargs(self) -> dict[str, Any]:
@@ -188,6 +209,7 @@ class HeicCodec(ContainerStrippedCodec[HeicOptions]):
     name = "heic"
     version = 3
     format = "HEIF"
+    work_per_pixel = 12  # a gray template encoded (x265), then HEVC decoded
     requires = ("pillow_heif",)
     decode_params = ("chroma", "preset")  # both shape the hvcC box of the template
 

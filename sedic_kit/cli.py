@@ -20,7 +20,7 @@ from typer.core import TyperArgument, TyperOption
 
 from . import __version__, progress
 from .batch import Encoded, OutputConflict, Planned, RunDirectory, decode_image, encode_image
-from .codec import Codec, save_image
+from .codec import DEFAULT_DECODE_PIXELS, Codec, save_image
 from .errors import InputError, ModelNotFoundError, ProfileError, SedicError
 from .eval.commands import add_commands as add_eval_commands
 from .eval.data_commands import add_data_commands
@@ -117,7 +117,7 @@ def run(
 ) -> None:
     """Encode every image (writing each .sedic at once), release the encoder's models, then decode
     each image and write its reconstruction; a JSON report lists what is in place. A rerun resumes."""
-    codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
+    codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels, max_decode_pixels=max_pixels)
     check_models(codec, profile, set_ or [])
     paths = expand_inputs(inputs)
     directory = RunDirectory(out_dir, codec.profile, setup_of(codec, target_bpp=target_bpp))
@@ -264,12 +264,14 @@ def decode(
     output: Annotated[Optional[Path], typer.Option("--output", "-o", metavar="IMAGE", help="Output image (default: FILE.decoded.png).")] = None,
     profile: Annotated[str, typer.Option("--profile", "-p", metavar="NAME", help="Profile giving local options (model paths, device).")] = "lite",
     set_: SetOpt = None,
-    max_pixels: MaxPixelsOpt = DEFAULT_MAX_PIXELS,
+    max_pixels: Annotated[
+        int, typer.Option(metavar="N", help="The decoder's budget: refuse files declaring more pixels, or a stage costing more.")
+    ] = DEFAULT_DECODE_PIXELS,
     force: ForceOpt = False,
 ) -> None:
     """Decode a .sedic file to an image."""
     target = check_output(output or sedic.with_suffix(".decoded.png"), [sedic], force)
-    codec = Codec.from_profile(profile, overrides=set_ or [], max_pixels=max_pixels)
+    codec = Codec.from_profile(profile, overrides=set_ or [], max_decode_pixels=max_pixels)
     with ImageProgress(err, 1, "decoding") as bar, bar.item(f"decoding {sedic.name}"):
         image = codec.decode(sedic)
     path = save_image(image, target)

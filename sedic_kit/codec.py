@@ -19,7 +19,7 @@ from PIL import Image
 
 from .container import PluginRef, SedicFile, pack, unpack
 from .describe import MAX_OBJECTS, text_limit_problem
-from .errors import FormatError, InputError, PluginError, ProfileError, SedicError
+from .errors import FormatError, InputError, PluginError, ProfileError, SedicError, shown
 from .imaging import DEFAULT_MAX_PIXELS, load_image
 from .payload import Payload, SourceImage
 from .plugins import Registry, get_registry
@@ -43,6 +43,10 @@ from .roles import (
 
 
 T = TypeVar("T")
+
+DEFAULT_DECODE_PIXELS = 4096 * 4096
+"""The decoder's default budget: a file may declare an image of at most this many pixels, and no
+decoding stage (reference, masks, restoration) may cost more than decoding this many plain pixels."""
 
 
 @dataclass
@@ -186,11 +190,15 @@ class Codec:
         profile: Profile | None = None,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         registry: Registry | None = None,
+        max_decode_pixels: int = DEFAULT_DECODE_PIXELS,
     ) -> None:
-        """``registry`` resolves the decoder plugins a file names (default: the installed plugins)."""
+        """``max_pixels`` bounds the images encoded, ``max_decode_pixels`` the decoder's budget (see
+        :meth:`decode_detailed`); ``registry`` resolves the decoder plugins a file names (default:
+        the installed plugins)."""
         self.plugins = plugins if isinstance(plugins, Plugins) else Plugins.from_roles(plugins)
         self.profile = profile
         self.max_pixels = max_pixels
+        self.max_decode_pixels = max_decode_pixels
         self.registry = registry if registry is not None else get_registry()
         self._decoders: dict[tuple[Role, str, str], Plugin[Any]] = {}
 
@@ -202,6 +210,7 @@ class Codec:
         overrides: Sequence[str] = (),
         max_pixels: int = DEFAULT_MAX_PIXELS,
         registry: Registry | None = None,
+        max_decode_pixels: int = DEFAULT_DECODE_PIXELS,
         **role_options: Mapping[str, Any],
     ) -> Codec:
         """Build from a profile name, path or object.
@@ -222,7 +231,7 @@ class Codec:
             for key, value in options.items():
                 apply_override(prof, f"{role_name}.{key}", value)
         registry = registry if registry is not None else get_registry()
-        return cls(prof.build(registry), prof, max_pixels, registry)
+        return cls(prof.build(registry), prof, max_pixels, registry, max_decode_pixels)
 
     def release(self, *roles: Role | str) -> None:
         """Free the models that the plugins of ``roles`` loaded (every role's when none is given).
@@ -464,7 +473,7 @@ class Codec:
         except ProfileError:
             available = ", ".join(registry.names(role)) or "none"
             raise FormatError(
-                f"this file needs {role.value} '{ref.name}' v{ref.version}, which is not installed "
+                f"this file needs {role.value} '{shown(ref.name)}' v{ref.version}, which is not installed "
                 f"(available: {available})"
             ) from None
         if cls.version != ref.version:
@@ -473,7 +482,8 @@ class Codec:
             )
         unknown = sorted(set(ref.params) - set(cls.decode_params))
         if unknown:
-            raise FormatError(f"this file sets unknown {role.value} '{ref.name}' parameters: {', '.join(unknown)}")
+            names = ", ".join(shown(k, 40) for k in unknown[:8]) + (f" and {len(unknown) - 8} more" if len(unknown) > 8 else "")
+            raise FormatError(f"this file sets unknown {role.value} '{ref.name}' parameters: {names}")
         cls.check_available()
         local: dict[str, Any] = {}
         if self.profile is not None and self.profile.roles[role].plugin == ref.name:
@@ -481,7 +491,7 @@ class Codec:
         try:
             plugin = instantiate(cls, {**local, **ref.params}, where="file header")
         except ProfileError as exc:
-            raise FormatError(f"corrupt .sedic file ({exc})") from None
+            raise FormatError(f"corrupt .sedic file ({_one_line(str(exc))})") from None
         self._decoders[key] = plugin
         return as_role(plugin, base)
 
@@ -497,15 +507,18 @@ class Codec:
     def decode_detailed(self, data: bytes | str | Path) -> DecodeResult:
         """Decode and also return the payload, the reference image and timings.
 
-        The header's image size is checked against ``max_pixels`` before any plugin runs; every
-        plugin call is guarded, so whatever a crafted file makes a plugin raise (``MemoryError``
-        included) comes out as one :class:`FormatError` line naming the section and the plugin.
+        The budget (``max_decode_pixels``) is checked before any decoding: the header's image size
+        first, then, once the (bounded) text section gives the object count, what each stage's
+        plugin says its decode of the declared sizes costs (:meth:`ReferenceCodec.decode_work`
+        and the like). Every plugin call is guarded, so whatever a crafted file makes a plugin
+        raise (``MemoryError`` included) comes out as one :class:`FormatError` line naming the
+        section and the plugin.
         """
         f = self.read(data)
-        if f.width * f.height > self.max_pixels:
+        if f.width * f.height > self.max_decode_pixels:
             raise FormatError(
                 f"the file is a {f.width}x{f.height} image ({f.width * f.height:,} pixels), above the decoder's "
-                f"limit of {self.max_pixels:,} (raise it with --max-pixels or Codec(max_pixels=...))"
+                f"limit of {self.max_decode_pixels:,} ({self._raise_hint})"
             )
         timings: dict[str, float] = {}
         reference_codec = self.decoder_plugin(ReferenceCodec, f.plugins[Role.reference_codec])
@@ -523,6 +536,11 @@ class Codec:
                 raise FormatError(f"corrupt text section ({exc})") from None
         if objects and not f.masks:
             raise FormatError(f"corrupt .sedic file (mask section is empty but there are {len(objects)} objects)")
+        self.check_budget(
+            ("the reference section", reference_codec, lambda: reference_codec.decode_work(f.reference, f.width, f.height)),
+            ("the mask section", mask_coder, lambda: mask_coder.decode_work(f.masks, len(objects), f.width, f.height)),
+            ("the restoration", restorer, lambda: restorer.decode_work(f.width, f.height, len(objects))),
+        )
         with _timed(timings, "reference"):
             reference = _guarded(
                 lambda: reference_codec.decode(f.reference, f.width, f.height), "decode the reference section", reference_codec
@@ -551,6 +569,18 @@ class Codec:
         """Decode a ``.sedic`` file (bytes or path) to an RGB image of the original size."""
         return self.decode_detailed(data).image
 
+    _raise_hint = "raise it with --max-pixels or Codec(max_decode_pixels=...)"
+
+    def check_budget(self, *stages: tuple[str, Plugin[Any], Callable[[], int]]) -> None:
+        """Refuse the file when a stage's declared work is above ``max_decode_pixels``."""
+        for what, plugin, work in stages:
+            cost = _guarded(work, f"decode {what}", plugin)
+            if cost > self.max_decode_pixels:
+                raise FormatError(
+                    f"decoding {what} ({plugin.role.value} '{plugin.name}') costs {cost:,} pixel-equivalents, above "
+                    f"the decoder's budget of {self.max_decode_pixels:,} ({self._raise_hint})"
+                )
+
 
 def _guarded(fn: Callable[[], T], what: str, plugin: Plugin) -> T:
     """Run one decoder-side plugin call on data from a file.
@@ -571,8 +601,7 @@ def _guarded(fn: Callable[[], T], what: str, plugin: Plugin) -> T:
 
 
 def _one_line(text: str, limit: int = 300) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    return shown(" ".join(text.split()), limit)
 
 
 ImageInput = Image.Image | str | Path | bytes | np.ndarray

@@ -27,3 +27,11 @@ class PluginError(SedicError):
 
 class BackendError(SedicError):
     """A model backend failed: an API answered with an error, timed out or could not be reached."""
+
+
+def shown(name: str, limit: int = 80) -> str:
+    """``name`` (read from a file) as it may appear in a one-line message: every character that
+    is not printable (newlines, control characters, ANSI escapes, bidirectional overrides) written
+    as its escape, and cut to ``limit`` characters."""
+    text = "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in name)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
 import random
 import resource
 import signal
@@ -32,9 +33,11 @@ from typing import Any, cast
 import brotli
 from PIL import Image
 
-from .codec import Codec
+from . import isolated
+from .codec import DEFAULT_DECODE_PIXELS, Codec
 from .container import MAGIC, MAX_SIDE, PluginRef, Reader, SedicFile, pack, put_bytes, put_varint, unpack
 from .errors import SedicError
+from .fuzz_crafted import COMPRESSAI, GENERATORS, swap, with_crc
 from .plugins import get_registry
 from .roles import DECODER_ROLES, Role
 
@@ -74,19 +77,6 @@ def craft_v1(f: SedicFile, raw_params: dict[Role, bytes] | None = None, raw_size
         put_bytes(out, tag.encode())
         put_bytes(out, body)
     return bytes(out + struct.pack(">I", zlib.crc32(out)))
-
-
-def with_crc(body: bytes) -> bytes:
-    """``body`` (a file without its trailer) with a valid CRC-32 trailer."""
-    return body + struct.pack(">I", zlib.crc32(body))
-
-
-def swap(f: SedicFile, role: Role, name: str, params: dict | None = None) -> SedicFile:
-    """``f`` decoded by the installed plugin ``name`` (at its version) in ``role``."""
-    cls = get_registry().get(role, name)
-    plugins = dict(f.plugins)
-    plugins[role] = PluginRef(name, cls.version, params or {})
-    return SedicFile(f.width, f.height, plugins, f.reference, f.text, f.masks, dict(f.extras))
 
 
 @lru_cache(maxsize=1)
@@ -288,15 +278,20 @@ MUTATORS: dict[str, Callable[[bytes, random.Random], bytes]] = {
     "text-bomb": m_text_bomb,
     "mask-bomb": m_mask_bomb,
     "empty-masks": m_empty_masks,
+    **GENERATORS,
 }
 KINDS = tuple(MUTATORS)
 
 
 def make_case(files: Sequence[bytes], seed: int, index: int) -> tuple[str, bytes]:
-    """Case ``index`` of ``seed``: its mutation class and the mutated file."""
+    """Case ``index`` of ``seed``: its mutation class and the mutated file (``compressai`` cases
+    mostly start from a CompressAI-coded seed, when there is one)."""
     rng = random.Random(f"{seed}:{index}")
     kind = KINDS[index % len(KINDS)]
-    return kind, MUTATORS[kind](files[rng.randrange(len(files))], rng)
+    pool = files
+    if kind == "compressai" and rng.random() < 0.75:
+        pool = [d for d in files if unpack(d).plugins[Role.reference_codec].name in COMPRESSAI] or files
+    return kind, MUTATORS[kind](pool[rng.randrange(len(pool))], rng)
 
 
 # -- seed files -----------------------------------------------------------------------------
@@ -305,12 +300,20 @@ SEED_SETUPS: tuple[tuple[str, ...], ...] = (
     ("reference_codec.plugin=webp", "text_coder.plugin=brotli", "mask_coder.plugin=png"),
     ("reference_codec.plugin=jpeg", "reference_codec.quality=20", "text_coder.plugin=zlib", "mask_coder.plugin=golomb"),
 )
+COMPRESSAI_SETUP = ("reference_codec.plugin=bmshj2018-hyperprior", "reference_codec.pretrained=false")
+"""A fourth seed where CompressAI is installed (random weights: no download)."""
+
+
+def seed_setups() -> list[tuple[str, ...]]:
+    """:data:`SEED_SETUPS`, and :data:`COMPRESSAI_SETUP` where CompressAI can run."""
+    available = get_registry().get(Role.reference_codec, COMPRESSAI_SETUP[0].split("=")[1]).import_problem() is None
+    return [*SEED_SETUPS, *([COMPRESSAI_SETUP] if available else [])]
 
 
 def seed_files(images: Sequence[Path], workdir: Path, side: int = 192) -> list[bytes]:
-    """One real file per :data:`SEED_SETUPS`, from ``images`` (with their sidecar JSON) resized to ``side`` wide."""
+    """One real file per :func:`seed_setups`, from ``images`` (with their sidecar JSON) resized to ``side`` wide."""
     files = []
-    for i, overrides in enumerate(SEED_SETUPS):
+    for i, overrides in enumerate(seed_setups()):
         src = images[i % len(images)]
         image = Image.open(src).convert("RGB")
         small = image.resize((side, round(side * image.height / image.width)), Image.Resampling.LANCZOS)
@@ -347,11 +350,18 @@ def _reset_peak() -> None:
         fh.write("5")
 
 
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its children that have ended (an isolated decoder's)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
 def decode_case(codec: Codec, data: bytes, slow_s: float, memory_mb: float, hard_s: float) -> tuple[str, float, float, float, str]:
     """Decode one file in this process: (outcome, CPU seconds, peak resident growth in MB, wall seconds, detail)."""
     _reset_peak()
+    isolated.last_growth_mb = 0.0
     before = _memory_mb("VmRSS")
-    start, cpu = time.perf_counter(), time.process_time()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     signal.setitimer(signal.ITIMER_REAL, hard_s)
     detail = ""
     try:
@@ -367,8 +377,8 @@ def decode_case(codec: Codec, data: bytes, slow_s: float, memory_mb: float, hard
         outcome, detail = "traceback", f"{type(exc).__name__}: {exc}"
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
-    wall, seconds = time.perf_counter() - start, time.process_time() - cpu
-    growth = _memory_mb("VmHWM") - before
+    wall, seconds = time.perf_counter() - start, _cpu_seconds() - cpu
+    growth = max(_memory_mb("VmHWM") - before, isolated.last_growth_mb)
     if outcome in GOOD and seconds > slow_s:
         outcome, detail = "slow", f"{seconds:.2f} s CPU: {detail}"
     elif outcome in GOOD and growth > memory_mb:
@@ -391,7 +401,7 @@ def _warm_up(codec: Codec, files: Sequence[bytes]) -> None:
 
 def _worker(conn, files: Sequence[bytes], seed: int, indices: Sequence[int], limits: dict[str, float], max_pixels: int) -> None:  # type: ignore[no-untyped-def]
     signal.signal(signal.SIGALRM, _alarm)
-    codec = Codec.from_profile("lite", max_pixels=max_pixels)
+    codec = Codec.from_profile("lite", max_decode_pixels=max_pixels)
     _warm_up(codec, files)  # before the memory cap: the imported libraries are the process's baseline
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     with open("/proc/self/statm") as fh:
@@ -415,7 +425,7 @@ def run(
     cases: int,
     *,
     workers: int = 1,
-    max_pixels: int = 1_000_000,
+    max_pixels: int = DEFAULT_DECODE_PIXELS,
     slow_s: float = 2.0,
     memory_mb: float = 300.0,
     cap_mb: float = 2048.0,

@@ -200,6 +200,16 @@ class ReferenceCodec(Plugin[OptionsT]):
         May return a smaller image (coded at reduced resolution); the restorer brings it to size.
         """
 
+    def decode_work(self, data: bytes, width: int, height: int) -> int:
+        """What :meth:`decode` of ``data`` will cost, in pixel-equivalents (decoding one plain pixel
+        costs 1), from the sizes the header and the section declare: checked against the
+        decoder's budget before any decoding. Default: one plane of the image's size (a reference
+        is never larger). A codec whose cost grows faster (a network per latent element, an
+        autoregressive context model) says so; a declared size that cannot be right raises
+        :class:`~sedic_kit.errors.FormatError`.
+        """
+        return width * height
+
     def rate_ladder(self) -> list[dict[str, Any]]:
         """Option overrides from lowest to highest rate, searched by ``target_bpp`` (none: no rate control)."""
         return []
@@ -248,6 +258,11 @@ class MaskCoder(EntropyCoder[OptionsT]):
     def decode(self, data: bytes, count: int, width: int, height: int, reference: Image.Image | None = None) -> list[np.ndarray]:
         """Return ``count`` boolean masks at the coder's resolution (``reference`` as at encode)."""
 
+    def decode_work(self, data: bytes, count: int, width: int, height: int) -> int:
+        """What :meth:`decode` will cost, in pixel-equivalents (see :meth:`ReferenceCodec.decode_work`).
+        Default: one plane of the image's size (every mask plane is at most that)."""
+        return width * height
+
 
 class Restorer(Plugin[OptionsT]):
     """Reference image + semantics -> reconstruction."""
@@ -257,6 +272,11 @@ class Restorer(Plugin[OptionsT]):
     @abstractmethod
     def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
         """Return an RGB image of ``payload.width`` x ``payload.height``."""
+
+    def decode_work(self, width: int, height: int, objects: int) -> int:
+        """What :meth:`restore` will cost for ``objects`` objects, in pixel-equivalents (see
+        :meth:`ReferenceCodec.decode_work`). Default: one plane of the image's size."""
+        return width * height
 
 
 PluginT = TypeVar("PluginT", bound=Plugin[Any])

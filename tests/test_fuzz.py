@@ -1,7 +1,8 @@
 """A bounded decoder fuzz run (the long one: benchmarks/fuzz_decoder.py, numbers in BENCHMARKS.md).
 
-Mutations of three real files (lite; webp + brotli + png masks; jpeg + zlib + golomb masks), every
-class of :mod:`sedic_kit.fuzz`, each decoded in a forked worker under a 2 GB address-space cap and
+Mutations of three real files (lite; webp + brotli + png masks; jpeg + zlib + golomb masks; and
+bmshj2018-hyperprior where CompressAI is installed), every class of :mod:`sedic_kit.fuzz` (the
+crafted format-2 generators of :mod:`sedic_kit.fuzz_crafted` included), each decoded in a forked worker under a 2 GB address-space cap and
 a timer: every outcome must be a clean SedicError or a valid decode, within 2 s and 300 MB.
 """
 
@@ -10,18 +11,19 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from conftest import EXAMPLES
+from conftest import EXAMPLES, importable
 from sedic_kit import fuzz
 
-CASES = 12 * 20
+CASES = 21 * 12
 
 
 def test_fuzz_decoder_outcomes_are_clean(tmp_path: Path) -> None:
     start = time.perf_counter()
     files = fuzz.seed_files([EXAMPLES / "kodim03.png", EXAMPLES / "kodim23.png"], tmp_path)
-    assert [unpack_names(f) for f in files] == [
-        ("avif", "lm", "cabac", "upsample"), ("webp", "brotli", "png", "upsample"), ("jpeg", "zlib", "golomb", "upsample")
-    ]
+    expected = [("avif", "lm", "cabac", "upsample"), ("webp", "brotli", "png", "upsample"), ("jpeg", "zlib", "golomb", "upsample")]
+    if importable("compressai", "torch"):
+        expected.append(("bmshj2018-hyperprior", "lm", "cabac", "upsample"))
+    assert [unpack_names(f) for f in files] == expected
     results = fuzz.run(files, seed=20251125, cases=CASES, workers=1)
     assert len(results) == CASES and {r.kind for r in results} == set(fuzz.KINDS)
     bad = list(fuzz.failures(results))

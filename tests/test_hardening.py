@@ -81,7 +81,7 @@ def test_header_size_above_the_decoders_pixel_limit(codec: Codec, coded: bytes, 
 def test_max_pixels_raises_the_decode_limit_in_the_library_and_the_cli(coded: bytes, tmp_path: Path, capsys) -> None:
     big = craft_v1(caption_only(edit(coded, width=192, height=128)))  # the 48x32 reference is 192x128 at 1/4: a valid file
     assert Codec.from_profile("lite").decode(big).size == (192, 128)
-    refused(Codec.from_profile("lite", max_pixels=192 * 128 - 1), big, r"192x128 image \(24,576 pixels\), above the decoder's limit of 24,575")
+    refused(Codec.from_profile("lite", max_decode_pixels=192 * 128 - 1), big, r"192x128 image \(24,576 pixels\), above the decoder's limit of 24,575")
     path = tmp_path / "big.sedic"
     path.write_bytes(big)
     assert main(["decode", str(path), "--max-pixels", "20000"]) == 1
@@ -127,7 +127,8 @@ def test_mask_coders_check_sizes_before_allocating(codec: Codec, coded: bytes) -
     refused(codec, craft_v1(swap(edit(coded, masks=golomb), Role.mask_coder, "golomb")), "run count")
     refused(codec, craft_v1(swap(edit(coded, masks=b"\1" * 3), Role.mask_coder, "raw")), "3 bytes, expected 12")
     big = craft_v1(swap(edit(coded, width=1920, height=1280, masks=b"\1"), Role.mask_coder, "cabac", {"scale": 1}))
-    refused(Codec.from_profile("lite", max_pixels=1 << 23), big, "1 masks in 1 bytes")  # 2.5 M cells: not in 8 bits
+    refused(Codec.from_profile("lite", max_decode_pixels=1 << 25), big, "1 masks in 1 bytes")  # 2.5 M cells: not in 8 bits
+    refused(codec, big, r"decoding the mask section \(mask_coder 'cabac'\) costs 17,203,200 pixel-equivalents")  # 7 per cell
 
 
 def text_section(coder: str, inflated: bytes) -> bytes:
@@ -204,7 +205,8 @@ def test_memory_error_in_a_plugin_becomes_one_format_error_line(coded: bytes, tm
         "resource.setrlimit(resource.RLIMIT_AS, (vm + (200 << 20), resource.RLIM_INFINITY))\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    proc = subprocess.run([sys.executable, "-c", script, "decode", str(path), "-o", str(tmp_path / "x.png")], capture_output=True, text=True)
+    args = ["decode", str(path), "--max-pixels", "100000000", "-o", str(tmp_path / "x.png")]  # past the default budget
+    proc = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True)
     assert proc.returncode == 1, proc.stderr
     assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
     assert "cannot restore the image (restorer 'upsample'): MemoryError" in proc.stderr

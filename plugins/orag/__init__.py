@@ -19,6 +19,7 @@ from sedic_kit.roles import Restorer, free_memory
 
 from . import tiny  # noqa: F401  (registers tiny/sd15, tiny/sd15-tile, tiny/sd15-latent, tiny/sd21, tiny/diffbir-v2)
 from .components import required_models
+from .canvas import Canvas
 from .options import DECODE_PARAMS, OragOptions
 
 
@@ -48,6 +49,20 @@ class OragRestorer(Restorer[OragOptions]):
         o = self.options
         unload_sd15(o.model, o.controlnet, o.device, o.dtype)
         free_memory()
+
+    def decode_work(self, width: int, height: int, objects: int) -> int:
+        """Latent pixels of the working image (at ``resolution``) times the denoising steps of every
+        stage, one per object and the global one: the U-Net and the ControlNet run per latent
+        pixel and step, and a file sets the steps. One latent pixel-step counts as one plain pixel
+        (work a GPU does; on a CPU it is far slower, so a CPU service lowers ``--max-pixels``)."""
+        o = self.options
+        w, h = width, height
+        if o.resolution:
+            scale = o.resolution / min(width, height)
+            w, h = max(1, round(width * scale)), max(1, round(height * scale))
+        steps = objects * max(1, round(o.object_steps * o.strength)) + max(1, round(o.global_steps * o.strength))
+        rows, cols = Canvas(w, h).latent
+        return max(width * height, rows * cols * steps)
 
     def restore(self, reference: Image.Image, payload: Payload) -> Image.Image:
         self.check_available()

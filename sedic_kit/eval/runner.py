@@ -151,7 +151,9 @@ class Evaluation:
     def __init__(self, cfg: EvalConfig, suite: MetricSuite | None = None, codec: Codec | None = None) -> None:
         """``codec``: reuse one built from ``cfg``'s profile and overrides (a sweep's other rates)."""
         self.cfg = cfg
-        self.codec = codec or Codec.from_profile(cfg.profile, overrides=cfg.overrides, max_pixels=cfg.max_pixels)
+        self.codec = codec or Codec.from_profile(  # it decodes its own files: the encoder's limit holds for both
+            cfg.profile, overrides=cfg.overrides, max_pixels=cfg.max_pixels, max_decode_pixels=cfg.max_pixels
+        )
         self.name = self.codec.profile.name if self.codec.profile else "custom"
         self.point = self.name if cfg.target_bpp is None else f"{self.name} @ {cfg.target_bpp:g} bpp"
         self.dir = cfg.out / self.name if cfg.target_bpp is None else cfg.out / self.name / f"bpp-{cfg.target_bpp:g}"
