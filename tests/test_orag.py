@@ -463,8 +463,15 @@ def test_lora_errors_are_one_line() -> None:
         OragRestorer(lora="/nope", scheduler="lcm", model="tiny/sd15", controlnet="tiny/sd15-tile").restore(image(64, 64), Payload(64, 64))
 
 
-def test_fast_profiles_name_their_lora_files() -> None:
+def test_fast_profiles_name_their_lora_files(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from sedic_kit.cli import main
     from sedic_kit.model_files import profile_models
+
+    assert main(["profiles", "show", "offline-fast"]) == 0
+    shown = json.loads(capsys.readouterr().out)["restorer"]
+    assert (shown["lora"], shown["scheduler"], shown["object_steps"], shown["global_steps"]) == ("latent-consistency/lcm-lora-sdv1-5", "lcm", 4, 4)
 
     for name, lora in (("offline-fast", "latent-consistency/lcm-lora-sdv1-5"), ("paper-fast", "h1t/TCD-SD21-base-LoRA")):
         restorer = next(r for r in profile_models(load_profile(name)) if r.role == "restorer")
