@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -174,13 +175,5 @@ def save_random_lora(directory: Path, family: Family, seed: int = 3, rank: int =
     StableDiffusionPipeline.save_lora_weights(directory, unet_lora_layers=get_peft_model_state_dict(unet), safe_serialization=True)
 
 
-@register_tiny("sd15-lora")
-def build_tiny_sd15_lora(directory: Path) -> None:
-    """A few-step LoRA for ``tiny/sd15`` in LCM-LoRA's file layout (``pytorch_lora_weights.safetensors``)."""
-    save_random_lora(directory, "sd15")
-
-
-@register_tiny("sd21-lora")
-def build_tiny_sd21_lora(directory: Path) -> None:
-    """A few-step LoRA for ``tiny/sd21`` in TCD's file layout."""
-    save_random_lora(directory, "sd21")
+for _family in ("sd15", "sd21"):  # tiny/sd15-lora (LCM-LoRA's file layout), tiny/sd21-lora (TCD's)
+    register_tiny(f"{_family}-lora")(partial(save_random_lora, family=_family))
