@@ -148,10 +148,15 @@ class Lora:
     fuse: bool = True
 
 
+def _key(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None) -> tuple[str, ...]:
+    dev, dt = resolve_device(device, dtype)
+    return (model, controlnet, str(dev), str(dt), *((lora.spec, str(lora.scale), str(lora.fuse)) if lora else ()))
+
+
 def load_sd15(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None = None) -> SD15:
     """Load (once per process and setting) SD1.5 and a ControlNet from hub ids or local directories."""
     dev, dt = resolve_device(device, dtype)
-    key = (model, controlnet, str(dev), str(dt), *((lora.spec, str(lora.scale), str(lora.fuse)) if lora else ()))
+    key = _key(model, controlnet, device, dtype, lora)
     if key in _cache:
         return _cache[key]
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
@@ -179,8 +184,7 @@ def load_sd15(model: str, controlnet: str, device: str, dtype: str, lora: Lora |
 def unload_sd15(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None = None) -> None:
     """Drop the models :func:`load_sd15` keeps for this setting (compiled ones included)."""
     if _cache:
-        dev, dt = resolve_device(device, dtype)
-        _cache.pop((model, controlnet, str(dev), str(dt), *((lora.spec, str(lora.scale), str(lora.fuse)) if lora else ())), None)
+        _cache.pop(_key(model, controlnet, device, dtype, lora), None)
 
 
 def load_lora(parts: SD15, lora: Lora, model: str) -> None:
