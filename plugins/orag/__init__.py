@@ -17,7 +17,7 @@ from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload
 from sedic_kit.roles import Restorer, free_memory
 
-from . import tiny  # noqa: F401  (registers tiny/sd15, tiny/sd15-tile, tiny/sd15-latent, tiny/sd21, tiny/diffbir-v2)
+from . import tiny  # noqa: F401  (registers tiny/sd15, tiny/sd15-tile, tiny/sd15-latent, tiny/sd21, tiny/diffbir-v2, tiny/sd15-lora, tiny/sd21-lora)
 from .components import required_models
 from .canvas import Canvas
 from .options import DECODE_PARAMS, OragOptions
@@ -29,7 +29,7 @@ class OragRestorer(Restorer[OragOptions]):
     name = "orag"
     version = 2  # 2: float32 latents and guidance update, preset, per-stage CFG, ddpm, resolution, guidance_reduce
     decode_params = DECODE_PARAMS
-    requires = ("torch", "diffusers", "transformers", "accelerate", "safetensors")
+    requires = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "peft")
     extra = "diffusion"
     options: OragOptions
 
@@ -41,13 +41,13 @@ class OragRestorer(Restorer[OragOptions]):
         return {"preset": o.preset, **params} if o.preset != "sedic-kit" else params
 
     def required_models(self) -> list[ModelSpec]:
-        return required_models(self.options.model, self.options.controlnet)
+        return required_models(self.options.model, self.options.controlnet, self.options.lora)
 
     def release(self) -> None:
         from .components import unload_sd15
 
         o = self.options
-        unload_sd15(o.model, o.controlnet, o.device, o.dtype)
+        unload_sd15(o.model, o.controlnet, o.device, o.dtype, o.lora_choice)
         free_memory()
 
     def decode_work(self, width: int, height: int, objects: int) -> int:
@@ -72,7 +72,7 @@ class OragRestorer(Restorer[OragOptions]):
 
         o = self.options
         with quiet_transformers():  # loading bars, backend notices (key mismatches are errors)
-            parts = load_sd15(o.model, o.controlnet, o.device, o.dtype)
+            parts = load_sd15(o.model, o.controlnet, o.device, o.dtype, o.lora_choice)
         check_control(parts, o.control, o.controlnet)
         image = upsample(reference.convert("RGB"), payload.width, payload.height)
         with torch_threads(o.threads):

@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from sedic_kit.errors import ProfileError
-from sedic_kit.file_sets import CONTROLNET, SINGLE_FILES, present, sd_files
+from sedic_kit.file_sets import CONTROLNET, LORA, SINGLE_FILES, present, sd_files
 from sedic_kit.model_files import require
 from sedic_kit.models import ModelSpec
 
 SD_EXTRAS = ("tokenizer/special_tokens_map.json",)
 """Read when present (the tokenizer's special tokens); the rest is :func:`sd_files`."""
+LORA_ADAPTER = "fewstep"
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".ckpt", ".safetensors", ".bin")
 # DiffBIR's published IRControlNets (XPixelGroup/DiffBIR, diffbir/inference/pretrained_models.py), same layout
 DIFFBIR_URLS = {
@@ -43,6 +44,12 @@ class SD15:
     controlnet: Any
     scheduler_config: dict[str, Any]
     compiled: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    adapter: bool = False  # a LoRA adapter is loaded unfused (switched per stage), not fused into the UNet
+
+    def use_lora(self, on: bool) -> None:
+        """Switch the unfused LoRA adapter on or off (a no-op without one)."""
+        if self.adapter:
+            self.unet.enable_adapters() if on else self.unet.disable_adapters()
 
     def denoisers(self, mode: str = "off") -> tuple[Any, Any]:
         """ControlNet and UNet for the denoising forward: ``torch.compile``d with ``mode`` (once per
@@ -86,8 +93,12 @@ def model_spec(model: str) -> ModelSpec:
     return ModelSpec("restorer.model", model, allow_patterns=SD_EXTRAS, needs=sd_files(model))
 
 
-def required_models(model: str, controlnet: str) -> list[ModelSpec]:
-    return [model_spec(model), controlnet_spec(controlnet)]
+def lora_spec(lora: str) -> ModelSpec:
+    return ModelSpec("restorer.lora", lora, needs=LORA)
+
+
+def required_models(model: str, controlnet: str, lora: str = "") -> list[ModelSpec]:
+    return [model_spec(model), controlnet_spec(controlnet), *([lora_spec(lora)] if lora else [])]
 
 
 def resolve_device(device: str, dtype: str) -> tuple[Any, Any]:
@@ -103,10 +114,24 @@ def resolve_device(device: str, dtype: str) -> tuple[Any, Any]:
 _cache: dict[tuple[str, ...], SD15] = {}
 
 
-def load_sd15(model: str, controlnet: str, device: str, dtype: str) -> SD15:
+@dataclass(frozen=True)
+class Lora:
+    """A few-step LoRA for the UNet: fused at ``scale``, or kept as an adapter switched per stage."""
+
+    spec: str
+    scale: float = 1.0
+    fuse: bool = True
+
+
+def _key(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None) -> tuple[str, ...]:
+    dev, dt = resolve_device(device, dtype)
+    return (model, controlnet, str(dev), str(dt), *((lora.spec, str(lora.scale), str(lora.fuse)) if lora else ()))
+
+
+def load_sd15(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None = None) -> SD15:
     """Load (once per process and setting) SD1.5 and a ControlNet from hub ids or local directories."""
     dev, dt = resolve_device(device, dtype)
-    key = (model, controlnet, str(dev), str(dt))
+    key = _key(model, controlnet, device, dtype, lora)
     if key in _cache:
         return _cache[key]
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
@@ -131,6 +156,8 @@ def load_sd15(model: str, controlnet: str, device: str, dtype: str) -> SD15:
         controlnet=load_checked(cn_class, cn_root, "restorer.controlnet", torch_dtype=dt),
         scheduler_config=dict(DDIMScheduler.load_config(root, subfolder="scheduler")),
     ).to(dev)
+    if lora:
+        load_lora(parts, lora, model)
     parts.freeze()
     _cache.clear()  # one model set resident at a time
     _cache[key] = parts
@@ -155,11 +182,39 @@ def load_single_file(path: Path, root: Path, dtype: Any) -> tuple[Any, Any, Any]
     return pipe.text_encoder, pipe.vae, pipe.unet
 
 
-def unload_sd15(model: str, controlnet: str, device: str, dtype: str) -> None:
+def unload_sd15(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None = None) -> None:
     """Drop the models :func:`load_sd15` keeps for this setting (compiled ones included)."""
     if _cache:
-        dev, dt = resolve_device(device, dtype)
-        _cache.pop((model, controlnet, str(dev), str(dt)), None)
+        _cache.pop(_key(model, controlnet, device, dtype, lora), None)
+
+
+def load_lora(parts: SD15, lora: Lora, model: str) -> None:
+    """``lora`` into the UNet through diffusers' ``load_lora_weights`` (peft), then fused with
+    ``fuse_lora`` as the LCM-LoRA and TCD model cards do, or left as an adapter at ``lora.scale``."""
+    from diffusers import DDIMScheduler, StableDiffusionPipeline
+
+    from sedic_kit.roles import one_line
+
+    root = require(lora_spec(lora.spec))
+    pipe: Any = StableDiffusionPipeline(  # only the LoRA loader is used; the models stay ours
+        vae=parts.vae, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer, unet=parts.unet,
+        scheduler=DDIMScheduler.from_config(parts.scheduler_config), safety_checker=None, feature_extractor=None,
+        requires_safety_checker=False,
+    )
+    try:
+        pipe.load_lora_weights(str(root), adapter_name=LORA_ADAPTER)
+    except Exception as exc:
+        raise ProfileError(f"restorer.lora: '{lora.spec}' does not load into restorer.model '{model}' ({one_line(exc)})") from None
+    if LORA_ADAPTER not in getattr(parts.unet, "peft_config", {}):
+        raise ProfileError(f"restorer.lora: '{lora.spec}' has no tensors for the UNet of '{model}'")
+    if getattr(parts.text_encoder, "_hf_peft_config_loaded", False):
+        raise ProfileError(f"restorer.lora: '{lora.spec}' also changes the text encoder; only UNet LoRAs (LCM-LoRA, TCD) are supported")
+    if lora.fuse:
+        pipe.fuse_lora(components=["unet"], lora_scale=lora.scale, adapter_names=[LORA_ADAPTER])
+        pipe.unload_lora_weights()  # keeps the fused weights, drops the LoRA layers
+    else:
+        parts.unet.set_adapters([LORA_ADAPTER], [lora.scale])
+        parts.adapter = True
 
 
 def controlnet_dir(spec: str, model_root: Path) -> tuple[Path, Any]:

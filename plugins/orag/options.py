@@ -8,6 +8,8 @@ from pydantic import Field, model_validator
 
 from sedic_kit.roles import Options
 
+from .components import Lora
+
 PAPER: dict[str, Any] = {
     # SD2.1-base (v2-1_512-ema-pruned, the authors' code) in the diffusers layout; the stabilityai
     # repository was withdrawn in Nov 2025, sd2-community keeps the same weights
@@ -23,7 +25,22 @@ PAPER: dict[str, Any] = {
     "resolution": 512,  # authors' code: short side 512
 }
 """The ``paper`` preset: values the paper fixes, else the authors' code's (README, ORAG table)."""
-PRESETS: dict[str, dict[str, Any]] = {"sedic-kit": {}, "paper": PAPER}
+FAST: dict[str, Any] = {
+    **PAPER,
+    # TCD's SD2.1-base LoRA (huggingface.co/h1t/TCD-SD21-base-LoRA); no LCM-LoRA exists for SD2.1
+    # (latent-consistency publishes SD1.5, SDXL and SSD-1B ones only)
+    "lora": "h1t/TCD-SD21-base-LoRA",
+    "scheduler": "tcd",
+    "object_steps": 4,
+    "global_steps": 4,
+    "object_cfg_scale": 1.0,  # the distilled model samples without CFG (TCD's card: guidance_scale 0)
+    "global_cfg_scale": 1.0,
+}
+"""The ``fast`` preset: the ``paper`` backbone with TCD's LoRA, 4 object and 4 global steps, no CFG."""
+PRESETS: dict[str, dict[str, Any]] = {"sedic-kit": {}, "paper": PAPER, "fast": FAST}
+Scheduler = Literal["ddim", "ddpm", "dpm++2m", "unipc", "euler", "lcm", "tcd"]
+FEW_STEP: tuple[str, ...] = ("lcm", "tcd")
+"""Samplers of consistency-distilled models: ``lora`` applies in the stages that use them."""
 
 
 class OragOptions(Options):
@@ -33,8 +50,8 @@ class OragOptions(Options):
     and only the values that differ from it.
     """
 
-    preset: Literal["sedic-kit", "paper"] = "sedic-kit"
-    """Defaults: ours, or the paper's (``PAPER``)."""
+    preset: Literal["sedic-kit", "paper", "fast"] = "sedic-kit"
+    """Defaults: ours, the paper's (``PAPER``), or the paper's backbone at few steps (``FAST``)."""
 
     model: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     """SD1.5 or SD2.1 in the diffusers layout: hub id, local directory, ``tiny/sd15`` or ``tiny/sd21``."""
@@ -45,8 +62,19 @@ class OragOptions(Options):
     """ControlNet condition: the stage image (tile ControlNet) or its VAE latent cf_j = E(I_j)."""
     object_steps: int = Field(10, ge=1, le=1000)
     global_steps: int = Field(20, ge=1, le=1000)
-    scheduler: Literal["ddim", "ddpm", "dpm++2m", "unipc", "euler"] = "ddim"
-    """``ddpm``: ancestral sampling on evenly spaced timesteps (DiffBIR's SpacedSampler)."""
+    lora: str = ""
+    """Few-step LoRA (LCM-LoRA, TCD) of ``model``: hub id, local directory or ``.safetensors`` file,
+    ``tiny/sd15-lora``, ``tiny/sd21-lora``; active in the stages whose scheduler is ``lcm`` or ``tcd``."""
+    lora_scale: float = Field(1.0, ge=0)
+    scheduler: Scheduler = "ddim"
+    """Every stage's sampler ... ``ddpm``: ancestral sampling on evenly spaced timesteps (DiffBIR's
+    SpacedSampler); ``lcm``, ``tcd``: the samplers of LCM-LoRA and TCD."""
+    object_scheduler: Scheduler | None = None
+    """... unless set here for the object stages ..."""
+    global_scheduler: Scheduler | None = None
+    """... or here for the global stage."""
+    tcd_gamma: float = Field(0.3, ge=0, le=1)
+    """TCD's stochasticity (its ``eta``, gamma in the paper; TCD's card recommends 0.3)."""
     cfg_scale: float = Field(7.5, ge=0)
     """Classifier-free guidance scale (<= 1: conditional prediction only) of every stage ..."""
     object_cfg_scale: float | None = Field(None, ge=0)
@@ -86,6 +114,25 @@ class OragOptions(Options):
             return {**PRESETS[data["preset"]], **data}
         return data
 
+    @model_validator(mode="after")
+    def _lora_has_a_stage(self) -> OragOptions:
+        if self.lora and not set(self.stage_schedulers) & set(FEW_STEP):
+            raise ValueError(f"lora '{self.lora}' is a few-step LoRA: set scheduler (or object_/global_scheduler) to lcm or tcd")
+        return self
+
+    @property
+    def stage_schedulers(self) -> tuple[str, str]:
+        """(object stages, global stage)."""
+        return self.object_scheduler or self.scheduler, self.global_scheduler or self.scheduler
+
+    @property
+    def lora_choice(self) -> Lora | None:
+        """The LoRA to load: fused when every stage samples with it (no per-call LoRA cost), else
+        an adapter switched on in the few-step stages only."""
+        if not self.lora:
+            return None
+        return Lora(self.lora, self.lora_scale, fuse=all(s in FEW_STEP for s in self.stage_schedulers))
+
 
 DECODE_PARAMS = (
     "preset",
@@ -93,6 +140,10 @@ DECODE_PARAMS = (
     "object_steps",
     "global_steps",
     "scheduler",
+    "object_scheduler",
+    "global_scheduler",
+    "tcd_gamma",
+    "lora_scale",
     "cfg_scale",
     "object_cfg_scale",
     "global_cfg_scale",

@@ -26,7 +26,7 @@ from sedic_kit.payload import SemanticObject
 from .attention import ForwardDone, capture, energy
 from .canvas import Canvas
 from .components import SD15
-from .options import OragOptions
+from .options import FEW_STEP, OragOptions
 
 SCHEDULER_CLASSES = {
     "ddim": "DDIMScheduler",
@@ -34,6 +34,8 @@ SCHEDULER_CLASSES = {
     "dpm++2m": "DPMSolverMultistepScheduler",
     "unipc": "UniPCMultistepScheduler",
     "euler": "EulerDiscreteScheduler",
+    "lcm": "LCMScheduler",
+    "tcd": "TCDScheduler",
 }
 SCHEDULER_OVERRIDES = {"ddpm": {"timestep_spacing": "linspace", "variance_type": "fixed_small"}}
 TILE_PIXELS = 1024 * 1024
@@ -45,6 +47,7 @@ class Condition:
     """What one stage is conditioned on, and its scheduler."""
 
     prompt: str
+    sampler: str  # the stage's scheduler (a key of SCHEDULER_CLASSES)
     cfg: float  # classifier-free guidance scale (<= 1: none)
     embeds: Any  # (1 or 2, 77, d): [negative,] prompt
     control: Any  # ControlNet input (model dtype): image in [0, 1] or VAE latent
@@ -104,16 +107,15 @@ class OragSampler:
         z = (latent / vae.config.scaling_factor).to(self.parts.dtype)
         return ((vae.decode(z).sample + 1.0) / 2.0).clamp(0.0, 1.0)
 
-    def _new_scheduler(self, steps: int) -> Any:
-        name = self.options.scheduler
+    def _new_scheduler(self, steps: int, name: str) -> Any:
         cls = getattr(diffusers, SCHEDULER_CLASSES[name])
         sched = cls.from_config(self.parts.scheduler_config, **SCHEDULER_OVERRIDES.get(name, {}))
         sched.set_timesteps(steps, device=self.parts.device)
         return sched
 
-    def scheduler(self, steps: int) -> tuple[Any, Any]:
-        """A fresh scheduler and the timesteps a stage runs (the last ``strength`` of ``steps``)."""
-        sched = self._new_scheduler(steps)
+    def scheduler(self, steps: int, name: str) -> tuple[Any, Any]:
+        """A fresh scheduler ``name`` and the timesteps a stage runs (the last ``strength`` of ``steps``)."""
+        sched = self._new_scheduler(steps, name)
         skip = steps - max(1, round(steps * self.options.strength))
         if skip and hasattr(sched, "set_begin_index"):
             sched.set_begin_index(skip)
@@ -140,18 +142,19 @@ class OragSampler:
         o = self.options
         return o.cfg_scale if o.global_cfg_scale is None else o.global_cfg_scale
 
-    def condition(self, pixels: Any, prompt: str, steps: int, negative: Any, cfg: float) -> Condition:
+    def condition(self, pixels: Any, prompt: str, steps: int, negative: Any, cfg: float, sampler: str) -> Condition:
         o = self.options
         prompt_embeds = self.embed(prompt)
         embeds = prompt_embeds if cfg <= 1 else torch.cat([negative, prompt_embeds])
         needs_latent = o.control == "latent" or o.strength < 1
         latent = self.encode(pixels) if needs_latent else None
-        sched, timesteps = self.scheduler(steps)
+        sched, timesteps = self.scheduler(steps, sampler)
         control = latent.to(self.parts.dtype) if latent is not None and o.control == "latent" else pixels
-        return Condition(prompt, cfg, embeds, control, latent if o.strength < 1 else None, sched, timesteps)
+        return Condition(prompt, sampler, cfg, embeds, control, latent if o.strength < 1 else None, sched, timesteps)
 
     def object_condition(self, pixels: Any, obj: SemanticObject, canvas: Canvas, negative: Any) -> Condition:
-        cond = self.condition(pixels, obj.prompt, self.options.object_steps, negative, self.object_cfg)
+        o = self.options
+        cond = self.condition(pixels, obj.prompt, o.object_steps, negative, self.object_cfg, o.stage_schedulers[0])
         cond.tokens = self.object_tokens(obj)
         rows, cols = canvas.latent
         for f in (1, 2, 4, 8):
@@ -230,7 +233,10 @@ class OragSampler:
         stage = Stage(cond.prompt, [], mask)
         keep = None if mask is None else torch.from_numpy(mask).to(z.device)[None, None]
         guided = keep is not None and bool(cond.tokens) and float(cond.weights[keep.numel()].sum()) > 0
-        noise_kwargs = {"generator": self.generator} if "generator" in inspect.signature(sched.step).parameters else {}
+        noise_kwargs: dict[str, Any] = {"generator": self.generator} if "generator" in inspect.signature(sched.step).parameters else {}
+        if cond.sampler == "tcd":
+            noise_kwargs["eta"] = self.options.tcd_gamma
+        self.parts.use_lora(cond.sampler in FEW_STEP)
         for i, t in enumerate(cond.timesteps):
             if guided and int(t) > self.options.guidance_threshold:
                 e, z = self.guide(cond, z, t)
@@ -243,8 +249,9 @@ class OragSampler:
 
     def noised(self, latent: Any, noise: Any, steps: int) -> list[Any]:
         """``latent`` noised to the level after every step of an object stage (clean at the end)."""
-        _, timesteps = self.scheduler(steps)
-        noiser = self._new_scheduler(steps)
+        name = self.options.stage_schedulers[0]
+        _, timesteps = self.scheduler(steps, name)
+        noiser = self._new_scheduler(steps, name)
         return [noiser.add_noise(latent, noise, t[None]) for t in timesteps[1:]] + [latent]
 
     # -- Algorithm 1 ---------------------------------------------------------------------
@@ -300,7 +307,7 @@ class OragSampler:
                 stage = self.sample(cond, draw(), canvas.latent_mask(_mask(obj, canvas)), previous)
                 stages.append(stage)
                 pixels, previous = self.decode(stage.latents[-1]), stage.latents
-            cond = self.condition(pixels, caption, o.global_steps, negative, self.global_cfg)
+            cond = self.condition(pixels, caption, o.global_steps, negative, self.global_cfg, o.stage_schedulers[1])
             stages.append(self.sample(cond, draw()))
             out = self.decode(stages[-1].latents[-1])[0].permute(1, 2, 0).float().cpu().numpy()
         restored = canvas.crop(out)

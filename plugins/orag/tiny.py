@@ -1,11 +1,13 @@
 """Random SD1.5 / SD2.1 components: tiny models for tests (``tiny/sd15``, ``tiny/sd15-tile``,
 ``tiny/sd15-latent``, ``tiny/sd21`` in the hub layouts; ``tiny/diffbir-v2``, an IRControlNet for
-``tiny/sd21`` in DiffBIR's checkpoint layout) and full-size ones for the cost benchmark."""
+``tiny/sd21`` in DiffBIR's checkpoint layout; ``tiny/sd15-lora``, ``tiny/sd21-lora``, few-step
+LoRAs in LCM-LoRA's and TCD's file layout) and full-size ones for the cost benchmark."""
 
 from __future__ import annotations
 
 import json
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -149,3 +151,31 @@ def build_tiny_latent(directory: Path) -> None:
     """A latent-conditioned ControlNet for ``tiny/sd15`` (4 condition channels at latent resolution)."""
     controlnet: Any = random_controlnet(random_unet("tiny"), "latent", "tiny")
     controlnet.save_pretrained(directory)
+
+
+LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2", "conv1", "conv2", "time_emb_proj")
+"""UNet layers the tiny LoRAs adapt: attention, feed-forward, resnet convolutions (as LCM-LoRA does)."""
+
+
+def save_random_lora(directory: Path, family: Family, seed: int = 3, rank: int = 2) -> None:
+    """A random LoRA for the tiny UNet of ``family``, saved as diffusers' LoRA training scripts do
+    (peft adapter -> ``get_peft_model_state_dict`` -> ``save_lora_weights``): the file and key layout
+    (``unet.<module>.lora_A/B.weight``) ``load_lora_weights`` reads. Its up-projections are random
+    (peft starts them at zero)."""
+    import torch
+    from diffusers import StableDiffusionPipeline
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    unet: Any = random_unet("tiny", family=family)
+    unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, target_modules=list(LORA_TARGETS), init_lora_weights="gaussian"))
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in unet.named_parameters():
+            if "lora_B" in name:
+                param.copy_(torch.randn(param.shape, generator=gen) * 0.2)
+    StableDiffusionPipeline.save_lora_weights(directory, unet_lora_layers=get_peft_model_state_dict(unet), safe_serialization=True)
+
+
+for _family in ("sd15", "sd21"):  # tiny/sd15-lora (LCM-LoRA's file layout), tiny/sd21-lora (TCD's)
+    register_tiny(f"{_family}-lora")(partial(save_random_lora, family=_family))
