@@ -29,6 +29,7 @@ _ORAG = (
     "control_scale", "eta", "guidance_threshold", "guidance_block", "strength", "seed",
 )  # fmt: skip
 _ORAG2 = (*_ORAG, "preset", "object_cfg_scale", "global_cfg_scale", "guidance_reduce", "resolution")
+_ORAG3 = (*_ORAG2, "object_scheduler", "global_scheduler", "tcd_gamma", "lora_scale")
 
 BUILTIN_IDS: dict[Role, dict[int, BuiltinId]] = {
     Role.reference_codec: {
@@ -63,6 +64,7 @@ BUILTIN_IDS: dict[Role, dict[int, BuiltinId]] = {
         1: BuiltinId("upsample", 1, ("filter",)),
         2: BuiltinId("orag", 1, _ORAG),
         3: BuiltinId("orag", 2, _ORAG2),
+        4: BuiltinId("orag", 3, _ORAG3),
     },
 }
 

@@ -27,7 +27,8 @@ class OragRestorer(Restorer[OragOptions]):
     """Object Restoration with Attention Guidance, then a global ControlNet stage."""
 
     name = "orag"
-    version = 2  # 2: float32 latents and guidance update, preset, per-stage CFG, ddpm, resolution, guidance_reduce
+    version = 3  # 2: float32 latents and guidance update, preset, per-stage CFG, ddpm, resolution, guidance_reduce;
+    # 3: few-step samplers (lcm, tcd) per stage, the fast preset, lora_scale
     decode_params = DECODE_PARAMS
     requires = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "peft")
     extra = "diffusion"
