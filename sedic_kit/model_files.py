@@ -100,7 +100,8 @@ def locate(spec: ModelSpec) -> Path:
             f"{spec.what}: checkpoint {cached.name} is not in {cache}{cached.parent}; download {spec.url} there "
             f"(`sedic-kit models pull` does it where a network exists), or set {spec.what} to a local file"
         )
-    return resolve(spec.spec, spec.what, spec.allow_patterns)
+    needed = tuple(group[0] for group in spec.needs)
+    return resolve(spec.spec, spec.what, spec.allow_patterns, files=needed + tuple(p for p in spec.allow_patterns if p not in needed))
 
 
 def is_hub_id(spec: ModelSpec) -> bool:

@@ -110,7 +110,9 @@ def hf_cache_dir() -> str:
         return str(Path.home() / ".cache" / "huggingface" / "hub")
 
 
-def resolve(spec: str, what: str, allow_patterns: tuple[str, ...] = (), fetch: str = "sedic-kit models pull PROFILE") -> Path:
+def resolve(
+    spec: str, what: str, allow_patterns: tuple[str, ...] = (), fetch: str = "sedic-kit models pull PROFILE", files: tuple[str, ...] = ()
+) -> Path:
     """A local path for ``spec``: ``tiny/NAME``, an existing path, or a hub id already cached.
 
     Never downloads: a missing model raises :class:`ModelNotFoundError` naming the repository,
@@ -130,8 +132,9 @@ def resolve(spec: str, what: str, allow_patterns: tuple[str, ...] = (), fetch: s
     try:
         return Path(snapshot_download(spec, allow_patterns=list(allow_patterns) or None, local_files_only=True))
     except Exception:
-        files = f" ({', '.join(allow_patterns)})" if allow_patterns else ""
+        named = files or allow_patterns  # the files the loader needs, where the caller knows them
+        listed = f" ({', '.join(named)})" if named else ""
         raise ModelNotFoundError(
-            f"{what}: model '{spec}'{files} is not in the Hugging Face cache {hf_cache_dir()}; "
+            f"{what}: model '{spec}'{listed} is not in the Hugging Face cache {hf_cache_dir()}; "
             f"fetch it with `{fetch}` where a network exists, or set {what} to a local directory"
         ) from None
