@@ -9,17 +9,16 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import zipfile
 from collections.abc import Iterator
 from dataclasses import replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from loopback import FileServer
 from sedic_kit.cli import main
 from sedic_kit.download import Remote
 from sedic_kit.eval.datasets import KODAK_URL, SETS, DatasetSpec, Part, crop768, pixel_sha256
@@ -27,58 +26,6 @@ from sedic_kit.eval.manifest import read_manifest, resolve
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "images"
 
-
-class FileServer:
-    """Serves ``files`` by name; honours ``Range: bytes=N-`` (206) unless ``ignore_range``; the
-    next ``cuts`` responses stop after ``cut_at`` bytes of body and close the connection."""
-
-    def __init__(self, files: dict[str, bytes]) -> None:
-        self.files = files
-        self.requests: list[tuple[str, str | None]] = []
-        self.cuts = 0
-        self.cut_at = 0
-        self.ignore_range = False
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                name = self.path.lstrip("/")
-                server.requests.append((name, self.headers.get("Range")))
-                data = server.files.get(name)
-                if data is None:
-                    self.send_error(404)
-                    return
-                match = re.fullmatch(r"bytes=(\d+)-", self.headers.get("Range") or "")
-                start = int(match.group(1)) if match and not server.ignore_range else 0
-                if start >= len(data) > 0:
-                    self.send_error(416)
-                    return
-                self.send_response(206 if start else 200)
-                if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.send_header("Content-Length", str(len(data) - start))
-                self.end_headers()
-                body = data[start:]
-                if server.cuts:
-                    server.cuts -= 1
-                    body = body[: server.cut_at]
-                    self.close_connection = True
-                self.wfile.write(body)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self) -> FileServer:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 def png(image: Image.Image) -> bytes:
