@@ -9,12 +9,11 @@ specs are built locally, paths are checked, hub ids are looked up in the Hugging
 from __future__ import annotations
 
 import os
-import tempfile
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .download import Remote, fetch
 from .errors import ModelNotFoundError, SedicError
 from .file_sets import PUBLISHED, missing_files, pull_plan
 from .models import TINY_PREFIX, ModelSpec, looks_like_path, cache_root, hf_cache_dir, resolve
@@ -159,20 +158,11 @@ def check(spec: ModelSpec) -> ModelStatus:
 def pull(spec: ModelSpec) -> Path:
     """Fetch ``spec`` into its cache (needs a network for hub ids and urls)."""
     if spec.source in FILE_SOURCES:
-        target = url_cache_path(spec)
-        if target.is_file():
-            return target
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, prefix=f".{target.name}.", delete=False) as tmp:
-            try:
-                with urllib.request.urlopen(spec.url or spec.spec, timeout=60) as response:
-                    while chunk := response.read(1 << 20):
-                        tmp.write(chunk)
-            except OSError as exc:
-                Path(tmp.name).unlink(missing_ok=True)
-                raise SedicError(f"{spec.what}: cannot download {spec.url} ({exc})") from None
-        Path(tmp.name).replace(target)
-        return target
+        url = spec.url or spec.spec
+        try:  # resumable, renamed into place only when complete (the data sets' downloader)
+            return fetch(Remote(url), url, url_cache_path(spec))
+        except SedicError as exc:
+            raise SedicError(f"{spec.what}: {exc}") from None
     if not is_hub_id(spec):
         return require(spec, "copy the missing files")
     try:

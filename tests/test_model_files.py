@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from loopback import FileServer
 from sedic_kit.cli import main
 from sedic_kit.errors import ModelNotFoundError
 from sedic_kit.file_sets import CONTROLNET, LLAVA, PUBLISHED, missing_files, pull_plan, sd_files
@@ -159,3 +160,17 @@ def test_pull_offline_of_a_hub_id_fails_in_one_line(tmp_path: Path, monkeypatch:
            f"pull(ModelSpec('restorer.controlnet', '{TILE}', needs=CONTROLNET))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ, "HF_HUB_CACHE": str(tmp_path)})
     assert done.returncode == 1 and f"restorer.controlnet: cannot list the files of '{TILE}'" in done.stderr.strip().splitlines()[-1]
+
+
+def test_pull_of_a_url_checkpoint_resumes_a_cut_transfer_and_lands_whole() -> None:
+    """A checkpoint URL (DiffBIR's ``v2.pth``, SAM's, CompressAI's) goes through the resumable
+    downloader: a transfer cut mid-file is resumed with a Range request, nothing partial is left."""
+    data = bytes(range(256)) * 64
+    with FileServer({"v2.pth": data}) as server:
+        server.cuts, server.cut_at = 1, 1000
+        spec = ModelSpec("restorer.controlnet", "v2.pth", source="url", url=f"{server.url}/v2.pth")
+        target = pull(spec)
+        assert target.read_bytes() == data and locate(spec) == target
+        assert [r for _, r in server.requests] == [None, "bytes=1000-"]
+        assert not list(target.parent.glob("*.part"))
+        assert pull(spec) == target and len(server.requests) == 2  # cached: nothing fetched again
