@@ -32,8 +32,8 @@ def write_models(work: Path) -> dict[str, Path]:
     import transformers
     from diffusers import DDIMScheduler
 
-    from sedic_plugins import full_size
-    from sedic_plugins.orag.tiny import byte_tokenizer
+    from sedic_plugins.shared import full_size
+    from sedic_plugins.restorers.orag.tiny import byte_tokenizer
 
     torch.manual_seed(0)
     out = {name: work / name for name in ("dino", "sam", "sd15", "tile")}

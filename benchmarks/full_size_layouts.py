@@ -1,6 +1,6 @@
 """Full-size models with random weights, written in their published file layouts, loaded through the plugins' loaders.
 
-Each case builds one architecture from its published config (:mod:`sedic_plugins.full_size`),
+Each case builds one architecture from its published config (:mod:`sedic_plugins.shared.full_size`),
 writes it as the repository publishes it (diffusers/transformers folders with the published file
 names; the tile ControlNet as ``diffusion_pytorch_model.bin``; DiffBIR's ``v2.pth`` in DiffBIR's
 ``ControlNet`` key layout; a CompressAI zoo ``.pth.tar``), loads it with the code the plugins use
@@ -26,8 +26,8 @@ from typing import Any
 
 import torch
 
-from sedic_plugins import full_size
-from sedic_plugins.hf_common import load_checked
+from sedic_plugins.shared import full_size
+from sedic_plugins.shared.hf import load_checked
 
 
 def count(model: Any) -> int:
@@ -50,8 +50,8 @@ def hf_case(name: str, loader_cls: Callable[[], Any], safe: bool = True) -> Call
 
 def diffbir_case(folder: Path) -> tuple[int, int]:
     """DiffBIR v2: an IRControlNet on SD2.1 saved as DiffBIR's ``ControlNet`` state dict (``v2.pth``), converted."""
-    from sedic_plugins.orag.configs import unet_config
-    from sedic_plugins.orag.ircontrolnet import IRControlNetModel, convert_cached, diffbir_state_dict
+    from sedic_plugins.restorers.orag.configs import unet_config
+    from sedic_plugins.restorers.orag.ircontrolnet import IRControlNetModel, convert_cached, diffbir_state_dict
 
     os.environ["SEDIC_CACHE"] = str(folder / "cache")  # the converted copy goes with the case's folder
     state = diffbir_state_dict(full_size.controlnet("ircontrolnet"))
@@ -66,7 +66,7 @@ def compressai_case(folder: Path) -> tuple[int, int]:
     """cheng2020-attn quality 1 as a zoo file (``state_dict`` of the network), read by the plugin's reader."""
     import importlib
 
-    from sedic_plugins.compressai_codecs import import_compressai, read_state_dict
+    from sedic_plugins.reference_codecs.compressai.codecs import import_compressai, read_state_dict
 
     import_compressai()  # without torchvision, as the plugin does
     zoo = importlib.import_module("compressai.zoo.image")
@@ -79,7 +79,7 @@ def compressai_case(folder: Path) -> tuple[int, int]:
 
 def llava_meta(_: Path) -> tuple[int, int]:
     """LLaVA-1.5-7B on the meta device: the keys in llava-hf's published layout (what vllm requires)."""
-    from sedic_plugins.hf_describer import published_llava_key
+    from sedic_plugins.describers.hf_transformers import published_llava_key
 
     model = full_size.on_meta(full_size.builders()["llava-hf/llava-1.5-7b-hf"])
     published = {published_llava_key(k) for k in model.state_dict()}

@@ -17,7 +17,7 @@ from sedic_kit.masks import to_grid
 from sedic_kit.payload import Payload, SemanticObject
 from sedic_kit.plugins import get_registry
 from sedic_kit.roles import Role
-from sedic_plugins.sidecar import description_files
+from sedic_plugins.describers.sidecar import description_files
 
 SHARED = Path(__file__).resolve().parent.parent / ".." / "shared" / "data"
 

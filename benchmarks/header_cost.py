@@ -18,9 +18,9 @@ import numpy as np
 from PIL import Image
 
 from sedic_kit import Codec
-from sedic_plugins import isobmff
-from sedic_plugins.pillow_codecs import AvifCodec, ContainerStrippedCodec, HeicCodec
-from sedic_plugins.reference_scaling import downscale
+from sedic_plugins.reference_codecs import isobmff
+from sedic_plugins.reference_codecs.pillow import AvifCodec, ContainerStrippedCodec, HeicCodec
+from sedic_plugins.reference_codecs.scaling import downscale
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -76,7 +76,7 @@ def main() -> None:
 
     from diffusers import UNet2DConditionModel
     from diffusers.loaders.single_file_utils import convert_ldm_unet_checkpoint
-    from sedic_plugins.orag.ircontrolnet import IRControlNetModel, convert_cached
+    from sedic_plugins.restorers.orag.ircontrolnet import IRControlNetModel, convert_cached
 
     theirs = diffbir_modules(args.diffbir.resolve())
     size = SIZES[args.size]

@@ -49,12 +49,12 @@ from PIL import Image
 from sedic_kit.payload import SemanticObject
 from sedic_kit.profiles import load_profile
 from sedic_kit.roles import Role
-from sedic_plugins.orag.canvas import Canvas
-from sedic_plugins.orag.components import SD15, is_checkpoint_file
-from sedic_plugins.orag.configs import SCHEDULER_CONFIG
-from sedic_plugins.orag.options import OragOptions
-from sedic_plugins.orag.sampler import OragSampler
-from sedic_plugins.orag.tiny import random_sd15
+from sedic_plugins.restorers.orag.canvas import Canvas
+from sedic_plugins.restorers.orag.components import SD15, is_checkpoint_file
+from sedic_plugins.restorers.orag.configs import SCHEDULER_CONFIG
+from sedic_plugins.restorers.orag.options import OragOptions
+from sedic_plugins.restorers.orag.sampler import OragSampler
+from sedic_plugins.restorers.orag.tiny import random_sd15
 
 VARIANTS = ("plain", "orag", "orag-unguided", "j0")
 DECODERS = ("paper", "offline", "offline-fast")

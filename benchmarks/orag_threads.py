@@ -24,9 +24,9 @@ BACKBONES = {"sd21-irc": ("tiny/sd21", "tiny/diffbir-v2", "latent"), "sd15-tile"
 def restore(threads: int, backbone: str, out: Path) -> None:
     import torch
     from PIL import Image
-    from sedic_plugins.orag.components import load_sd15
-    from sedic_plugins.orag.options import OragOptions
-    from sedic_plugins.orag.sampler import OragSampler
+    from sedic_plugins.restorers.orag.components import load_sd15
+    from sedic_plugins.restorers.orag.options import OragOptions
+    from sedic_plugins.restorers.orag.sampler import OragSampler
 
     from sedic_kit.payload import SemanticObject
 

@@ -2,7 +2,7 @@
 
 Computed, not measured (no GPU here): weights are parameter counts times bytes per parameter
 (half precision on CUDA). Counts come from the full-size architectures built on the meta device
-from their published configs (:mod:`sedic_plugins.full_size`); where torch, diffusers or
+from their published configs (:mod:`sedic_plugins.shared.full_size`); where torch, diffusers or
 transformers is not installed, from :data:`PARAMS`, those counts recorded (a test keeps them
 equal). The restorer's parts are the ones its profile loads: SD1.5 + the tile ControlNet, or
 SD2.1 + DiffBIR's IRControlNet for a DiffBIR checkpoint (``paper``). Activations are the largest live tensors
@@ -54,7 +54,7 @@ PARAMS = {
     "sd15-controlnet": 361_279_120,
     "sd21-ircontrolnet": 363_153_280,
 }
-"""Counts of :func:`sedic_plugins.full_size.parameter_count`, for environments without its libraries."""
+"""Counts of :func:`sedic_plugins.shared.full_size.parameter_count`, for environments without its libraries."""
 LLAVA_LAYERS, LLAVA_HIDDEN = 32, 4096
 """LLaVA-1.5-7B's decoder (keys and values per token per layer)."""
 VLLM_OVERHEAD = 3 * GIB // 2
@@ -163,7 +163,7 @@ def sd_activations(width: int, height: int) -> int:
 def params(name: str) -> int:
     """Parameters of the full-size model ``name``: counted on the meta device, else recorded."""
     try:  # the built-in plugins' package, found like any plugin's (core does not depend on it)
-        counter = importlib.import_module("sedic_plugins.full_size").parameter_count
+        counter = importlib.import_module("sedic_plugins.shared.full_size").parameter_count
     except ImportError:
         return PARAMS[name]
     try:

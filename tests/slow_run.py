@@ -15,8 +15,8 @@ from sedic_kit import Payload, SourceImage, hookimpl
 from sedic_kit import plugins as plugins_module
 from sedic_kit.cli import main
 from sedic_kit.plugins import Registry
-from sedic_plugins.sidecar import SidecarDescriber
-from sedic_plugins.upsample import UpsampleRestorer
+from sedic_plugins.describers.sidecar import SidecarDescriber
+from sedic_plugins.restorers.upsample import UpsampleRestorer
 
 PAUSE = float(os.environ.get("SLOW_SECONDS", "0.4"))
 

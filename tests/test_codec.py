@@ -114,7 +114,7 @@ def test_summary_is_json_serialisable(codec: Codec, small_image: Path) -> None:
 
 
 def test_every_mask_coder_gets_the_reference_as_the_decoder_sees_it(small_image: Path) -> None:
-    from sedic_plugins.baseline_coders import RawMaskCoder
+    from sedic_plugins.mask_coders.grid import RawMaskCoder
 
     from sedic_kit import hookimpl
     from sedic_kit.plugins import Registry

@@ -61,7 +61,7 @@ def test_hyperprior_section_is_the_real_bitstream_and_decodes_bit_exactly() -> N
 def test_cheng2020_checkpoint_saved_and_reloaded_round_trips(tmp_path: Path) -> None:
     import torch
 
-    from sedic_plugins.compressai_codecs import import_compressai
+    from sedic_plugins.reference_codecs.compressai.codecs import import_compressai
 
     import_compressai()
     from compressai.models import Cheng2020Attention

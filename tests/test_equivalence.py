@@ -108,7 +108,7 @@ def test_sam_and_sam_hf_give_the_same_masks(tmp_path: Path) -> None:
     import torch
     from segment_anything import SamPredictor
     from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
-    from sedic_plugins.sam import SamHFSegmenter, SamSegmenter, build_tiny_sam
+    from sedic_plugins.segmenters.sam import SamHFSegmenter, SamSegmenter, build_tiny_sam
     from transformers import SamModel
 
     build_tiny_sam(tmp_path / "sam-hf")
@@ -146,8 +146,8 @@ def test_sam_and_sam_hf_give_the_same_masks(tmp_path: Path) -> None:
 def test_orag_without_objects_is_the_controlnet_pipeline(cfg_scale: float) -> None:
     import torch
     from diffusers import DDIMScheduler, StableDiffusionControlNetPipeline
-    from sedic_plugins.orag import OragRestorer
-    from sedic_plugins.orag.components import load_sd15
+    from sedic_plugins.restorers.orag import OragRestorer
+    from sedic_plugins.restorers.orag.components import load_sd15
 
     options = {"model": "tiny/sd15", "controlnet": "tiny/sd15-tile", "device": "cpu", "dtype": "float32",
                "global_steps": 4, "cfg_scale": cfg_scale, "negative_prompt": "grey, flat", "seed": 7}
@@ -180,9 +180,9 @@ def test_few_step_orag_without_objects_is_the_controlnet_pipeline(scheduler: str
     import torch
     from diffusers import StableDiffusionControlNetPipeline
     from sedic_kit.models import tiny_path
-    from sedic_plugins.orag import OragRestorer
-    from sedic_plugins.orag.components import load_sd15
-    from sedic_plugins.orag.sampler import SCHEDULER_CLASSES
+    from sedic_plugins.restorers.orag import OragRestorer
+    from sedic_plugins.restorers.orag.components import load_sd15
+    from sedic_plugins.restorers.orag.sampler import SCHEDULER_CLASSES
 
     options = {"model": "tiny/sd15", "controlnet": "tiny/sd15-tile", "device": "cpu", "dtype": "float32", "scheduler": scheduler,
                "lora": lora, "global_steps": 4, "cfg_scale": cfg_scale, "negative_prompt": "grey, flat", "seed": 7, "tcd_gamma": 0.3}
@@ -214,7 +214,7 @@ def test_few_step_orag_without_objects_is_the_controlnet_pipeline(scheduler: str
 def test_sam2_plugin_is_sam2_image_predictor(tmp_path: Path) -> None:
     from sam2.build_sam import build_sam2
     from sam2.sam2_image_predictor import SAM2ImagePredictor
-    from sedic_plugins.sam import SAM2_VARIANTS, Sam2Segmenter
+    from sedic_plugins.segmenters.sam import SAM2_VARIANTS, Sam2Segmenter
 
     options = tiny_sam2(tmp_path)
     image = textured_image(96, 64, seed=4)

@@ -13,7 +13,7 @@ pytest.importorskip("diffusers")
 transformers = pytest.importorskip("transformers")
 torch = pytest.importorskip("torch")
 
-from sedic_plugins import full_size  # noqa: E402
+from sedic_plugins.shared import full_size  # noqa: E402
 
 LOADERS = {  # the class each plugin's loader builds from the saved config.json
     "llava-hf/llava-1.5-7b-hf": "transformers.AutoModelForImageTextToText",
@@ -50,7 +50,7 @@ def test_saved_config_rebuilds_the_same_keys_and_shapes(name: str) -> None:
 
 
 def test_diffbir_v2_checkpoint_layout_converts_to_every_tensor_of_the_ircontrolnet() -> None:
-    from sedic_plugins.orag.ircontrolnet import diffbir_state_dict, from_diffbir
+    from sedic_plugins.restorers.orag.ircontrolnet import diffbir_state_dict, from_diffbir
 
     with torch.device("meta"):
         unet = full_size.sd_unet("sd21")
@@ -64,7 +64,7 @@ def test_diffbir_v2_checkpoint_layout_converts_to_every_tensor_of_the_ircontroln
 
 
 def test_llava_published_layout_is_the_one_vllm_reads() -> None:
-    from sedic_plugins.hf_describer import published_llava_key
+    from sedic_plugins.describers.hf_transformers import published_llava_key
 
     model = full_size.on_meta(full_size.builders()["llava-hf/llava-1.5-7b-hf"])
     keys = {published_llava_key(k) for k in model.state_dict()}

@@ -7,7 +7,7 @@ from PIL import Image
 
 from sedic_kit.masks import to_grid
 from sedic_kit.payload import Payload, SemanticObject, SourceImage
-from sedic_plugins.grabcut import GrabCutSegmenter
+from sedic_plugins.segmenters.grabcut import GrabCutSegmenter
 
 
 def scene(width: int, height: int) -> SourceImage:

@@ -57,8 +57,8 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Pa
 
 
 def grounders(models: tuple[dict[str, Any], Path], **thresholds: float) -> tuple[Any, Any]:
-    from sedic_plugins.grounding_dino import GroundingDinoGrounder
-    from sedic_plugins.groundingdino_py import GroundingDinoPyGrounder
+    from sedic_plugins.grounders.grounding_dino import GroundingDinoGrounder
+    from sedic_plugins.grounders.groundingdino_py import GroundingDinoPyGrounder
 
     options, hf_dir = models
     official = GroundingDinoPyGrounder(**options, **thresholds)

@@ -16,7 +16,7 @@ from conftest import importable, synthetic_image
 from sedic_kit.cli import app
 from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.payload import Payload, SemanticObject, SourceImage
-from sedic_plugins.groundingdino_py import CHECKPOINT_REPO, PACKAGED_TEXT_ENCODER, VARIANTS, GroundingDinoPyGrounder
+from sedic_plugins.grounders.groundingdino_py import CHECKPOINT_REPO, PACKAGED_TEXT_ENCODER, VARIANTS, GroundingDinoPyGrounder
 
 needs_groundingdino = pytest.mark.skipif(
     not importable("groundingdino.models"), reason="needs groundingdino-py (transformers < 5: CI stage 2b, see README)"

@@ -175,7 +175,7 @@ def test_objects_with_an_empty_mask_section(codec: Codec, coded: bytes) -> None:
 
 
 def test_all_empty_masks_still_code_to_a_non_empty_section(codec: Codec) -> None:
-    from sedic_plugins.cabac_masks import CabacMaskCoder
+    from sedic_plugins.mask_coders.cabac import CabacMaskCoder
 
     coder = CabacMaskCoder()
     for masks in ([np.zeros((64, 96), bool)], [np.zeros((64, 96), bool)] * 3):
@@ -187,7 +187,7 @@ def test_all_empty_masks_still_code_to_a_non_empty_section(codec: Codec) -> None
 def test_memory_error_in_a_plugin_becomes_one_format_error_line(coded: bytes, tmp_path: Path) -> None:
     """A valid 10000x10000 file (a 157x157 reference at 1/64, a caption, no objects) whose restoration
     needs 300 MB, decoded by the CLI under a 200 MB address-space cap."""
-    from sedic_plugins.pillow_codecs import AvifCodec
+    from sedic_plugins.reference_codecs.pillow import AvifCodec
 
     small = Image.new("RGB", (157, 157), (90, 120, 30))
     avif = AvifCodec(quality=0, speed=10)
@@ -198,7 +198,7 @@ def test_memory_error_in_a_plugin_becomes_one_format_error_line(coded: bytes, tm
     script = (
         "import resource, sys\n"
         "from sedic_kit.cli import main\n"
-        "import sedic_plugins.pillow_codecs, sedic_plugins.cabac_masks, sedic_plugins.upsample\n"
+        "import sedic_plugins.reference_codecs.pillow, sedic_plugins.mask_coders.cabac, sedic_plugins.restorers.upsample\n"
         "from sedic_kit import Codec\n"
         "Codec.from_profile('lite')\n"
         "vm = int(open('/proc/self/statm').read().split()[0]) * resource.getpagesize()\n"

@@ -10,9 +10,9 @@ import pytest
 
 pytest.importorskip("transformers", reason="needs transformers (the [transformers] extra)")
 
-from sedic_plugins.grounding_dino import GroundingDinoGrounder
-from sedic_plugins.hf_describer import TransformersDescriber
-from sedic_plugins.sam import SamHFSegmenter
+from sedic_plugins.grounders.grounding_dino import GroundingDinoGrounder
+from sedic_plugins.describers.hf_transformers import TransformersDescriber
+from sedic_plugins.segmenters.sam import SamHFSegmenter
 
 from sedic_kit import Codec
 from sedic_kit.cli import main

@@ -222,7 +222,7 @@ def test_bad_registrations_are_reported_not_fatal(registry: Registry) -> None:
     assert sum("bad-plugin" in line for line in registry.errors()) == 2
     dup = registry.add_module(SimpleNamespace(register_restorers=hookimpl(lambda register: register(type("U", (sharpen,), {"name": "upsample"})))), "dup")
     assert dup.errors == ["restorer 'upsample' is already registered by upsample"]
-    assert registry.get(Role.restorer, "upsample").__module__ == "sedic_plugins.upsample"
+    assert registry.get(Role.restorer, "upsample").__module__ == "sedic_plugins.restorers.upsample"
 
 
 def test_sedic_kit_plugins_shows_every_load_error(registry: Registry, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

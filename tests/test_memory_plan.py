@@ -58,7 +58,7 @@ def test_recorded_parameter_counts_equal_the_meta_device_counts() -> None:
     """PARAMS (used where torch/diffusers/transformers are missing) are the full-size architectures' counts."""
     pytest.importorskip("diffusers")
     pytest.importorskip("transformers")
-    from sedic_plugins.full_size import builders, parameter_count
+    from sedic_plugins.shared.full_size import builders, parameter_count
 
     assert sorted(builders()) == sorted(PARAMS)
     assert {name: parameter_count(name) for name in PARAMS} == PARAMS

@@ -15,7 +15,7 @@ from PIL import Image
 pytest.importorskip("openai", reason="the openai describer needs the openai SDK (the [openai] extra)")
 
 from chat_server import ChatServer
-from sedic_plugins.openai_describer import OpenAIDescriber
+from sedic_plugins.describers.openai_compatible import OpenAIDescriber
 
 from sedic_kit import Codec
 from sedic_kit.errors import BackendError, ModelNotFoundError, SedicError

@@ -9,11 +9,11 @@ import importlib.util
 import numpy as np
 import pytest
 from PIL import Image
-from sedic_plugins.box_masks import best_of_multimask, prompt_boxes, with_masks
-from sedic_plugins.grounding import Detection, GroundingOptions, keep_found, pixel_box, query_text
-from sedic_plugins.groundingdino_py import GroundingDinoPyGrounder
-from sedic_plugins.sam import Sam2Segmenter, SamSegmenter
-from sedic_plugins.vllm_describer import VllmDescriber
+from sedic_plugins.segmenters.box_prompts import best_of_multimask, prompt_boxes, with_masks
+from sedic_plugins.grounders.dino import Detection, GroundingOptions, keep_found, pixel_box, query_text
+from sedic_plugins.grounders.groundingdino_py import GroundingDinoPyGrounder
+from sedic_plugins.segmenters.sam import Sam2Segmenter, SamSegmenter
+from sedic_plugins.describers.vllm_engine import VllmDescriber
 
 from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.imaging import load_image

@@ -23,14 +23,14 @@ pytest.importorskip("diffusers")
 from sedic_kit.errors import SedicError  # noqa: E402
 from sedic_kit.models import cache_root, tiny_path  # noqa: E402
 from sedic_kit.profiles import load_profile  # noqa: E402
-from sedic_plugins.orag import OragRestorer  # noqa: E402
-from sedic_plugins.orag.attention import energy  # noqa: E402
-from sedic_plugins.orag.canvas import Canvas  # noqa: E402
-from sedic_plugins.orag.components import load_sd15  # noqa: E402
-from sedic_plugins.orag.ircontrolnet import IRControlNetModel, convert_cached, diffbir_state_dict, from_diffbir  # noqa: E402
-from sedic_plugins.orag.options import PAPER, OragOptions  # noqa: E402
-from sedic_plugins.orag.sampler import OragSampler  # noqa: E402
-from sedic_plugins.orag.tiny import random_irc, random_unet  # noqa: E402
+from sedic_plugins.restorers.orag import OragRestorer  # noqa: E402
+from sedic_plugins.restorers.orag.attention import energy  # noqa: E402
+from sedic_plugins.restorers.orag.canvas import Canvas  # noqa: E402
+from sedic_plugins.restorers.orag.components import load_sd15  # noqa: E402
+from sedic_plugins.restorers.orag.ircontrolnet import IRControlNetModel, convert_cached, diffbir_state_dict, from_diffbir  # noqa: E402
+from sedic_plugins.restorers.orag.options import PAPER, OragOptions  # noqa: E402
+from sedic_plugins.restorers.orag.sampler import OragSampler  # noqa: E402
+from sedic_plugins.restorers.orag.tiny import random_irc, random_unet  # noqa: E402
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "images"
 FAST = {"object_steps": 4, "global_steps": 3, "cfg_scale": 3.0}
@@ -212,7 +212,7 @@ def test_codec_end_to_end_kodak_size_is_deterministic() -> None:
 
 def test_controlnet_condition_is_embedded_once_per_stage_and_batch(parts, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Embedding the constant condition once gives the same image as embedding it every step."""
-    from sedic_plugins.orag import sampler as sampler_module
+    from sedic_plugins.restorers.orag import sampler as sampler_module
 
     obj = SemanticObject("red car", "a red car", mask=box(64, 48, 0, 0, 30, 48))
     calls: list[int] = []

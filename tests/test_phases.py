@@ -18,11 +18,11 @@ from sedic_kit import ENCODER_ROLES, Codec, Payload, ProfileError, SourceImage, 
 from sedic_kit import plugins as plugins_module
 from sedic_kit.cli import main
 from sedic_kit.plugins import Registry
-from sedic_plugins.grounding_dino import GroundingDinoGrounder
-from sedic_plugins.hf_describer import TransformersDescriber
-from sedic_plugins.sam import SamHFSegmenter
-from sedic_plugins.sidecar import SidecarDescriber
-from sedic_plugins.upsample import UpsampleRestorer
+from sedic_plugins.grounders.grounding_dino import GroundingDinoGrounder
+from sedic_plugins.describers.hf_transformers import TransformersDescriber
+from sedic_plugins.segmenters.sam import SamHFSegmenter
+from sedic_plugins.describers.sidecar import SidecarDescriber
+from sedic_plugins.restorers.upsample import UpsampleRestorer
 
 LOADS: list[tuple[str, weakref.ref[Any]]] = []
 """Each model an encoder plugin loaded: its plugin, and a weak reference (dead once it is freed)."""

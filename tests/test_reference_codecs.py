@@ -12,8 +12,8 @@ from PIL import Image
 from sedic_kit import Codec
 from sedic_kit.cli import main
 from sedic_kit.errors import FormatError, SedicError
-from sedic_plugins import isobmff
-from sedic_plugins.pillow_codecs import AvifCodec, HeicCodec, JpegCodec, WebpCodec
+from sedic_plugins.reference_codecs import isobmff
+from sedic_plugins.reference_codecs.pillow import AvifCodec, HeicCodec, JpegCodec, WebpCodec
 
 
 def photo(width: int = 120, height: int = 80, seed: int = 0) -> Image.Image:

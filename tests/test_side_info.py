@@ -19,11 +19,13 @@ from sedic_kit.errors import FormatError
 from sedic_kit.imaging import resize_mask
 from sedic_kit.masks import to_grid
 from sedic_kit.payload import Payload, SemanticObject
-from sedic_plugins.baseline_coders import BrotliTextCoder, PngMaskCoder, ZlibTextCoder
-from sedic_plugins.cabac_masks import CabacMaskCoder, block_means
-from sedic_plugins.classic_coders import GolombMaskCoder, HuffmanTextCoder
-from sedic_plugins.jbig1_masks import Jbig1MaskCoder
-from sedic_plugins.lm_text import LmTextCoder
+from sedic_plugins.mask_coders.grid import PngMaskCoder
+from sedic_plugins.text_coders.baseline import BrotliTextCoder, ZlibTextCoder
+from sedic_plugins.mask_coders.cabac import CabacMaskCoder, block_means
+from sedic_plugins.mask_coders.golomb import GolombMaskCoder
+from sedic_plugins.text_coders.huffman import HuffmanTextCoder
+from sedic_plugins.mask_coders.jbig1 import Jbig1MaskCoder
+from sedic_plugins.text_coders.lm import LmTextCoder
 
 CAPTION = (
     "Close-up of two macaws side by side, both facing left: a blue-and-yellow macaw on the left "

@@ -31,7 +31,7 @@ def tiny_sam2(root: Path) -> dict[str, Any]:
     """A random SAM 2.1 Hiera-tiny checkpoint, saved as sam2 saves its own (``{"model": state_dict}``)."""
     import torch
     from sam2.build_sam import build_sam2
-    from sedic_plugins.sam import SAM2_VARIANTS
+    from sedic_plugins.segmenters.sam import SAM2_VARIANTS
 
     torch.manual_seed(0)
     checkpoint = root / "sam2_random.pt"

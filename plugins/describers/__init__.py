@@ -1,0 +1,1 @@
+"""Describers: image -> caption and up to three objects (name, details)."""

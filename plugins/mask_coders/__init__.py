@@ -1,0 +1,1 @@
+"""Mask coders: lossless coding of the object masks on the latent grid."""

@@ -1,0 +1,1 @@
+"""Reference codecs: the extremely compressed reference image."""

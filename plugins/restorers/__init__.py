@@ -1,0 +1,1 @@
+"""Restorers: reference image + semantics -> reconstruction."""

@@ -1,0 +1,1 @@
+"""Segmenters: object boxes -> full-size object masks."""

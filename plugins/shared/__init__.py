@@ -1,0 +1,1 @@
+"""Helpers shared by plugins of more than one role."""

@@ -1,0 +1,1 @@
+"""Text coders: lossless coding of the caption and object descriptions."""
