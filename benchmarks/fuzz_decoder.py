@@ -3,7 +3,7 @@
 The seed files are ``examples/images`` (kodim03, kodim23 with their sidecar JSON) resized to
 192 pixels wide and coded with ``lite`` and two variants (webp + brotli + png masks, jpeg +
 zlib + golomb masks), and with CompressAI's bmshj2018-hyperprior (random weights) where it is
-installed; see :mod:`sedic_kit.fuzz` for the classes and the limits. Each worker is a
+installed; see :mod:`sedic_kit.testing.fuzz` for the classes and the limits. Each worker is a
 forked process under ``RLIMIT_AS``; exit status 1 when any case is not a clean error or decode.
 
 Usage: ``python benchmarks/fuzz_decoder.py [--cases 100000] [--workers 2] [--seed 0] [--max-pixels 16777216]``
@@ -18,7 +18,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from sedic_kit import Codec, fuzz
+from sedic_kit import Codec
+from sedic_kit.testing import fuzz
 from sedic_kit.codec import DEFAULT_DECODE_PIXELS
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,14 +1,14 @@
 """sedic-kit: pluggable SEDIC-style semantic image compression at extremely low bitrates."""
 
-from importlib.metadata import PackageNotFoundError, version
-
 from .codec import Codec, DecodeResult, EncodeResult, report_stages
 from .describe import DescriptionOptions, apply_limits, truncate_words
 from .errors import BackendError, FormatError, InputError, ModelNotFoundError, PluginError, ProfileError, SedicError
 from .hookspecs import Register, hookimpl
-from .models import ModelSpec, register_tiny, resolve
+from .model_files import resolve
+from .models import ModelSpec, register_tiny
 from .payload import Payload, SemanticObject, SourceImage
 from .profiles import Profile, load_profile
+from .version import __version__
 from .roles import (
     ENCODER_ROLES,
     Describer,
@@ -25,10 +25,6 @@ from .roles import (
     free_memory,
 )
 
-try:
-    __version__ = version("sedic-kit")
-except PackageNotFoundError:  # running from a source tree without installing
-    __version__ = "0.0.0"
 
 __all__ = [
     "BackendError",

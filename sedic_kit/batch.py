@@ -36,7 +36,8 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from .codec import Codec, finite, save_png, write_atomic
+from .codec import Codec, finite
+from .files import save_png, write_atomic
 from .errors import SedicError
 from .eval.results import results_json
 from .fingerprint import fingerprint, setup_changes

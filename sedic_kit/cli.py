@@ -18,9 +18,11 @@ from rich.table import Table
 from rich.text import Text
 from typer.core import TyperArgument, TyperOption
 
-from . import __version__, progress
+from . import progress
+from .version import __version__
 from .batch import Encoded, OutputConflict, Planned, RunDirectory, decode_image, encode_image
-from .codec import DEFAULT_DECODE_PIXELS, Codec, save_image
+from .codec import DEFAULT_DECODE_PIXELS, Codec
+from .files import save_image
 from .errors import InputError, ModelNotFoundError, ProfileError, SedicError
 from .eval.commands import add_commands as add_eval_commands
 from .eval.data_commands import add_data_commands

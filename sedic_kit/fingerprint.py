@@ -7,7 +7,7 @@ import hashlib
 import json
 from typing import Any
 
-from . import __version__
+from .version import __version__
 from .codec import Codec
 
 

@@ -9,15 +9,89 @@ specs are built locally, paths are checked, hub ids are looked up in the Hugging
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from dataclasses import dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .download import Remote, fetch
 from .errors import ModelNotFoundError, SedicError
 from .file_sets import PUBLISHED, missing_files, pull_plan
-from .models import TINY_PREFIX, ModelSpec, looks_like_path, cache_root, hf_cache_dir, resolve
+from .models import TINY_BUILDERS, TINY_PREFIX, TINY_VERSION, ModelSpec, cache_root, hf_cache_dir, looks_like_path
 from .roles import one_line
+
+
+def tiny_names() -> list[str]:
+    from .plugins import get_registry
+
+    get_registry()  # plugin modules register their builders on import
+    return sorted(TINY_BUILDERS)
+
+
+def layout_tag() -> str:
+    """transformers 4 and 5 save tokenizers differently (5 writes only ``tokenizer.json``, which 4's
+    slow tokenizers cannot read): a cache shared by environments keeps one copy per major version."""
+    try:
+        return f"-transformers{metadata.version('transformers').split('.')[0]}"
+    except metadata.PackageNotFoundError:
+        return ""
+
+
+def tiny_path(name: str) -> Path:
+    """Directory of the tiny model ``name``, built on first use (atomically, safe across processes)."""
+    names = tiny_names()
+    if name not in TINY_BUILDERS:
+        raise ModelNotFoundError(f"unknown tiny model '{name}' (available: {', '.join(names) or 'none'})")
+    target = cache_root() / "tiny" / f"{name}-v{TINY_VERSION}{layout_tag()}"
+    if (target / ".complete").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
+    try:
+        TINY_BUILDERS[name](tmp)
+        (tmp / ".complete").write_text("ok\n")
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first
+            if not (target / ".complete").exists():
+                shutil.rmtree(target, ignore_errors=True)
+                tmp.rename(target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def resolve(
+    spec: str, what: str, allow_patterns: tuple[str, ...] = (), fetch: str = "sedic-kit models pull PROFILE", files: tuple[str, ...] = ()
+) -> Path:
+    """A local path for ``spec``: ``tiny/NAME``, an existing path, or a hub id already cached.
+
+    Never downloads: a missing model raises :class:`ModelNotFoundError` naming the repository,
+    the files and the cache directory, and ``fetch``, the command that fetches it.
+    """
+    if spec.startswith(TINY_PREFIX):
+        return tiny_path(spec[len(TINY_PREFIX) :])
+    path = Path(spec).expanduser()
+    if path.exists():
+        return path
+    if looks_like_path(spec):
+        raise ModelNotFoundError(f"{what}: {spec} does not exist")
+    try:
+        from huggingface_hub import snapshot_download
+    except ImportError:
+        raise ModelNotFoundError(f"{what}: loading '{spec}' needs huggingface_hub (pip install huggingface_hub)") from None
+    try:
+        return Path(snapshot_download(spec, allow_patterns=list(allow_patterns) or None, local_files_only=True))
+    except Exception:
+        named = files or allow_patterns  # the files the loader needs, where the caller knows them
+        listed = f" ({', '.join(named)})" if named else ""
+        raise ModelNotFoundError(
+            f"{what}: model '{spec}'{listed} is not in the Hugging Face cache {hf_cache_dir()}; "
+            f"fetch it with `{fetch}` where a network exists, or set {what} to a local directory"
+        ) from None
+
 
 if TYPE_CHECKING:
     from .profiles import Profile
@@ -201,7 +275,7 @@ class RoleModels:
 def profile_models(profile: Profile) -> list[RoleModels]:
     """``required_models()`` of every role of ``profile`` (plugins are built without loading weights)."""
     from .plugins import get_registry
-    from .profiles import instantiate
+    from .plugin_options import instantiate
 
     registry = get_registry()
     out = []

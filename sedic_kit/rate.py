@@ -12,6 +12,7 @@ from pydantic import Field, field_validator
 from .describe import truncate_words
 from .errors import SedicError
 from .payload import Payload
+from .plugin_options import instantiate
 from .roles import Options, ReferenceCodec
 
 PAPER_POINTS = ((0.025, 1, 20, 30), (0.045, 3, 30, 50))
@@ -113,8 +114,6 @@ def fit_reference(codec: ReferenceCodec, budget_bits: int, build: Build, probe: 
     is then coded for real, stepping down (or up) as the probes predict until a real file is
     the largest that fits. When nothing fits, the lowest setting is returned with ``fits=False``.
     """
-    from .profiles import instantiate  # profiles reads [rate] tables with RatePolicy
-
     ladder = codec.rate_ladder()
     if not ladder:
         raise SedicError(f"reference_codec '{codec.name}' lists no rate settings, so it cannot target a bitrate")

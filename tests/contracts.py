@@ -29,7 +29,8 @@ from sedic_kit.imaging import load_image, resize_mask
 from sedic_kit.masks import to_grid
 from sedic_kit.payload import Payload, SemanticObject, SourceImage
 from sedic_kit.plugins import Registry
-from sedic_kit.profiles import instantiate, load_profile
+from sedic_kit.plugin_options import instantiate
+from sedic_kit.profiles import load_profile
 from sedic_kit.roles import DECODER_ROLES, ROLE_BASES, Describer, Grounder, MaskCoder, Plugin, ReferenceCodec, Restorer, Role, Segmenter, TextCoder
 
 WIDTH, HEIGHT = 70, 50

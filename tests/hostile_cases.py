@@ -14,7 +14,7 @@ from PIL import Image
 
 from sedic_kit import Codec
 from sedic_kit.container import Reader, SedicFile, unpack
-from sedic_kit.fuzz_crafted import reference_claiming, swap, varint, write_v2
+from sedic_kit.testing.crafted import reference_claiming, swap, varint, write_v2
 from sedic_kit.plugin_ids import BUILTIN_IDS
 from sedic_kit.roles import DECODER_ROLES, Role
 

@@ -179,7 +179,7 @@ def test_few_step_orag_without_objects_is_the_controlnet_pipeline(scheduler: str
     import diffusers
     import torch
     from diffusers import StableDiffusionControlNetPipeline
-    from sedic_kit.models import tiny_path
+    from sedic_kit.model_files import tiny_path
     from sedic_plugins.restorers.orag import OragRestorer
     from sedic_plugins.restorers.orag.components import load_sd15
     from sedic_plugins.restorers.orag.sampler import SCHEDULER_CLASSES

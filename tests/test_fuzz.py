@@ -1,8 +1,8 @@
 """A bounded decoder fuzz run (the long one: benchmarks/fuzz_decoder.py, numbers in BENCHMARKS.md).
 
 Mutations of three real files (lite; webp + brotli + png masks; jpeg + zlib + golomb masks; and
-bmshj2018-hyperprior where CompressAI is installed), every class of :mod:`sedic_kit.fuzz` (the
-crafted format-2 generators of :mod:`sedic_kit.fuzz_crafted` included), each decoded in a forked worker under a 2 GB address-space cap and
+bmshj2018-hyperprior where CompressAI is installed), every class of :mod:`sedic_kit.testing.fuzz` (the
+crafted format-2 generators of :mod:`sedic_kit.testing.crafted` included), each decoded in a forked worker under a 2 GB address-space cap and
 a timer: every outcome must be a clean SedicError or a valid decode, within 2 s and 300 MB.
 """
 
@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from conftest import EXAMPLES, importable
-from sedic_kit import fuzz
+from sedic_kit.testing import fuzz
 
 CASES = 21 * 12
 

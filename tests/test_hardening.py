@@ -20,12 +20,12 @@ import pytest
 from PIL import Image
 
 from conftest import synthetic_image
-from sedic_kit import Codec, FormatError, InputError
+from sedic_kit import Codec, FormatError
 from sedic_kit.cli import main
-from sedic_kit.codec import save_png, write_atomic
+from sedic_kit.files import save_png, write_atomic
 from sedic_kit.container import Reader, SedicFile, put_bytes, put_varint, unpack
 from sedic_kit.describe import MAX_FIELD_CHARS
-from sedic_kit.fuzz import craft_v1, png_claiming, swap
+from sedic_kit.testing.fuzz import craft_v1, png_claiming, swap
 from sedic_kit.roles import Role
 
 FAST_S = 1.0

@@ -19,7 +19,7 @@ from sedic_kit.cli import main
 from sedic_kit.errors import ModelNotFoundError, SedicError
 from sedic_kit.imaging import load_image
 from sedic_kit.install import install_hint
-from sedic_kit.models import resolve
+from sedic_kit.model_files import resolve
 from sedic_kit.payload import Payload, SemanticObject
 from sedic_kit.profiles import load_profile
 from sedic_kit.roles import Role

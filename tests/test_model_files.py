@@ -137,7 +137,7 @@ def test_a_checkpoint_with_missing_or_unexpected_keys_is_one_line_naming_the_fil
     pytest.importorskip("transformers")
     from safetensors.torch import load_file, save_file
 
-    from sedic_kit.models import resolve
+    from sedic_kit.model_files import resolve
     from sedic_plugins.segmenters.sam import SamHFSegmenter
 
     broken = tmp_path / "sam"

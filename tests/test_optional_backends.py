@@ -104,7 +104,7 @@ def test_tiny_llava_is_in_the_layout_vllm_loads():
     from safetensors import safe_open
     from transformers import LlavaForConditionalGeneration
 
-    from sedic_kit.models import tiny_path
+    from sedic_kit.model_files import tiny_path
 
     path = tiny_path("llava")
     with safe_open(str(path / "model.safetensors"), "pt") as f:

@@ -21,7 +21,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("diffusers")
 
 from sedic_kit.errors import SedicError  # noqa: E402
-from sedic_kit.models import cache_root, tiny_path  # noqa: E402
+from sedic_kit.model_files import tiny_path  # noqa: E402
+from sedic_kit.models import cache_root  # noqa: E402
 from sedic_kit.profiles import load_profile  # noqa: E402
 from sedic_plugins.restorers.orag import OragRestorer  # noqa: E402
 from sedic_plugins.restorers.orag.attention import energy  # noqa: E402

@@ -12,7 +12,8 @@ from conftest import REPO
 from sedic_kit.container import FORMAT_VERSION, MAGIC, PluginRef, SedicFile, pack, put_bytes, put_plugin, put_varint, unpack
 from sedic_kit.plugin_ids import BUILTIN_IDS, builtin_id
 from sedic_kit.plugins import get_registry
-from sedic_kit.profiles import available_profiles, instantiate, load_profile
+from sedic_kit.plugin_options import instantiate
+from sedic_kit.profiles import available_profiles, load_profile
 from sedic_kit.errors import FormatError
 from sedic_kit.payload import Payload, SemanticObject
 from sedic_kit.roles import DECODER_ROLES, Role

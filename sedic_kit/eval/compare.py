@@ -7,8 +7,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .. import __version__
-from ..codec import write_atomic
+from ..version import __version__
+from ..files import write_atomic
 from ..errors import SedicError
 from .bd import bd_table
 from .datasets import PAPER_SET_SIZES, SETS, list_images, prepare

@@ -2,7 +2,7 @@
 
 PSNR and MS-SSIM need no weights and are always computed. Every other metric loads its weights
 through the library's own path (torch hub cache, Hugging Face cache via
-:func:`sedic_kit.models.resolve`, pyiqa's cache); when a library or its weights are absent the
+:func:`sedic_kit.model_files.resolve`, pyiqa's cache); when a library or its weights are absent the
 metric is reported as unavailable with a one-line reason instead of failing the run.
 """
 
@@ -22,7 +22,8 @@ from PIL import Image
 from ..errors import SedicError
 from ..imaging import psnr
 from ..install import TORCHVISION_HINT, install_hint
-from ..models import register_tiny, resolve
+from ..model_files import resolve
+from ..models import register_tiny
 from . import patch_fid
 from .patch_fid import INCEPTION_WEIGHTS, PATCH, WHOLE, FeatureNetwork, RealismProtocol, inception, set_features
 

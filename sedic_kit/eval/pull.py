@@ -22,7 +22,7 @@ from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeR
 
 from .. import __version__
 from .. import progress as cli_progress
-from ..codec import save_png, write_atomic
+from ..files import save_png, write_atomic
 from ..download import Remote, fetch, sha256_file
 from ..errors import SedicError
 from ..imaging import DEFAULT_MAX_PIXELS, load_image

@@ -13,7 +13,7 @@ from typing import Any
 
 from PIL import Image
 
-from ..codec import save_png, write_atomic
+from ..files import save_png, write_atomic
 from .metrics import HIGHER_IS_BETTER, LABELS
 from .overlay import color
 

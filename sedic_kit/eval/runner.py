@@ -27,7 +27,8 @@ from rich.console import Console
 
 from .. import __version__
 from ..batch import Encoded
-from ..codec import Codec, save_png, write_atomic
+from ..codec import Codec
+from ..files import save_png, write_atomic
 from ..errors import SedicError
 from ..fingerprint import fingerprint, setup_changes, setup_of
 from ..imaging import DEFAULT_MAX_PIXELS, upsample

@@ -33,13 +33,13 @@ from typing import Any, cast
 import brotli
 from PIL import Image
 
-from . import isolated
-from .codec import DEFAULT_DECODE_PIXELS, Codec
-from .container import MAGIC, MAX_SIDE, PluginRef, Reader, SedicFile, pack, put_bytes, put_varint, unpack
-from .errors import SedicError
-from .fuzz_crafted import COMPRESSAI, GENERATORS, swap, with_crc
-from .plugins import get_registry
-from .roles import DECODER_ROLES, Role
+from .. import isolated
+from ..codec import DEFAULT_DECODE_PIXELS, Codec
+from ..container import MAGIC, MAX_SIDE, PluginRef, Reader, SedicFile, pack, put_bytes, put_varint, unpack
+from ..errors import SedicError
+from .crafted import COMPRESSAI, GENERATORS, swap, with_crc
+from ..plugins import get_registry
+from ..roles import DECODER_ROLES, Role
 
 GOOD = ("decoded", "error")
 OUTCOMES = (*GOOD, "traceback", "slow", "memory", "crash")

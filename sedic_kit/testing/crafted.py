@@ -1,4 +1,4 @@
-"""Crafted format-2 files for the decoder fuzzer (:mod:`sedic_kit.fuzz`): each generator rebuilds
+"""Crafted format-2 files for the decoder fuzzer (:mod:`sedic_kit.testing.fuzz`): each generator rebuilds
 a real file field by field, with one part of the layout made hostile and the CRC recomputed.
 
 Classes: overlong and huge varints, the E flag and extra sections, plugin ids per role, typed
@@ -15,10 +15,10 @@ import zlib
 from collections.abc import Callable
 from typing import Any
 
-from .container import MAGIC, FORMAT_VERSION, PluginRef, SedicFile, put_bytes, put_plugin, put_value, put_varint, unpack
-from .plugin_ids import BUILTIN_IDS
-from .plugins import get_registry
-from .roles import DECODER_ROLES, Role
+from ..container import MAGIC, FORMAT_VERSION, PluginRef, SedicFile, put_bytes, put_plugin, put_value, put_varint, unpack
+from ..plugin_ids import BUILTIN_IDS
+from ..plugins import get_registry
+from ..roles import DECODER_ROLES, Role
 
 COMPRESSAI = ("bmshj2018-hyperprior", "mbt2018-mean", "mbt2018", "cheng2020-anchor", "cheng2020-attn")
 HOSTILE_NAMES = ("", "x" * 300, "a\nb", "\x1b[31mred\x1b[0m", "tab\there", "\u202egnp", "\r\n\r\n", "\x00", "\u00e9")
@@ -216,7 +216,7 @@ def reference_claiming(f: SedicFile, coded: tuple[int, int], rng: random.Random 
     """The reference section with the coded size it declares set to ``coded``."""
     name, section = f.plugins[Role.reference_codec].name, bytearray(f.reference)
     if name in ("avif", "heic"):
-        from .container import Reader
+        from ..container import Reader
 
         r = Reader(bytes(section))
         r.varint("coded width"), r.varint("coded height")
@@ -276,7 +276,7 @@ def g_compressai(data: bytes, rng: random.Random) -> bytes:
     params: dict[str, Any] = {"pretrained": False, **({"quality": rng.randint(1, 6)} if rng.random() < 0.3 else {})}
     if ref.name not in COMPRESSAI:  # another codec's bytes under a CompressAI id
         return write_v2(swap(f, Role.reference_codec, arch, params))
-    from .container import Reader
+    from ..container import Reader
 
     r = Reader(f.reference)
     y = r.take(r.varint("y length"), "y")
