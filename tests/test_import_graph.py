@@ -119,3 +119,19 @@ def test_every_plugin_of_a_role_lives_in_its_role_folder() -> None:
             if registry.sources[registry.owner[(role, name)]].origin != "built-in":
                 continue
             assert cls.__module__.split(".")[:2] == ["sedic_plugins", folders[role.value]], (role.value, name, cls.__module__)
+
+
+def test_every_package_folder_is_shipped() -> None:
+    """A wheel holds only the packages pyproject.toml lists: a new role folder must be listed."""
+    import tomllib
+
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    listed = set(setup["packages"])
+    for package, folder in PACKAGES.items():
+        for init in folder.rglob("__init__.py"):
+            name = ".".join([package, *init.parent.relative_to(folder).parts])
+            assert name in listed, f"{name} is missing from [tool.setuptools] packages"
+    data = {k: v for k, v in setup["package-data"].items()}
+    for npz in (ROOT / "plugins").rglob("*.npz"):
+        package = ".".join(["sedic_plugins", *npz.parent.relative_to(ROOT / "plugins").parts])
+        assert npz.name in data.get(package, []), f"{npz} is not in [tool.setuptools.package-data] {package}"

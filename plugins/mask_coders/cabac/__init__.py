@@ -11,7 +11,7 @@ coded losslessly there, one after another, in raster order with a binary arithme
   nearest pixels first) plus the co-located pixel and the pixel below it in the union of the
   masks already coded (objects rarely overlap, and when they do they overlap consistently);
 - predictions: a static prior per 16-pixel context, measured on synthetic shapes and shipped
-  (``cabac_prior``), and adaptive counts on 4-, 10- and 16-pixel contexts (each with the two
+  (``prior.npz``), and adaptive counts on 4-, 10- and 16-pixel contexts (each with the two
   other-mask pixels) smoothed towards that prior, combined by a logistic mixer whose weights
   (one set per number of set nearest neighbours and reference edge presence) learn online;
 - given the decoded reference image (which the decoder has before the masks), one more adaptive
@@ -133,7 +133,7 @@ def _tables() -> tuple[np.ndarray, ...]:
 
 
 def _walk(masks: np.ndarray, encoding: bool, data: np.ndarray, typical_rows: bool, reference: Image.Image | None) -> int:
-    """Code or decode the padded ``masks`` stack in place (see :func:`cabac_kernel.walk`)."""
+    """Code or decode the padded ``masks`` stack in place (see :func:`kernel.walk`)."""
     from .kernel import walk  # numba: compiled once, cached beside the module
 
     template, others, level_bits, level_weights, prior, stretch, knots = _tables()

@@ -1,4 +1,4 @@
-"""Offline builder of the ``cabac`` context prior (``cabac_prior.npz``) from synthetic shapes.
+"""Offline builder of the ``cabac`` context prior (``prior.npz``) from synthetic shapes.
 
 Random smooth blobs, ellipses and polygons are drawn at Kodak size, reduced to the 1/8 grid
 with the same helper the coder uses, and the template contexts' pixel counts are accumulated.
