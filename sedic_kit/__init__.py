@@ -1,6 +1,6 @@
 """sedic-kit: pluggable SEDIC-style semantic image compression at extremely low bitrates."""
 
-from .codec import Codec, DecodeResult, EncodeResult, report_stages
+from .codec import Codec, DecodeResult, EncodeResult
 from .describe import DescriptionOptions, apply_limits, truncate_words
 from .errors import BackendError, FormatError, InputError, ModelNotFoundError, PluginError, ProfileError, SedicError
 from .hookspecs import Register, hookimpl
@@ -8,6 +8,7 @@ from .model_files import resolve
 from .models import ModelSpec, register_tiny
 from .payload import Payload, SemanticObject, SourceImage
 from .profiles import Profile, load_profile
+from .stages import report_stages
 from .version import __version__
 from .roles import (
     ENCODER_ROLES,

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import copy
 import math
-import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Iterator, TypeVar
@@ -15,17 +13,19 @@ from typing import Any, Iterator, TypeVar
 import numpy as np
 from PIL import Image
 
-from .container import PluginRef, SedicFile, pack, unpack
+from .container import PluginRef, SedicFile, unpack
 from .describe import MAX_OBJECTS, text_limit_problem
 from .errors import FormatError, PluginError, ProfileError, SedicError, shown
+from .assembly import FileAssembly
 from .files import write_atomic
 from .imaging import DEFAULT_MAX_PIXELS, load_image
 from .payload import Payload, SourceImage
 from .plugins import Registry, get_registry
-from .profiles import Profile, apply_override, instantiate, load_profile
+from .plugin_options import instantiate
+from .profiles import Profile, apply_override, load_profile
 from .rate import RatePolicy, SemanticBudget, fit_reference, trim
+from .stages import timed
 from .roles import (
-    DECODER_ROLES,
     Describer,
     Grounder,
     MaskCoder,
@@ -99,33 +99,6 @@ class DecodeResult:
     payload: Payload
     reference: Image.Image
     timings: dict[str, float] = field(default_factory=dict)
-
-
-StageListener = Callable[[str], None]
-_stage_listener: ContextVar[StageListener | None] = ContextVar("sedic_stage_listener", default=None)
-
-
-@contextmanager
-def report_stages(listener: StageListener) -> Iterator[None]:
-    """Call ``listener(stage)`` as each coding stage starts (describe, ground, segment, reference,
-    text, masks, restore), e.g. to show progress; applies to this thread/context only."""
-    token = _stage_listener.set(listener)
-    try:
-        yield
-    finally:
-        _stage_listener.reset(token)
-
-
-@contextmanager
-def _timed(timings: dict[str, float], key: str) -> Iterator[None]:
-    listener = _stage_listener.get()
-    if listener is not None:
-        listener(key)
-    start = time.perf_counter()
-    try:
-        yield
-    finally:
-        timings[key] = timings.get(key, 0.0) + time.perf_counter() - start
 
 
 class Codec:
@@ -255,15 +228,15 @@ class Codec:
         w, h = source.size
         policy = self.rate_policy
         redescribe = budget is not None and policy.redescribe and description is None
-        with self.describer_with(budget if redescribe else None) as describer, _timed(timings, "describe"):
+        with self.describer_with(budget if redescribe else None) as describer, timed(timings, "describe"):
             payload = self.describe(source, description, describer)
-        with _timed(timings, "ground"):
+        with timed(timings, "ground"):
             payload = self.grounder.ground(source, payload)
         if budget is not None:
             payload, kept = trim(payload, budget)
             how = "asked afresh" if policy.redescribe and description is None else "trimmed"
             (notes if notes is not None else []).append(f"semantics {budget.describe()} ({how}): {kept}")
-        with _timed(timings, "segment"):
+        with timed(timings, "segment"):
             payload = self.segmenter.segment(source, payload)
         self.check_semantics(payload, w, h)
         return payload
@@ -356,52 +329,48 @@ class Codec:
         timings: dict[str, float] = {}
         source = image if isinstance(image, SourceImage) else self.load(image)
         w, h = source.size
+        # Rate decisions, all made here: J, l_d and l_all for the semantics, the file's bits for the reference.
         budget = None if target_bpp is None else self.rate_policy.choose(target_bpp)
+        file_bits = None if target_bpp is None else math.floor(target_bpp * w * h)
         semantic_notes: list[str] = []
-        if payload is None:
-            sem = self.analyze(source, timings, description, budget, semantic_notes)
-        else:
-            sem = self.limit_objects(replace(payload, objects=list(payload.objects), extras=dict(payload.extras)), source, "payload=")
-            if budget is not None:
-                sem, kept = trim(sem, budget)
-                semantic_notes.append(f"semantics {budget.describe()} (trimmed): {kept}")
-            self.check_semantics(sem, w, h)
+        sem = self.semantics(source, description, payload, budget, timings, semantic_notes)
         problem = text_limit_problem(sem.texts())
         if problem:
             raise PluginError(f"the description breaks the format's text limits ({problem})")
-        with _timed(timings, "text"):
-            text = self.text_coder.encode(sem.texts())
-        object_masks = [o.mask for o in sem.objects if o.mask is not None]  # all set: check_semantics
-        mask_coder = self.mask_coder
-        refs = {role: PluginRef(p.name, p.version, p.decode_config()) for role in DECODER_ROLES for p in [self.plugins[role]]}
+        assembly = FileAssembly.start(source, sem, self.text_coder, self.mask_coder, self.plugins, timings)
         warnings = list(source.notes)
         notes = [*warnings, *semantic_notes]
+        if file_bits is None:
+            data, bits = assembly.build(self.reference_codec)
+            return EncodeResult(data, sem, bits, timings, notes, warnings)
+        choice = fit_reference(self.reference_codec, file_bits, assembly.build, assembly.probe)
+        sem.reference = unpack(choice.data).reference
+        setting = ", ".join(f"{k}={v}" for k, v in choice.setting.items())
+        verdict = "" if choice.fits else " (the lowest setting; the target is out of reach)"
+        notes.append(f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} coded + {choice.probes} fast probes")
+        if not choice.fits:
+            warnings.append(f"target {target_bpp} bpp is out of reach: coded at the lowest reference setting")
+        return EncodeResult(choice.data, sem, choice.bits, timings, notes, warnings)
 
-        def build(codec: ReferenceCodec[Any]) -> tuple[bytes, dict[str, int]]:
-            with _timed(timings, "reference"):
-                sem.reference = codec.encode(source.image)
-            refs[Role.reference_codec] = PluginRef(codec.name, codec.version, codec.decode_config())
-            with _timed(timings, "masks"):  # given the reference as the decoder will see it
-                decoded = codec.decode(sem.reference, w, h)
-                coded_masks = mask_coder.encode(object_masks, w, h, reference=decoded)
-            if object_masks and not coded_masks:
-                raise PluginError(f"mask coder '{mask_coder.name}' wrote an empty section for {len(object_masks)} masks")
-            return pack(SedicFile(w, h, refs, sem.reference, text, coded_masks, dict(sem.extras)))
-
-        if target_bpp is None:
-            data, bits = build(self.reference_codec)
-        else:
-            choice = fit_reference(self.reference_codec, math.floor(target_bpp * w * h), build, lambda c: c.encode(source.image))
-            data, bits = choice.data, choice.bits
-            sem.reference = unpack(data).reference
-            setting = ", ".join(f"{k}={v}" for k, v in choice.setting.items())
-            verdict = "" if choice.fits else " (the lowest setting; the target is out of reach)"
-            notes.append(
-                f"target {target_bpp} bpp: reference {setting}{verdict}, {choice.tried} coded + {choice.probes} fast probes"
-            )
-            if not choice.fits:
-                warnings.append(f"target {target_bpp} bpp is out of reach: coded at the lowest reference setting")
-        return EncodeResult(data, sem, bits, timings, notes, warnings)
+    def semantics(
+        self,
+        source: SourceImage,
+        description: str | Payload | None,
+        payload: Payload | None,
+        budget: SemanticBudget | None,
+        timings: dict[str, float],
+        notes: list[str],
+    ) -> Payload:
+        """The semantics to code: analysed here (:meth:`analyze`), or ``payload`` as given, limited
+        to ``max_objects`` and to ``budget`` (what was kept is appended to ``notes``)."""
+        if payload is None:
+            return self.analyze(source, timings, description, budget, notes)
+        sem = self.limit_objects(replace(payload, objects=list(payload.objects), extras=dict(payload.extras)), source, "payload=")
+        if budget is not None:
+            sem, kept = trim(sem, budget)
+            notes.append(f"semantics {budget.describe()} (trimmed): {kept}")
+        self.check_semantics(sem, *source.size)
+        return sem
 
     # -- decoding --------------------------------------------------------------------------
     def decoder_plugin(self, base: type[PluginT], ref: PluginRef) -> PluginT:
@@ -472,7 +441,7 @@ class Codec:
         text_coder = self.decoder_plugin(TextCoder, f.plugins[Role.text_coder])
         mask_coder = self.decoder_plugin(MaskCoder, f.plugins[Role.mask_coder])
         restorer = self.decoder_plugin(Restorer, f.plugins[Role.restorer])
-        with _timed(timings, "text"):
+        with timed(timings, "text"):
             texts = _guarded(lambda: text_coder.decode(f.text), "decode the text section", text_coder)
             problem = text_limit_problem(texts) if isinstance(texts, list) else "not a list of strings"
             if problem:
@@ -488,11 +457,11 @@ class Codec:
             ("the mask section", mask_coder, lambda: mask_coder.decode_work(f.masks, len(objects), f.width, f.height)),
             ("the restoration", restorer, lambda: restorer.decode_work(f.width, f.height, len(objects))),
         )
-        with _timed(timings, "reference"):
+        with timed(timings, "reference"):
             reference = _guarded(
                 lambda: reference_codec.decode(f.reference, f.width, f.height), "decode the reference section", reference_codec
             )
-        with _timed(timings, "masks"):
+        with timed(timings, "masks"):
             masks = _guarded(
                 lambda: mask_coder.decode(f.masks, len(objects), f.width, f.height, reference=reference),
                 "decode the mask section",
@@ -503,7 +472,7 @@ class Codec:
         for obj, mask in zip(objects, masks):
             obj.mask = np.asarray(mask, dtype=bool)
         payload = Payload(f.width, f.height, caption, objects, f.reference, dict(f.extras))
-        with _timed(timings, "restore"):
+        with timed(timings, "restore"):
             image = _guarded(lambda: restorer.restore(reference, payload), "restore the image", restorer)
         if image.size != (f.width, f.height) or image.mode != "RGB":
             raise PluginError(

@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
 from rich.text import Text
 
-from .codec import report_stages
+from .stages import report_stages
 
 QUIET = False
 """Set by ``--quiet``: no progress display and no per-image lines."""
