@@ -1,7 +1,22 @@
 """Weight-free plugins: the ``none`` describer, ``passthrough`` grounder and ``box`` segmenter."""
 
-from ..describers.none import register_describers
-from ..grounders.passthrough import register_grounders
-from ..segmenters.box import register_segmenters
+from sedic_kit.hookspecs import Register, hookimpl
 
-__all__ = ["register_describers", "register_grounders", "register_segmenters"]
+from ..describers.none import NoDescriber
+from ..grounders.passthrough import PassthroughGrounder
+from ..segmenters.box import BoxSegmenter
+
+
+@hookimpl
+def register_describers(register: Register) -> None:
+    register(NoDescriber)
+
+
+@hookimpl
+def register_grounders(register: Register) -> None:
+    register(PassthroughGrounder)
+
+
+@hookimpl
+def register_segmenters(register: Register) -> None:
+    register(BoxSegmenter)

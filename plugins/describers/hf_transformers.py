@@ -21,14 +21,7 @@ from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.prompting import LMMDescriptionOptions, describe_with, fit_image
 from sedic_kit.roles import Describer, free_memory
 
-from ..shared.hf import (
-    TorchOptions,
-    byte_level_tokenizer,
-    load_checked,
-    manual_seed,
-    pick_device,
-    quiet_transformers,
-)
+from ..shared.hf import TorchOptions, byte_level_tokenizer, load_checked, manual_seed, pick_device, quiet_transformers
 
 VLM_EXTRAS = ("*.json", "*.model", "*.txt", "*.jinja")
 

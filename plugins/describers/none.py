@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from sedic_kit.describe import DescriptionOptions
-from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.roles import Describer
 
@@ -16,7 +15,3 @@ class NoDescriber(Describer[DescriptionOptions]):
     def describe(self, source: SourceImage) -> Payload:
         return Payload(*source.size)
 
-
-@hookimpl
-def register_describers(register: Register) -> None:
-    register(NoDescriber)

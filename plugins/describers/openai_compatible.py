@@ -18,13 +18,7 @@ from pydantic import Field
 from sedic_kit.errors import BackendError, ModelNotFoundError
 from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.prompting import (
-    LMMDescriptionOptions,
-    chat_messages,
-    describe_with,
-    description_schema,
-    image_data_uri,
-)
+from sedic_kit.prompting import LMMDescriptionOptions, chat_messages, describe_with, description_schema, image_data_uri
 from sedic_kit.roles import Describer
 
 OFFICIAL_BASE_URL = "https://api.openai.com/v1"

@@ -18,13 +18,7 @@ from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.model_files import require
 from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload, SourceImage
-from sedic_kit.prompting import (
-    LMMDescriptionOptions,
-    chat_messages,
-    describe_with,
-    description_schema,
-    image_data_uri,
-)
+from sedic_kit.prompting import LMMDescriptionOptions, chat_messages, describe_with, description_schema, image_data_uri
 from sedic_kit.roles import Describer
 
 LLAVA_EXTRAS = ("*.json", "*.model", "*.txt", "*.jinja")

@@ -20,14 +20,7 @@ from sedic_kit.payload import SourceImage
 from sedic_kit.roles import free_memory
 
 from ..shared.hf import TorchOptions, load_checked, pick_device, quiet_transformers
-from .dino import (
-    Detection,
-    DinoGrounder,
-    GroundingOptions,
-    name_positions,
-    query_detections,
-    query_text,
-)
+from .dino import Detection, DinoGrounder, GroundingOptions, name_positions, query_detections, query_text
 
 DINO_EXTRAS = ("*.json", "*.txt")
 

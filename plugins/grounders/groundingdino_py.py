@@ -23,14 +23,7 @@ from sedic_kit.payload import SourceImage
 from sedic_kit.roles import free_memory, one_line
 
 from ..shared.hf import TorchOptions, pick_device
-from .dino import (
-    Detection,
-    DinoGrounder,
-    GroundingOptions,
-    name_positions,
-    query_detections,
-    query_text,
-)
+from .dino import Detection, DinoGrounder, GroundingOptions, name_positions, query_detections, query_text
 
 CHECKPOINT_REPO = "ShilongLiu/GroundingDINO"
 VARIANTS = {  # variant: (config module inside the groundingdino package, checkpoint file in CHECKPOINT_REPO)

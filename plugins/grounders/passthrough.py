@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Payload, SourceImage
 from sedic_kit.roles import Grounder
 
@@ -20,7 +19,3 @@ class PassthroughGrounder(Grounder):
         w, h = source.size
         return payload.with_objects([replace(o, box=clamp_box(o.box, w, h)) for o in payload.objects])
 
-
-@hookimpl
-def register_grounders(register: Register) -> None:
-    register(PassthroughGrounder)

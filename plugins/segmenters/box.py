@@ -6,7 +6,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from sedic_kit.hookspecs import Register, hookimpl
 from sedic_kit.payload import Box, Payload, SourceImage
 from sedic_kit.roles import Segmenter
 
@@ -26,10 +25,5 @@ class BoxSegmenter(Segmenter):
     name = "box"
 
     def segment(self, source: SourceImage, payload: Payload) -> Payload:
-        w, h = source.size
-        return payload.with_objects([replace(o, mask=box_mask(o.box, w, h)) for o in payload.objects])
+        return payload.with_objects([replace(o, mask=box_mask(o.box, *source.size)) for o in payload.objects])
 
-
-@hookimpl
-def register_segmenters(register: Register) -> None:
-    register(BoxSegmenter)

@@ -14,15 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sedic_kit.models import register_tiny
 
 from ...shared.hf import quiet_transformers
-from .configs import (
-    SCHEDULER_CONFIG,
-    Family,
-    Scale,
-    controlnet_embedding,
-    text_config,
-    unet_config,
-    vae_config,
-)
+from .configs import SCHEDULER_CONFIG, Family, Scale, controlnet_embedding, text_config, unet_config, vae_config
 
 if TYPE_CHECKING:
     from diffusers import ControlNetModel, UNet2DConditionModel
