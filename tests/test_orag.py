@@ -462,6 +462,11 @@ def test_lora_errors_are_one_line() -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(ModelNotFoundError, match="restorer.lora: .*nope does not exist"):
         OragRestorer(lora="/nope", scheduler="lcm", model="tiny/sd15", controlnet="tiny/sd15-tile").restore(image(64, 64), Payload(64, 64))
+    for scheduler, lora in (("lcm", "lcm-lora-sdv1-5"), ("tcd", "TCD-SD21-base-LoRA")):  # a file's sampler, a profile without its LoRA
+        without = OragRestorer(object_scheduler=scheduler, global_scheduler="ddim", model="tiny/sd15", controlnet="tiny/sd15-tile")
+        with pytest.raises(ProfileError, match=f"restorer.lora: the file samples with {scheduler}, .*{lora}.*sedic-kit models pull") as err:
+            without.restore(image(64, 64), Payload(64, 64))
+        assert "\n" not in str(err.value)
 
 
 def test_fast_profiles_name_their_lora_files(capsys: pytest.CaptureFixture[str]) -> None:

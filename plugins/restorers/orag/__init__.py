@@ -69,9 +69,11 @@ class OragRestorer(Restorer[OragOptions]):
         self.check_available()
         from ...shared.hf import quiet_transformers, torch_threads
         from .components import check_control, load_sd15
+        from .options import check_lora
         from .sampler import OragSampler
 
         o = self.options
+        check_lora(o)
         with quiet_transformers():  # loading bars, backend notices (key mismatches are errors)
             parts = load_sd15(o.model, o.controlnet, o.device, o.dtype, o.lora_choice)
         check_control(parts, o.control, o.controlnet)

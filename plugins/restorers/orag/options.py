@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from sedic_kit.errors import ProfileError
 from sedic_kit.roles import Options
 
 from .components import Lora
@@ -157,3 +158,20 @@ DECODE_PARAMS = (
     "strength",
     "seed",
 )
+
+
+FEW_STEP_LORAS = {"lcm": ("latent-consistency/lcm-lora-sdv1-5", "offline-fast"), "tcd": ("h1t/TCD-SD21-base-LoRA", "paper-fast")}
+"""Sampler -> (the LoRA of its shipped profile, that profile)."""
+
+
+def check_lora(options: OragOptions) -> None:
+    """A file sampled with ``lcm``/``tcd`` (a decode parameter) needs the few-step LoRA, which is a
+    local choice like ``model``: without one the decoder would sample the base model with a
+    distilled model's schedule, silently, so it stops with one line naming the LoRA instead."""
+    few = [s for s in options.stage_schedulers if s in FEW_STEP]
+    if few and not options.lora:
+        lora, profile = FEW_STEP_LORAS[few[0]]
+        raise ProfileError(
+            f"restorer.lora: the file samples with {few[0]}, which needs a few-step LoRA of restorer.model; decode with "
+            f"--profile {profile} (or --set restorer.lora={lora}) after `sedic-kit models pull {profile}`"
+        )
