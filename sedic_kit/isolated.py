@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import resource
 import signal
+import sys
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -52,6 +53,14 @@ def run_isolated(fn: Callable[[], T], what: str) -> T:
     raise FormatError(f"{what} failed on this data ({value})")
 
 
+def single_threaded_after_fork() -> None:
+    """In a forked child of a process that ran torch: one intra-op thread, since the parent's
+    OpenMP pool did not survive the fork and its next parallel region would wait forever."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)
+
+
 def _status_kb(field: str) -> int:
     with open("/proc/self/status") as fh:
         return next(int(line.split()[1]) for line in fh if line.startswith(field + ":"))
@@ -66,6 +75,7 @@ def _child(conn, fn: Callable[[], object]) -> None:  # type: ignore[no-untyped-d
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
     cap = inherited + CHILD_MEMORY
     resource.setrlimit(resource.RLIMIT_AS, (cap if hard == resource.RLIM_INFINITY else min(cap, hard), hard))
+    single_threaded_after_fork()
     try:
         message: tuple[str, object] = ("ok", fn())
     except SedicError as exc:

@@ -53,3 +53,20 @@ def test_a_crash_is_recorded_and_the_run_goes_on(tmp_path: Path, monkeypatch) ->
 
 def unpack_names(data: bytes) -> tuple[str, ...]:
     return tuple(ref.name for ref in fuzz.unpack(data).plugins.values())
+
+
+def test_benchmark_finishes_in_a_fresh_process_after_torch_ran() -> None:
+    """The seed files are coded in the parent (torch's OpenMP pool starts there), then decoded in
+    forked children: each child must drop to one thread, or its first parallel region waits
+    forever (it did: ``fuzz_decoder.py --cases 20`` hung in the bmshj2018 reference decode)."""
+    import subprocess
+    import sys
+
+    import pytest
+
+    if not importable("compressai"):
+        pytest.skip("compressai is not installed")
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "fuzz_decoder.py"
+    done = subprocess.run([sys.executable, str(script), "--cases", "20", "--workers", "2"], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "20 cases, seed 0" in done.stdout

@@ -401,6 +401,7 @@ def _warm_up(codec: Codec, files: Sequence[bytes]) -> None:
 
 def _worker(conn, files: Sequence[bytes], seed: int, indices: Sequence[int], limits: dict[str, float], max_pixels: int) -> None:  # type: ignore[no-untyped-def]
     signal.signal(signal.SIGALRM, _alarm)
+    isolated.single_threaded_after_fork()
     codec = Codec.from_profile("lite", max_decode_pixels=max_pixels)
     _warm_up(codec, files)  # before the memory cap: the imported libraries are the process's baseline
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
