@@ -40,7 +40,12 @@ FAST: dict[str, Any] = {
 """The ``fast`` preset: the ``paper`` backbone with TCD's LoRA, 4 object and 4 global steps, no CFG."""
 PRESETS: dict[str, dict[str, Any]] = {"sedic-kit": {}, "paper": PAPER, "fast": FAST}
 Scheduler = Literal["ddim", "ddpm", "dpm++2m", "unipc", "euler", "lcm", "tcd"]
-FEW_STEP: tuple[str, ...] = ("lcm", "tcd")
+FEW_STEP_LORAS: dict[str, tuple[str, str]] = {
+    "lcm": ("latent-consistency/lcm-lora-sdv1-5", "offline-fast"),  # profiles/offline-fast.toml
+    "tcd": (FAST["lora"], "paper-fast"),
+}
+"""Few-step sampler -> (the LoRA of the shipped profile that uses it, that profile)."""
+FEW_STEP: tuple[str, ...] = tuple(FEW_STEP_LORAS)
 """Samplers of consistency-distilled models: ``lora`` applies in the stages that use them."""
 
 
@@ -158,10 +163,6 @@ DECODE_PARAMS = (
     "strength",
     "seed",
 )
-
-
-FEW_STEP_LORAS = {"lcm": ("latent-consistency/lcm-lora-sdv1-5", "offline-fast"), "tcd": ("h1t/TCD-SD21-base-LoRA", "paper-fast")}
-"""Sampler -> (the LoRA of its shipped profile, that profile)."""
 
 
 def check_lora(options: OragOptions) -> None:
