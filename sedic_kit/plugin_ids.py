@@ -30,6 +30,7 @@ _ORAG = (
 )  # fmt: skip
 _ORAG2 = (*_ORAG, "preset", "object_cfg_scale", "global_cfg_scale", "guidance_reduce", "resolution")
 _ORAG3 = (*_ORAG2, "object_scheduler", "global_scheduler", "tcd_gamma", "lora_scale")
+_ORAG4 = (*_ORAG3, "stage_images")
 
 BUILTIN_IDS: dict[Role, dict[int, BuiltinId]] = {
     Role.reference_codec: {
@@ -65,6 +66,7 @@ BUILTIN_IDS: dict[Role, dict[int, BuiltinId]] = {
         2: BuiltinId("orag", 1, _ORAG),
         3: BuiltinId("orag", 2, _ORAG2),
         4: BuiltinId("orag", 3, _ORAG3),
+        5: BuiltinId("orag", 4, _ORAG4),
     },
 }
 

@@ -81,7 +81,7 @@ def test_guidance_lowers_energy_on_guided_block(backbone) -> None:  # type: igno
     pixels = torch.from_numpy(canvas.pad_image(image(128, 128))).permute(2, 0, 1)[None]
     obj = SemanticObject("red car", "a red car", mask=box(128, 128, 0, 0, 48, 128))
     with torch.no_grad():
-        cond = s.object_condition(pixels, obj, canvas, s.embed(s.options.negative_prompt))
+        cond = s.object_condition(pixels, None, obj, canvas, s.embed(s.options.negative_prompt))
         t = cond.timesteps[0]
         processors = dict(parts.unet.attn_processors)
         before, after = [], []
@@ -303,7 +303,7 @@ def test_guidance_update_is_float32_whatever_the_model_dtype(dtype: str) -> None
     pixels = torch.from_numpy(canvas.pad_image(image(128, 128))).permute(2, 0, 1)[None].to(parts.dtype)
     obj = SemanticObject("red car", "a red car", mask=box(128, 128, 0, 0, 48, 128))
     with torch.no_grad():
-        cond = s.object_condition(pixels, obj, canvas, s.embed("x"))
+        cond = s.object_condition(pixels, None, obj, canvas, s.embed("x"))
         t, z = cond.timesteps[0], torch.randn((1, 4, 16, 16), generator=torch.Generator().manual_seed(0))
         _, guided = s.guide(cond, z, t)
         with torch.enable_grad():
@@ -469,22 +469,33 @@ def test_lora_errors_are_one_line() -> None:
         assert "\n" not in str(err.value)
 
 
+def specs_of(profile: str) -> dict[str, Any]:
+    from sedic_kit.model_files import profile_models
+
+    restorer = next(r for r in profile_models(load_profile(profile)) if r.role == "restorer")
+    return {s.what: s for s in restorer.specs}
+
+
 def test_fast_profiles_name_their_lora_files(capsys: pytest.CaptureFixture[str]) -> None:
     import json
 
     from sedic_kit.cli import main
     from sedic_kit.file_sets import PUBLISHED, pull_plan
-    from sedic_kit.model_files import profile_models
 
     assert main(["profiles", "show", "offline-fast"]) == 0
     shown = json.loads(capsys.readouterr().out)["restorer"]
     assert (shown["lora"], shown["scheduler"], shown["object_steps"], shown["global_steps"]) == ("latent-consistency/lcm-lora-sdv1-5", "lcm", 4, 4)
 
     for name, lora in (("offline-fast", "latent-consistency/lcm-lora-sdv1-5"), ("paper-fast", "h1t/TCD-SD21-base-LoRA")):
-        restorer = next(r for r in profile_models(load_profile(name)) if r.role == "restorer")
-        spec = restorer.specs[-1]
-        assert (spec.what, spec.spec, spec.needs) == ("restorer.lora", lora, (("pytorch_lora_weights.safetensors",),))
+        specs = specs_of(name)
+        spec = specs["restorer.lora"]
+        assert (spec.spec, spec.needs) == (lora, (("pytorch_lora_weights.safetensors",),))
         assert pull_plan(list(PUBLISHED[lora].files), spec.needs)[0] == ["pytorch_lora_weights.safetensors"]
+        # offline-fast decodes its intermediate stage images with TAESD; paper-fast hands latents on
+        assert ("restorer.tiny_vae" in specs) == (name == "offline-fast")
+    taesd = specs_of("offline-fast")["restorer.tiny_vae"]
+    assert taesd.spec == "madebyollin/taesd"
+    assert pull_plan(list(PUBLISHED[taesd.spec].files), taesd.needs)[0] == ["config.json", "diffusion_pytorch_model.safetensors"]
     fast = OragOptions(preset="fast")
     assert (fast.model, fast.controlnet, fast.stage_schedulers, fast.object_steps, fast.global_steps) == (
         PAPER["model"], PAPER["controlnet"], ("tcd", "tcd"), 4, 4)
@@ -511,4 +522,108 @@ def test_paper_fast_profile_restores_kodak_size_with_the_files_in_place(tmp_path
     assert unpack(encoded.data).plugins[Role.restorer].params == {"preset": "fast", "resolution": 256}
     first = codec.decode(encoded.data)
     second = Codec.from_profile("lite", restorer={"plugin": "orag"}).decode(encoded.data)
+    assert first.size == (768, 512) and np.array_equal(np.asarray(first), np.asarray(second))
+
+
+# -- stage images: how z_{j,0} reaches the next stage -----------------------------------------------
+class Recording(OragSampler):
+    """Keeps every stage's condition and counts VAE passes (``tiny_decode``: TAESD)."""
+
+    def __init__(self, parts, options: OragOptions) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(parts, options)
+        self.conditions: list[Any] = []
+        self.calls: dict[str, int] = {}
+
+    def condition(self, *args: Any) -> Any:
+        self.conditions.append(super().condition(*args))
+        return self.conditions[-1]
+
+    def encode(self, pixels: Any) -> Any:
+        self.calls["encode"] = self.calls.get("encode", 0) + 1
+        return super().encode(pixels)
+
+    def decode(self, latent: Any, vae: Any = None) -> Any:
+        kind = "decode" if vae is None else "tiny_decode"
+        self.calls[kind] = self.calls.get(kind, 0) + 1
+        return super().decode(latent, vae)
+
+
+TWO = [SemanticObject("sun", "a yellow sun", mask=box(96, 64, 4, 4, 50, 40)), SemanticObject("tree", "a tree", mask=box(96, 64, 30, 20, 90, 60))]
+
+
+def test_tiny_stage_images_condition_the_next_stage_on_taesd_decodes() -> None:
+    parts = load_sd15("tiny/sd15", "tiny/sd15-tile", "cpu", "float32", tiny_vae="tiny/taesd")
+    runs = [Recording(parts, OragOptions(**FEW, stage_images="tiny")) for _ in range(2)]
+    results = [r.run(image(96, 64), "a landscape", TWO) for r in runs]
+    assert np.array_equal(np.asarray(results[0].image), np.asarray(results[1].image))
+    run, result = runs[0], results[0]
+    assert run.calls == {"encode": 1, "tiny_decode": 2, "decode": 1}  # E(I_0); I_1, I_2 by TAESD; the final image by the VAE
+    with torch.no_grad():
+        for cond, stage in zip(run.conditions[1:], result.stages):  # stage j+1 sees TAESD(z_{j,0})
+            assert torch.equal(cond.control, run.decode(stage.latents[-1], parts.tiny_vae))
+    full = Recording(parts, OragOptions(**FEW))
+    paper = full.run(image(96, 64), "a landscape", TWO)
+    assert full.calls == {"encode": 1, "decode": 3}
+    assert torch.equal(paper.stages[0].latents[-1], result.stages[0].latents[-1])  # the same until the first hand-off
+    assert not torch.equal(paper.stages[-1].latents[-1], result.stages[-1].latents[-1])
+
+
+def test_latent_stage_images_hand_z_to_the_next_latent_condition(irc) -> None:  # type: ignore[no-untyped-def]
+    run = Recording(irc, OragOptions(**FEW, control="latent", stage_images="latent"))
+    result = run.run(image(96, 64), "a landscape", TWO)
+    assert run.calls == {"encode": 1, "decode": 1}  # E(I_0) and the final image only
+    for cond, stage in zip(run.conditions[1:], result.stages):
+        assert torch.equal(cond.control, stage.latents[-1].to(irc.dtype))
+    paper = Recording(irc, OragOptions(**FEW, control="latent"))
+    paper.run(image(96, 64), "a landscape", TWO)
+    assert paper.calls == {"encode": 3, "decode": 3}  # Algorithm 1: E(I_j) per stage (I_0 once), D(z_{j,0}) per stage
+
+
+def test_stage_images_must_fit_the_control() -> None:
+    with pytest.raises(ValueError, match="stage_images 'latent' needs control 'latent'"):
+        OragOptions(stage_images="latent")
+    with pytest.raises(ValueError, match="stage_images 'tiny' needs control 'image'"):
+        OragOptions(control="latent", stage_images="tiny")
+    with pytest.raises(ProfileError, match="stage_images") as err:
+        Codec.from_profile("lite", restorer={"plugin": "orag", "stage_images": "latent"})
+    assert "\n" not in str(err.value)
+    assert OragOptions(stage_images="tiny").tiny_vae_choice == "madebyollin/taesd" and OragOptions().tiny_vae_choice == ""
+    with pytest.raises(ModelNotFoundError, match="restorer.tiny_vae: .*nope does not exist"):
+        OragRestorer(model="tiny/sd15", controlnet="tiny/sd15-tile", stage_images="tiny", tiny_vae="/nope").restore(image(64, 64), Payload(64, 64))
+
+
+def test_full_size_taesd_has_the_published_parameter_counts() -> None:
+    """madebyollin/taesd's README (comparison table): 1,222,532 encoder and 1,222,531 decoder parameters;
+    diffusers' AutoencoderTiny defaults, the architecture `madebyollin/taesd` loads into, hold the same."""
+    from sedic_plugins.restorers.orag.tiny import random_tiny_vae
+
+    with torch.device("meta"):
+        taesd = random_tiny_vae("full")
+    counts = [sum(p.numel() for p in half.parameters()) for half in (taesd.encoder, taesd.decoder)]
+    assert counts == [1_222_532, 1_222_531]
+
+
+def test_offline_fast_profile_restores_kodak_size_with_the_files_in_place(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """offline-fast as shipped (LCM-LoRA, 4 + 4 steps, TAESD stage images, T' = 800), with tiny models
+    where the Hugging Face cache keeps the four repositories it names."""
+    from huggingface_hub import constants
+
+    hub = tmp_path / "hub"
+    repos = {"stable-diffusion-v1-5/stable-diffusion-v1-5": "sd15", "lllyasviel/control_v11f1e_sd15_tile": "sd15-tile",
+             "latent-consistency/lcm-lora-sdv1-5": "sd15-lora", "madebyollin/taesd": "taesd"}
+    for repo, tiny in repos.items():
+        root = hub / f"models--{repo.replace('/', '--')}"
+        shutil.copytree(tiny_path(tiny), root / "snapshots" / ("0" * 40))
+        (root / "refs").mkdir()
+        (root / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(hub))
+    encoder = {"describer": {"plugin": "sidecar"}, "grounder": {"plugin": "passthrough"}, "segmenter": {"plugin": "box"},
+               "reference_codec": {"plugin": "avif", "scale": 2.0, "quality": 0}}
+    codec = Codec.from_profile("offline-fast", restorer={"resolution": 256}, **encoder)
+    encoded = codec.encode(EXAMPLES / "kodim23.png")
+    params = unpack(encoded.data).plugins[Role.restorer].params
+    assert (params["stage_images"], params["guidance_threshold"], params["scheduler"]) == ("tiny", 800, "lcm")
+    first = codec.decode(encoded.data)
+    codec.release(Role.restorer)
+    second = Codec.from_profile("offline-fast", **encoder).decode(encoded.data)
     assert first.size == (768, 512) and np.array_equal(np.asarray(first), np.asarray(second))

@@ -61,18 +61,28 @@ def load_checked(cls: Any, path: Path, what: str, **kwargs: Any) -> Any:
 
 @contextmanager
 def quiet_transformers() -> Iterator[None]:
-    """Silence transformers' info/warning chatter (e.g. image processor backend fallbacks) while loading;
-    checkpoint key mismatches are not chatter: :func:`load_checked` raises them."""
+    """Silence transformers' (and diffusers') info/warning chatter while loading (e.g. image processor
+    backend fallbacks, the ``block_out_channels`` notice diffusers prints for every ``AutoencoderTiny``
+    config); checkpoint key mismatches are not chatter: :func:`load_checked` raises them."""
+    import importlib.util
+
     from transformers.utils import logging as hf_logging
 
-    level = hf_logging.get_verbosity()
+    loggers = [hf_logging]
+    if importlib.util.find_spec("diffusers") is not None:
+        from diffusers.utils import logging as diffusers_logging
+
+        loggers.append(diffusers_logging)
+    levels = [log.get_verbosity() for log in loggers]
     bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
+    for log in loggers:
+        log.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
         yield
     finally:
-        hf_logging.set_verbosity(level)
+        for log, level in zip(loggers, levels):
+            log.set_verbosity(level)
         if bars:
             hf_logging.enable_progress_bar()
 

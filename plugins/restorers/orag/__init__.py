@@ -17,7 +17,7 @@ from sedic_kit.models import ModelSpec
 from sedic_kit.payload import Payload
 from sedic_kit.roles import Restorer, free_memory
 
-from . import tiny  # noqa: F401  (registers tiny/sd15, tiny/sd15-tile, tiny/sd15-latent, tiny/sd21, tiny/diffbir-v2, tiny/sd15-lora, tiny/sd21-lora)
+from . import tiny  # noqa: F401  (registers tiny/sd15, tiny/sd15-tile, tiny/sd15-latent, tiny/sd21, tiny/diffbir-v2, tiny/sd15-lora, tiny/sd21-lora, tiny/taesd)
 from .canvas import Canvas
 from .components import required_models
 from .options import DECODE_PARAMS, OragOptions
@@ -27,8 +27,8 @@ class OragRestorer(Restorer[OragOptions]):
     """Object Restoration with Attention Guidance, then a global ControlNet stage."""
 
     name = "orag"
-    version = 3  # 2: float32 latents and guidance update, preset, per-stage CFG, ddpm, resolution, guidance_reduce;
-    # 3: few-step samplers (lcm, tcd) per stage, the fast preset, lora_scale
+    version = 4  # 2: float32 latents and guidance update, preset, per-stage CFG, ddpm, resolution, guidance_reduce;
+    # 3: few-step samplers (lcm, tcd) per stage, the fast preset, lora_scale; 4: stage_images
     decode_params = DECODE_PARAMS
     requires = ("torch", "diffusers", "transformers", "accelerate", "safetensors", "peft")
     extra = "diffusion"
@@ -42,13 +42,14 @@ class OragRestorer(Restorer[OragOptions]):
         return {"preset": o.preset, **params} if o.preset != "sedic-kit" else params
 
     def required_models(self) -> list[ModelSpec]:
-        return required_models(self.options.model, self.options.controlnet, self.options.lora)
+        o = self.options
+        return required_models(o.model, o.controlnet, o.lora, o.tiny_vae_choice)
 
     def release(self) -> None:
         from .components import unload_sd15
 
         o = self.options
-        unload_sd15(o.model, o.controlnet, o.device, o.dtype, o.lora_choice)
+        unload_sd15(o.model, o.controlnet, o.device, o.dtype, o.lora_choice, o.tiny_vae_choice)
         free_memory()
 
     def decode_work(self, width: int, height: int, objects: int) -> int:
@@ -75,7 +76,7 @@ class OragRestorer(Restorer[OragOptions]):
         o = self.options
         check_lora(o)
         with quiet_transformers():  # loading bars, backend notices (key mismatches are errors)
-            parts = load_sd15(o.model, o.controlnet, o.device, o.dtype, o.lora_choice)
+            parts = load_sd15(o.model, o.controlnet, o.device, o.dtype, o.lora_choice, o.tiny_vae_choice)
         check_control(parts, o.control, o.controlnet)
         image = upsample(reference.convert("RGB"), payload.width, payload.height)
         with torch_threads(o.threads):

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from sedic_kit.errors import ProfileError
-from sedic_kit.file_sets import CONTROLNET, LORA, SINGLE_FILES, present, sd_files
+from sedic_kit.file_sets import CONTROLNET, LORA, SINGLE_FILES, TINY_AUTOENCODER, present, sd_files
 from sedic_kit.model_files import require
 from sedic_kit.models import ModelSpec
 
@@ -45,6 +45,7 @@ class SD15:
     scheduler_config: dict[str, Any]
     compiled: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     adapter: bool = False  # a LoRA adapter is loaded unfused (switched per stage), not fused into the UNet
+    tiny_vae: Any = None  # TAESD (AutoencoderTiny) for the intermediate stage images, when asked for
 
     def use_lora(self, on: bool) -> None:
         """Switch the unfused LoRA adapter on or off (a no-op without one)."""
@@ -70,14 +71,18 @@ class SD15:
     def dtype(self) -> Any:
         return self.unet.dtype
 
+    @property
+    def models(self) -> list[Any]:
+        return [self.text_encoder, self.vae, self.unet, self.controlnet, *([self.tiny_vae] if self.tiny_vae is not None else [])]
+
     def freeze(self) -> None:
         """Inference mode: no parameter gradients (guidance differentiates the latent only)."""
-        for model in (self.text_encoder, self.vae, self.unet, self.controlnet):
+        for model in self.models:
             model.requires_grad_(False)
             model.eval()
 
     def to(self, device: Any) -> SD15:
-        for model in (self.text_encoder, self.vae, self.unet, self.controlnet):
+        for model in self.models:
             model.to(device)
         return self
 
@@ -97,8 +102,13 @@ def lora_spec(lora: str) -> ModelSpec:
     return ModelSpec("restorer.lora", lora, needs=LORA)
 
 
-def required_models(model: str, controlnet: str, lora: str = "") -> list[ModelSpec]:
-    return [model_spec(model), controlnet_spec(controlnet), *([lora_spec(lora)] if lora else [])]
+def tiny_vae_spec(tiny_vae: str) -> ModelSpec:
+    return ModelSpec("restorer.tiny_vae", tiny_vae, needs=TINY_AUTOENCODER)
+
+
+def required_models(model: str, controlnet: str, lora: str = "", tiny_vae: str = "") -> list[ModelSpec]:
+    extra = [*([lora_spec(lora)] if lora else []), *([tiny_vae_spec(tiny_vae)] if tiny_vae else [])]
+    return [model_spec(model), controlnet_spec(controlnet), *extra]
 
 
 def resolve_device(device: str, dtype: str) -> tuple[Any, Any]:
@@ -123,18 +133,19 @@ class Lora:
     fuse: bool = True
 
 
-def _key(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None) -> tuple[str, ...]:
+def _key(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None, tiny_vae: str) -> tuple[str, ...]:
     dev, dt = resolve_device(device, dtype)
-    return (model, controlnet, str(dev), str(dt), *((lora.spec, str(lora.scale), str(lora.fuse)) if lora else ()))
+    return (model, controlnet, str(dev), str(dt), tiny_vae, *((lora.spec, str(lora.scale), str(lora.fuse)) if lora else ()))
 
 
-def load_sd15(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None = None) -> SD15:
-    """Load (once per process and setting) SD1.5 and a ControlNet from hub ids or local directories."""
+def load_sd15(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None = None, tiny_vae: str = "") -> SD15:
+    """Load (once per process and setting) SD1.5 and a ControlNet (and a LoRA, a tiny autoencoder)
+    from hub ids or local directories."""
     dev, dt = resolve_device(device, dtype)
-    key = _key(model, controlnet, device, dtype, lora)
+    key = _key(model, controlnet, device, dtype, lora, tiny_vae)
     if key in _cache:
         return _cache[key]
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from diffusers import AutoencoderKL, AutoencoderTiny, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     from ...shared.hf import load_checked
@@ -155,6 +166,7 @@ def load_sd15(model: str, controlnet: str, device: str, dtype: str, lora: Lora |
         unet=unet,
         controlnet=load_checked(cn_class, cn_root, "restorer.controlnet", torch_dtype=dt),
         scheduler_config=dict(DDIMScheduler.load_config(root, subfolder="scheduler")),
+        tiny_vae=load_checked(AutoencoderTiny, require(tiny_vae_spec(tiny_vae)), "restorer.tiny_vae", torch_dtype=dt) if tiny_vae else None,
     ).to(dev)
     if lora:
         load_lora(parts, lora, model)
@@ -182,10 +194,10 @@ def load_single_file(path: Path, root: Path, dtype: Any) -> tuple[Any, Any, Any]
     return pipe.text_encoder, pipe.vae, pipe.unet
 
 
-def unload_sd15(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None = None) -> None:
+def unload_sd15(model: str, controlnet: str, device: str, dtype: str, lora: Lora | None = None, tiny_vae: str = "") -> None:
     """Drop the models :func:`load_sd15` keeps for this setting (compiled ones included)."""
     if _cache:
-        _cache.pop(_key(model, controlnet, device, dtype, lora), None)
+        _cache.pop(_key(model, controlnet, device, dtype, lora, tiny_vae), None)
 
 
 def load_lora(parts: SD15, lora: Lora, model: str) -> None:

@@ -76,6 +76,14 @@ def vae_config(scale: Scale) -> dict[str, Any]:
     }
 
 
+def tiny_vae_config(scale: Scale) -> dict[str, Any]:
+    """TAESD (``AutoencoderTiny``): diffusers' defaults are madebyollin/taesd's architecture."""
+    if scale == "full":
+        return {}
+    return {"encoder_block_out_channels": (4,) * 4, "decoder_block_out_channels": (4,) * 4,
+            "num_encoder_blocks": (1, 1, 1, 1), "num_decoder_blocks": (1, 1, 1, 1)}
+
+
 def text_config(scale: Scale, vocab_size: int, family: Family = "sd15") -> dict[str, Any]:
     """CLIP ViT-L/14's text tower (SD1.5) or OpenCLIP ViT-H/14's without its last layer (SD2.1)."""
     common = {"vocab_size": vocab_size, "max_position_embeddings": 77, "hidden_act": "quick_gelu"}

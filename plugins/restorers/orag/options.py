@@ -36,8 +36,11 @@ FAST: dict[str, Any] = {
     "global_steps": 4,
     "object_cfg_scale": 1.0,  # the distilled model samples without CFG (TCD's card: guidance_scale 0)
     "global_cfg_scale": 1.0,
+    "stage_images": "latent",  # the IRControlNet reads latents: z_{j,0} is the next cf_j, without D and E
+    "guidance_threshold": 800,  # guide the first of the 4 object steps (t = 999), as offline-fast (README)
 }
-"""The ``fast`` preset: the ``paper`` backbone with TCD's LoRA, 4 object and 4 global steps, no CFG."""
+"""The ``fast`` preset: the ``paper`` backbone with TCD's LoRA, 4 object and 4 global steps, no CFG,
+guidance at the first object step, latents handed from stage to stage."""
 PRESETS: dict[str, dict[str, Any]] = {"sedic-kit": {}, "paper": PAPER, "fast": FAST}
 Scheduler = Literal["ddim", "ddpm", "dpm++2m", "unipc", "euler", "lcm", "tcd"]
 FEW_STEP_LORAS: dict[str, tuple[str, str]] = {
@@ -66,6 +69,15 @@ class OragOptions(Options):
     path or the published name), or ``tiny/sd15-tile``, ``tiny/sd15-latent``, ``tiny/diffbir-v2``."""
     control: Literal["image", "latent"] = "image"
     """ControlNet condition: the stage image (tile ControlNet) or its VAE latent cf_j = E(I_j)."""
+    stage_images: Literal["vae", "tiny", "latent"] = "vae"
+    """How an object stage hands z_{j,0} to the next stage (Algorithm 1, lines 19 and 3): ``vae``
+    decodes I_{j+1} = D(z_{j,0}) with the model's VAE (and encodes cf = E(I_{j+1}) for a latent
+    ControlNet), as the paper does; ``tiny`` decodes the intermediate images with ``tiny_vae``
+    (image control only); ``latent`` passes z_{j,0} itself as cf (latent control only: E(D(z)) ~ z,
+    without either pass). The final image always comes from the model's VAE."""
+    tiny_vae: str = "madebyollin/taesd"
+    """Tiny autoencoder of ``stage_images = "tiny"`` (TAESD, for SD1.x / SD2.x latents): hub id, local
+    directory or ``tiny/taesd``."""
     object_steps: int = Field(10, ge=1, le=1000)
     global_steps: int = Field(20, ge=1, le=1000)
     lora: str = ""
@@ -126,10 +138,22 @@ class OragOptions(Options):
             raise ValueError(f"lora '{self.lora}' is a few-step LoRA: set scheduler (or object_/global_scheduler) to lcm or tcd")
         return self
 
+    @model_validator(mode="after")
+    def _stage_images_fit_control(self) -> OragOptions:
+        needs = {"tiny": "image", "latent": "latent"}.get(self.stage_images, self.control)
+        if needs != self.control:
+            raise ValueError(f"stage_images '{self.stage_images}' needs control '{needs}' (control is '{self.control}')")
+        return self
+
     @property
     def stage_schedulers(self) -> tuple[str, str]:
         """(object stages, global stage)."""
         return self.object_scheduler or self.scheduler, self.global_scheduler or self.scheduler
+
+    @property
+    def tiny_vae_choice(self) -> str:
+        """The tiny autoencoder to load ("" when the stage images do not use one)."""
+        return self.tiny_vae if self.stage_images == "tiny" else ""
 
     @property
     def lora_choice(self) -> Lora | None:
@@ -143,6 +167,7 @@ class OragOptions(Options):
 DECODE_PARAMS = (
     "preset",
     "control",
+    "stage_images",
     "object_steps",
     "global_steps",
     "scheduler",

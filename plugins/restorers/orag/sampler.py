@@ -5,6 +5,8 @@ I_j (ControlNet) and the object prompt, takes an attention-guidance step on z_t 
 denoises, and keeps the previous stage's latent at the same step outside M_j. The stage before
 the first object is the reference image itself (its latent noised to every step), so the first
 object is restored into the reference. A final stage restores the whole image with the caption.
+Between stages, z_{j,0} becomes the next stage's image (``stage_images``: the model's VAE as in
+the paper, a tiny autoencoder, or the latent itself for a latent ControlNet).
 """
 
 from __future__ import annotations
@@ -101,11 +103,21 @@ class OragSampler:
         vae = self.parts.vae
         return vae.encode(pixels * 2.0 - 1.0).latent_dist.mean.float() * vae.config.scaling_factor
 
-    def decode(self, latent: Any) -> Any:
-        """Scaled latent -> image in [0, 1] (model dtype)."""
-        vae = self.parts.vae
+    def decode(self, latent: Any, vae: Any = None) -> Any:
+        """Scaled latent -> image in [0, 1] (model dtype), by the model's VAE or ``vae`` (TAESD)."""
+        vae = self.parts.vae if vae is None else vae
         z = (latent / vae.config.scaling_factor).to(self.parts.dtype)
         return ((vae.decode(z).sample + 1.0) / 2.0).clamp(0.0, 1.0)
+
+    def hand_off(self, latent: Any) -> tuple[Any, Any]:
+        """The next stage's (image, latent) from an object stage's z_{j,0} (``stage_images``); a
+        ``None`` latent is encoded from the image when the next stage needs one."""
+        mode = self.options.stage_images
+        if mode == "latent":
+            return None, latent
+        if mode == "tiny":
+            return self.decode(latent, self.parts.tiny_vae), latent
+        return self.decode(latent), None
 
     def _new_scheduler(self, steps: int, name: str) -> Any:
         cls = getattr(diffusers, SCHEDULER_CLASSES[name])
@@ -142,19 +154,20 @@ class OragSampler:
         o = self.options
         return o.cfg_scale if o.global_cfg_scale is None else o.global_cfg_scale
 
-    def condition(self, pixels: Any, prompt: str, steps: int, negative: Any, cfg: float, sampler: str) -> Condition:
+    def condition(self, pixels: Any, latent: Any, prompt: str, steps: int, negative: Any, cfg: float, sampler: str) -> Condition:
+        """A stage's condition from its image and/or its latent (``None``: encoded from the image when needed)."""
         o = self.options
         prompt_embeds = self.embed(prompt)
         embeds = prompt_embeds if cfg <= 1 else torch.cat([negative, prompt_embeds])
-        needs_latent = o.control == "latent" or o.strength < 1
-        latent = self.encode(pixels) if needs_latent else None
+        if latent is None and (o.control == "latent" or o.strength < 1):
+            latent = self.encode(pixels)
         sched, timesteps = self.scheduler(steps, sampler)
-        control = latent.to(self.parts.dtype) if latent is not None and o.control == "latent" else pixels
+        control = latent.to(self.parts.dtype) if o.control == "latent" else pixels
         return Condition(prompt, sampler, cfg, embeds, control, latent if o.strength < 1 else None, sched, timesteps)
 
-    def object_condition(self, pixels: Any, obj: SemanticObject, canvas: Canvas, negative: Any) -> Condition:
+    def object_condition(self, pixels: Any, latent: Any, obj: SemanticObject, canvas: Canvas, negative: Any) -> Condition:
         o = self.options
-        cond = self.condition(pixels, obj.prompt, o.object_steps, negative, self.object_cfg, o.stage_schedulers[0])
+        cond = self.condition(pixels, latent, obj.prompt, o.object_steps, negative, self.object_cfg, o.stage_schedulers[0])
         cond.tokens = self.object_tokens(obj)
         rows, cols = canvas.latent
         for f in (1, 2, 4, 8):
@@ -259,10 +272,10 @@ class OragSampler:
         """VAE tiling and attention slicing as the options ask (the models are shared: set both ways)."""
         o, parts = self.options, self.parts
         h, w = canvas.padded
-        if o.vae_tiling == "on" or (o.vae_tiling == "auto" and h * w > TILE_PIXELS):
-            parts.vae.enable_tiling()
-        else:
-            parts.vae.disable_tiling()
+        tile = o.vae_tiling == "on" or (o.vae_tiling == "auto" and h * w > TILE_PIXELS)
+        for vae in (parts.vae, parts.tiny_vae):
+            if vae is not None:
+                vae.enable_tiling() if tile else vae.disable_tiling()
         for net in (parts.unet, parts.controlnet):
             if o.attention_slicing:
                 net.set_attention_slice("auto")
@@ -301,13 +314,14 @@ class OragSampler:
             cfgs = [self.global_cfg] + ([self.object_cfg] if objects else [])
             negative = self.embed(o.negative_prompt) if max(cfgs) > 1 else None
             stages: list[Stage] = []
-            reference = previous = self.noised(self.encode(pixels), draw(), o.object_steps) if objects else None
+            latent = self.encode(pixels) if objects else None  # E(I_0): the reference trajectory, and cf_0 when latent
+            reference = previous = self.noised(latent, draw(), o.object_steps) if objects else None
             for obj in objects:
-                cond = self.object_condition(pixels, obj, canvas, negative)
+                cond = self.object_condition(pixels, latent, obj, canvas, negative)
                 stage = self.sample(cond, draw(), canvas.latent_mask(_mask(obj, canvas)), previous)
                 stages.append(stage)
-                pixels, previous = self.decode(stage.latents[-1]), stage.latents
-            cond = self.condition(pixels, caption, o.global_steps, negative, self.global_cfg, o.stage_schedulers[1])
+                (pixels, latent), previous = self.hand_off(stage.latents[-1]), stage.latents
+            cond = self.condition(pixels, latent, caption, o.global_steps, negative, self.global_cfg, o.stage_schedulers[1])
             stages.append(self.sample(cond, draw()))
             out = self.decode(stages[-1].latents[-1])[0].permute(1, 2, 0).float().cpu().numpy()
         restored = canvas.crop(out)

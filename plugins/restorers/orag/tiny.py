@@ -1,7 +1,8 @@
 """Random SD1.5 / SD2.1 components: tiny models for tests (``tiny/sd15``, ``tiny/sd15-tile``,
 ``tiny/sd15-latent``, ``tiny/sd21`` in the hub layouts; ``tiny/diffbir-v2``, an IRControlNet for
 ``tiny/sd21`` in DiffBIR's checkpoint layout; ``tiny/sd15-lora``, ``tiny/sd21-lora``, few-step
-LoRAs in LCM-LoRA's and TCD's file layout) and full-size ones for the cost benchmark."""
+LoRAs in LCM-LoRA's and TCD's file layout; ``tiny/taesd``, a tiny autoencoder in TAESD's) and
+full-size ones for the cost benchmark."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sedic_kit.models import register_tiny
 
 from ...shared.hf import quiet_transformers
-from .configs import SCHEDULER_CONFIG, Family, Scale, controlnet_embedding, text_config, unet_config, vae_config
+from .configs import SCHEDULER_CONFIG, Family, Scale, controlnet_embedding, text_config, tiny_vae_config, unet_config, vae_config
 
 if TYPE_CHECKING:
     from diffusers import ControlNetModel, UNet2DConditionModel
@@ -79,8 +80,17 @@ def random_irc(unet: UNet2DConditionModel, seed: int = 1) -> IRControlNetModel:
     return net
 
 
-def random_sd15(scale: Scale, control: Literal["image", "latent"] = "image", family: Family = "sd15") -> SD15:
-    """Randomly initialised components of SD1.5 (or SD2.1) + ControlNet, in memory (fp32, CPU)."""
+def random_tiny_vae(scale: Scale, seed: int = 4) -> Any:
+    """A randomly initialised TAESD (``AutoencoderTiny``)."""
+    import torch
+    from diffusers import AutoencoderTiny
+
+    torch.manual_seed(seed)
+    return AutoencoderTiny(**tiny_vae_config(scale))
+
+
+def random_sd15(scale: Scale, control: Literal["image", "latent"] = "image", family: Family = "sd15", tiny_vae: bool = False) -> SD15:
+    """Randomly initialised components of SD1.5 (or SD2.1) + ControlNet (+ TAESD), in memory (fp32, CPU)."""
     import torch
     from diffusers import AutoencoderKL
     from transformers import CLIPTextConfig, CLIPTextModel
@@ -95,7 +105,7 @@ def random_sd15(scale: Scale, control: Literal["image", "latent"] = "image", fam
     ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id, "pad_token_id": tokenizer.pad_token_id}
     text_encoder = CLIPTextModel(CLIPTextConfig(**text_config(scale, vocab, family), **ids))
     controlnet = random_irc(unet) if family == "sd21" else random_controlnet(unet, control, scale)
-    parts = SD15(tokenizer, text_encoder, vae, unet, controlnet, dict(SCHEDULER_CONFIG))
+    parts = SD15(tokenizer, text_encoder, vae, unet, controlnet, dict(SCHEDULER_CONFIG), tiny_vae=random_tiny_vae(scale) if tiny_vae else None)
     parts.freeze()
     return parts
 
@@ -151,6 +161,12 @@ def build_tiny_latent(directory: Path) -> None:
     """A latent-conditioned ControlNet for ``tiny/sd15`` (4 condition channels at latent resolution)."""
     controlnet: Any = random_controlnet(random_unet("tiny"), "latent", "tiny")
     controlnet.save_pretrained(directory)
+
+
+@register_tiny("taesd")
+def build_tiny_taesd(directory: Path) -> None:
+    """A tiny autoencoder in madebyollin/taesd's diffusers layout (config.json + safetensors)."""
+    random_tiny_vae("tiny").save_pretrained(directory)
 
 
 LORA_TARGETS = ("to_q", "to_k", "to_v", "to_out.0", "proj_in", "proj_out", "ff.net.0.proj", "ff.net.2", "conv1", "conv2", "time_emb_proj")
