@@ -196,6 +196,7 @@ def load_lora(parts: SD15, lora: Lora, model: str) -> None:
     / ``lora_up`` + ``.alpha``, diffusers' own ``unet.<module>.lora_A`` / ``lora_B``); every tensor of the
     file must then sit in a UNet layer (diffusers only warns about the ones that fit none)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
     from peft.utils import get_peft_model_state_dict
 
     from sedic_kit.roles import one_line
@@ -215,10 +216,14 @@ def load_lora(parts: SD15, lora: Lora, model: str) -> None:
         raise ProfileError(f"{name} also changes the text encoder; only UNet LoRAs (LCM-LoRA, TCD) are supported")
     if not any(key.startswith("unet.") for key in state):
         raise ProfileError(f"{name} has no tensors for the UNet of '{model}'")
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its warning on tensors that fit no layer: the check below stops on them
     try:
         pipe.load_lora_into_unet(state, alphas, parts.unet, adapter_name=LORA_ADAPTER, metadata=metadata, _pipeline=pipe)
     except Exception as exc:
         raise ProfileError(f"{name} does not load into restorer.model '{model}' ({one_line(exc)})") from None
+    finally:
+        diffusers_logging.set_verbosity(level)
     loaded = len(get_peft_model_state_dict(parts.unet, adapter_name=LORA_ADAPTER))
     if loaded != len(state):
         gap = f"{len(state) - loaded} of its {len(state)} tensors fit no UNet layer" if loaded < len(state) else f"{loaded - len(state)} UNet LoRA tensors stay unset"
