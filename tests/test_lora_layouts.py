@@ -110,6 +110,25 @@ def test_lcm_lora_layout_kept_as_an_adapter_covers_every_targeted_layer(tmp_path
     assert [m.scaling[LORA_ADAPTER] for m in layers.values()] == pytest.approx([SCALE * ALPHA / RANK] * len(layers))
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"not a safetensors file", "is not a LoRA file diffusers reads"),
+        ({"unet.conv_in.weight": (8, 4, 3, 3)}, "is not a LoRA: it holds 'unet.conv_in.weight'"),
+    ],
+    ids=["unreadable", "plain-weights"],
+)
+def test_files_that_are_no_lora_stop_with_one_line(content: Any, message: str, tmp_path: Path) -> None:
+    if isinstance(content, bytes):
+        tmp_path.joinpath("pytorch_lora_weights.safetensors").write_bytes(content)
+        spec = str(tmp_path)
+    else:
+        spec = save_lora(tmp_path, {key: torch.zeros(shape) for key, shape in content.items()})
+    with pytest.raises(ProfileError, match=f"restorer.lora: '{spec}' {message}") as err:
+        load_sd15(*BACKBONES["sd15"], "cpu", "float32", Lora(spec))
+    assert "\n" not in str(err.value)
+
+
 def synthetic() -> Any:
     from PIL import Image
 

@@ -212,6 +212,8 @@ def load_lora(parts: SD15, lora: Lora, model: str) -> None:
         state, alphas, metadata = pipe.lora_state_dict(str(root), return_lora_metadata=True)
     except Exception as exc:
         raise ProfileError(f"{name} is not a LoRA file diffusers reads ({one_line(exc)})") from None
+    if other := next((key for key in state if "lora" not in key), None):
+        raise ProfileError(f"{name} is not a LoRA: it holds '{other}'")
     if any(key.startswith("text_encoder") for key in state):
         raise ProfileError(f"{name} also changes the text encoder; only UNet LoRAs (LCM-LoRA, TCD) are supported")
     if not any(key.startswith("unet.") for key in state):
