@@ -115,8 +115,9 @@ def test_lcm_lora_layout_kept_as_an_adapter_covers_every_targeted_layer(tmp_path
     [
         (b"not a safetensors file", "is not a LoRA file diffusers reads"),
         ({"unet.conv_in.weight": (8, 4, 3, 3)}, "is not a LoRA: it holds 'unet.conv_in.weight'"),
+        ({"conv_in.lora_A.weight": (4, 4, 3, 3), "conv_in.lora_B.weight": (8, 4, 1, 1)}, "has no tensors for the UNet of 'tiny/sd15'"),
     ],
-    ids=["unreadable", "plain-weights"],
+    ids=["unreadable", "plain-weights", "no-unet-prefix"],
 )
 def test_files_that_are_no_lora_stop_with_one_line(content: Any, message: str, tmp_path: Path) -> None:
     if isinstance(content, bytes):
@@ -151,7 +152,7 @@ def extra_keys(case: str, modules: dict[str, Any]) -> dict[str, Tensor]:
     ("case", "message"),
     [
         ("text-encoder", "also changes the text encoder; only UNet LoRAs"),
-        ("missing-layer", r"does not load into restorer.model 'tiny/sd15' \(2 of its 284 tensors fit no UNet layer\)"),
+        ("missing-layer", r"does not load into restorer.model 'tiny/sd15' \(the UNet took 282 LoRA tensors, the file has 284\)"),
     ],
 )
 def test_unusable_lora_files_stop_with_one_profile_error_line(case: str, message: str, tmp_path: Path) -> None:

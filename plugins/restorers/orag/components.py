@@ -227,9 +227,8 @@ def load_lora(parts: SD15, lora: Lora, model: str) -> None:
     finally:
         diffusers_logging.set_verbosity(level)
     loaded = len(get_peft_model_state_dict(parts.unet, adapter_name=LORA_ADAPTER))
-    if loaded != len(state):
-        gap = f"{len(state) - loaded} of its {len(state)} tensors fit no UNet layer" if loaded < len(state) else f"{loaded - len(state)} UNet LoRA tensors stay unset"
-        raise ProfileError(f"{name} does not load into restorer.model '{model}' ({gap})")
+    if loaded != len(state):  # fewer: tensors for layers the UNet lacks; more: layers with a half missing
+        raise ProfileError(f"{name} does not load into restorer.model '{model}' (the UNet took {loaded} LoRA tensors, the file has {len(state)})")
     if lora.fuse:
         pipe.fuse_lora(components=["unet"], lora_scale=lora.scale, adapter_names=[LORA_ADAPTER])
         pipe.unload_lora_weights()  # keeps the fused weights, drops the LoRA layers
