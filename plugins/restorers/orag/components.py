@@ -201,26 +201,46 @@ def unload_sd15(model: str, controlnet: str, device: str, dtype: str, lora: Lora
 
 
 def load_lora(parts: SD15, lora: Lora, model: str) -> None:
-    """``lora`` into the UNet through diffusers' ``load_lora_weights`` (peft), then fused with
-    ``fuse_lora`` as the LCM-LoRA and TCD model cards do, or left as an adapter at ``lora.scale``."""
+    """``lora`` into the UNet through diffusers' LoRA loader (peft), then fused with ``fuse_lora`` as
+    the LCM-LoRA and TCD model cards do, or left as an adapter at ``lora.scale``.
+
+    ``lora_state_dict`` reads the published layouts (LCM-LoRA's kohya keys ``lora_unet_<module>.lora_down``
+    / ``lora_up`` + ``.alpha``, diffusers' own ``unet.<module>.lora_A`` / ``lora_B``); every tensor of the
+    file must then sit in a UNet layer (diffusers only warns about the ones that fit none)."""
     from diffusers import DDIMScheduler, StableDiffusionPipeline
+    from diffusers.utils import logging as diffusers_logging
+    from peft.utils import get_peft_model_state_dict
 
     from sedic_kit.roles import one_line
 
     root = require(lora_spec(lora.spec))
+    name = f"restorer.lora: '{lora.spec}'"
     pipe: Any = StableDiffusionPipeline(  # only the LoRA loader is used; the models stay ours
         vae=parts.vae, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer, unet=parts.unet,
         scheduler=DDIMScheduler.from_config(parts.scheduler_config), safety_checker=None, feature_extractor=None,
         requires_safety_checker=False,
     )
     try:
-        pipe.load_lora_weights(str(root), adapter_name=LORA_ADAPTER)
+        state, alphas, metadata = pipe.lora_state_dict(str(root), return_lora_metadata=True)
     except Exception as exc:
-        raise ProfileError(f"restorer.lora: '{lora.spec}' does not load into restorer.model '{model}' ({one_line(exc)})") from None
-    if LORA_ADAPTER not in getattr(parts.unet, "peft_config", {}):
-        raise ProfileError(f"restorer.lora: '{lora.spec}' has no tensors for the UNet of '{model}'")
-    if getattr(parts.text_encoder, "_hf_peft_config_loaded", False):
-        raise ProfileError(f"restorer.lora: '{lora.spec}' also changes the text encoder; only UNet LoRAs (LCM-LoRA, TCD) are supported")
+        raise ProfileError(f"{name} is not a LoRA file diffusers reads ({one_line(exc)})") from None
+    if other := next((key for key in state if "lora" not in key), None):
+        raise ProfileError(f"{name} is not a LoRA: it holds '{other}'")
+    if any(key.startswith("text_encoder") for key in state):
+        raise ProfileError(f"{name} also changes the text encoder; only UNet LoRAs (LCM-LoRA, TCD) are supported")
+    if not any(key.startswith("unet.") for key in state):
+        raise ProfileError(f"{name} has no tensors for the UNet of '{model}'")
+    level = diffusers_logging.get_verbosity()
+    diffusers_logging.set_verbosity_error()  # its warning on tensors that fit no layer: the check below stops on them
+    try:
+        pipe.load_lora_into_unet(state, alphas, parts.unet, adapter_name=LORA_ADAPTER, metadata=metadata, _pipeline=pipe)
+    except Exception as exc:
+        raise ProfileError(f"{name} does not load into restorer.model '{model}' ({one_line(exc)})") from None
+    finally:
+        diffusers_logging.set_verbosity(level)
+    loaded = len(get_peft_model_state_dict(parts.unet, adapter_name=LORA_ADAPTER))
+    if loaded != len(state):  # fewer: tensors for layers the UNet lacks; more: layers with a half missing
+        raise ProfileError(f"{name} does not load into restorer.model '{model}' (the UNet took {loaded} LoRA tensors, the file has {len(state)})")
     if lora.fuse:
         pipe.fuse_lora(components=["unet"], lora_scale=lora.scale, adapter_names=[LORA_ADAPTER])
         pipe.unload_lora_weights()  # keeps the fused weights, drops the LoRA layers
