@@ -89,7 +89,7 @@ def llava_meta(_: Path) -> tuple[int, int]:
 
 def cases() -> dict[str, Callable[[Path], tuple[int, int]]]:
     import transformers
-    from diffusers import AutoencoderKL, ControlNetModel, UNet2DConditionModel
+    from diffusers import AutoencoderKL, AutoencoderTiny, ControlNetModel, UNet2DConditionModel
 
     return {
         "sd15-unet": hf_case("sd15-unet", lambda: UNet2DConditionModel),
@@ -99,6 +99,7 @@ def cases() -> dict[str, Callable[[Path], tuple[int, int]]]:
         "sd21-unet": hf_case("sd21-unet", lambda: UNet2DConditionModel),
         "sd21-text": hf_case("sd21-text", lambda: transformers.CLIPTextModel),
         "sd21-ircontrolnet (DiffBIR v2.pth)": diffbir_case,
+        "taesd (madebyollin/taesd)": hf_case("taesd", lambda: AutoencoderTiny),
         "facebook/sam-vit-huge": hf_case("facebook/sam-vit-huge", lambda: transformers.SamModel),
         "IDEA-Research/grounding-dino-base": hf_case("IDEA-Research/grounding-dino-base", lambda: transformers.AutoModelForZeroShotObjectDetection),
         "cheng2020-attn-mse-1 (zoo .pth.tar)": compressai_case,

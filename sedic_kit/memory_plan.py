@@ -53,6 +53,8 @@ PARAMS = {
     # ControlNets: SD1.5's tile (from_unet layout), DiffBIR v2's IRControlNet on SD2.1
     "sd15-controlnet": 361_279_120,
     "sd21-ircontrolnet": 363_153_280,
+    # TAESD (madebyollin/taesd) for the intermediate stage images of stage_images = "tiny"
+    "taesd": 2_445_063,
 }
 """Counts of :func:`sedic_plugins.shared.full_size.parameter_count`, for environments without its libraries."""
 LLAVA_LAYERS, LLAVA_HIDDEN = 32, 4096
@@ -172,14 +174,15 @@ def params(name: str) -> int:
         return PARAMS[name]
 
 
-def restorer_parts(model: str, controlnet: str) -> tuple[str, tuple[str, ...]]:
+def restorer_parts(model: str, controlnet: str, tiny_vae: bool = False) -> tuple[str, tuple[str, ...]]:
     """What an ``orag`` restorer loads: SD2.1 with DiffBIR's IRControlNet for a DiffBIR checkpoint or an
-    SD2.x model, else SD1.5 with the tile ControlNet."""
+    SD2.x model, else SD1.5 with the tile ControlNet; TAESD beside them for tiny stage images."""
     ircontrolnet = controlnet.lower().endswith((".pth", ".pt", ".ckpt", ".safetensors", ".bin"))
     family = "sd21" if ircontrolnet or "2-1" in model or "sd21" in model else "sd15"
     cn = "sd21-ircontrolnet" if ircontrolnet else "sd15-controlnet"
     label = f"SD{'2.1' if family == 'sd21' else '1.5'} UNet + VAE + text encoder + {'IRControlNet' if ircontrolnet else 'tile ControlNet'}"
-    return label, (f"{family}-unet", f"{family}-vae", f"{family}-text", cn)
+    taesd = ("taesd",) if tiny_vae else ()
+    return label + " + TAESD" * tiny_vae, (f"{family}-unet", f"{family}-vae", f"{family}-text", cn, *taesd)
 
 
 def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int = 512) -> MemoryPlan:
@@ -214,7 +217,7 @@ def plan(profile: Profile, card: int = RTX_4090, width: int = 768, height: int =
     restorer = roles.get(Role.restorer)
     if restorer is not None and restorer.plugin == "orag":
         o = profile.build_role(Role.restorer).options  # the options with its preset applied; loads nothing
-        label, parts = restorer_parts(str(getattr(o, "model")), str(getattr(o, "controlnet")))
+        label, parts = restorer_parts(str(getattr(o, "model")), str(getattr(o, "controlnet")), bool(getattr(o, "tiny_vae_choice", "")))
         count = sum(params(p) for p in parts)
         decode.append(Item(label, count * HALF, sd_activations(width, height), f"{count:,} parameters"))
     # `run`, `eval` and `compare` release the encoder's models (vLLM engine shut down) before the decode phase starts

@@ -25,6 +25,7 @@ LOADERS = {  # the class each plugin's loader builds from the saved config.json
     "sd21-unet": "diffusers.UNet2DConditionModel",
     "sd15-vae": "diffusers.AutoencoderKL",
     "sd15-controlnet": "diffusers.ControlNetModel",
+    "taesd": "diffusers.AutoencoderTiny",
 }
 
 

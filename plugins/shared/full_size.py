@@ -85,6 +85,8 @@ def builders() -> dict[str, Callable[[], Any]]:
     """Every full-size model by the name the memory plan uses."""
     import transformers
 
+    from ..restorers.orag.tiny import random_tiny_vae
+
     out: dict[str, Callable[[], Any]] = {"llava-hf/llava-1.5-7b-hf": lambda: transformers.LlavaForConditionalGeneration(llava_config())}
     out.update({repo: (lambda r=repo: transformers.SamModel(sam_config(r))) for repo in SAM_VISION})  # type: ignore[misc]
     out.update({repo: (lambda r=repo: transformers.GroundingDinoForObjectDetection(dino_config(r))) for repo in SWIN})  # type: ignore[misc]
@@ -92,6 +94,7 @@ def builders() -> dict[str, Callable[[], Any]]:
     out.update(sd_parts("sd21"))
     out["sd15-controlnet"] = lambda: controlnet("tile")
     out["sd21-ircontrolnet"] = lambda: controlnet("ircontrolnet")
+    out["taesd"] = lambda: random_tiny_vae("full")
     return out
 
 

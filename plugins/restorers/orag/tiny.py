@@ -1,8 +1,9 @@
 """Random SD1.5 / SD2.1 components: tiny models for tests (``tiny/sd15``, ``tiny/sd15-tile``,
 ``tiny/sd15-latent``, ``tiny/sd21`` in the hub layouts; ``tiny/diffbir-v2``, an IRControlNet for
 ``tiny/sd21`` in DiffBIR's checkpoint layout; ``tiny/sd15-lora``, ``tiny/sd21-lora``, few-step
-LoRAs in LCM-LoRA's and TCD's file layout; ``tiny/taesd``, a tiny autoencoder in TAESD's) and
-full-size ones for the cost benchmark."""
+LoRAs in the published file (``pytorch_lora_weights.safetensors``) with diffusers' peft keys, while
+LCM-LoRA's own kohya keys are tested in tests/test_lora_layouts.py; ``tiny/taesd``, a tiny
+autoencoder in TAESD's diffusers layout) and full-size ones for the cost benchmark."""
 
 from __future__ import annotations
 
@@ -193,5 +194,5 @@ def save_random_lora(directory: Path, family: Family, seed: int = 3, rank: int =
     StableDiffusionPipeline.save_lora_weights(directory, unet_lora_layers=get_peft_model_state_dict(unet), safe_serialization=True)
 
 
-for _family in ("sd15", "sd21"):  # tiny/sd15-lora (LCM-LoRA's file layout), tiny/sd21-lora (TCD's)
+for _family in ("sd15", "sd21"):  # tiny/sd15-lora (for LCM-LoRA's file), tiny/sd21-lora (for TCD's)
     register_tiny(f"{_family}-lora")(partial(save_random_lora, family=_family))
