@@ -181,7 +181,7 @@ def test_few_step_orag_without_objects_is_the_controlnet_pipeline(scheduler: str
     from diffusers import StableDiffusionControlNetPipeline
     from sedic_kit.model_files import tiny_path
     from sedic_plugins.restorers.orag import OragRestorer
-    from sedic_plugins.restorers.orag.components import load_sd15
+    from sedic_plugins.restorers.orag.components import load_sd15, unload_sd15
     from sedic_plugins.restorers.orag.sampler import SCHEDULER_CLASSES
 
     options = {"model": "tiny/sd15", "controlnet": "tiny/sd15-tile", "device": "cpu", "dtype": "float32", "scheduler": scheduler,
@@ -190,22 +190,27 @@ def test_few_step_orag_without_objects_is_the_controlnet_pipeline(scheduler: str
     caption = "a red barn under a blue sky"
     ours = OragRestorer(**options).restore(reference, Payload(128, 64, caption, []))
 
-    parts = load_sd15("tiny/sd15", "tiny/sd15-tile", "cpu", "float32")  # loaded afresh, without the LoRA
-    pipe = StableDiffusionControlNetPipeline(
-        vae=parts.vae, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer, unet=parts.unet, controlnet=parts.controlnet,
-        scheduler=getattr(diffusers, SCHEDULER_CLASSES[scheduler]).from_config(parts.scheduler_config),
-        safety_checker=None, feature_extractor=None, requires_safety_checker=False,
-    )
-    if lora:
-        pipe.load_lora_weights(str(tiny_path(lora.removeprefix("tiny/"))))
-        pipe.fuse_lora()
-    generator = torch.Generator().manual_seed(7)
-    noise = torch.randn((1, 4, 8, 16), generator=generator)  # ORAG's first draw; its step noise comes next
-    theirs = pipe(
-        prompt=caption, negative_prompt="grey, flat", image=reference, height=64, width=128, num_inference_steps=4,
-        guidance_scale=cfg_scale, controlnet_conditioning_scale=1.0, latents=noise, generator=generator, eta=0.3,
-        output_type="pil",
-    ).images[0]
+    base = ("tiny/sd15", "tiny/sd15-tile", "cpu", "float32")
+    unload_sd15(*base)  # loaded afresh, without the LoRA: the pipeline below fuses one into this UNet
+    parts = load_sd15(*base)
+    try:
+        pipe = StableDiffusionControlNetPipeline(
+            vae=parts.vae, text_encoder=parts.text_encoder, tokenizer=parts.tokenizer, unet=parts.unet, controlnet=parts.controlnet,
+            scheduler=getattr(diffusers, SCHEDULER_CLASSES[scheduler]).from_config(parts.scheduler_config),
+            safety_checker=None, feature_extractor=None, requires_safety_checker=False,
+        )
+        if lora:
+            pipe.load_lora_weights(str(tiny_path(lora.removeprefix("tiny/"))))
+            pipe.fuse_lora()
+        generator = torch.Generator().manual_seed(7)
+        noise = torch.randn((1, 4, 8, 16), generator=generator)  # ORAG's first draw; its step noise comes next
+        theirs = pipe(
+            prompt=caption, negative_prompt="grey, flat", image=reference, height=64, width=128, num_inference_steps=4,
+            guidance_scale=cfg_scale, controlnet_conditioning_scale=1.0, latents=noise, generator=generator, eta=0.3,
+            output_type="pil",
+        ).images[0]
+    finally:
+        unload_sd15(*base)  # that UNet now holds the fused LoRA: no later test may get it from the cache
     assert np.array_equal(np.asarray(ours), np.asarray(theirs))
 
 
